@@ -1,0 +1,73 @@
+"""vidsearch's exceptions: one root, transient and permanent kept apart.
+
+    VidsearchError                  root of everything vidsearch raises on purpose
+    +-- ConfigError                 settings that cannot work (bad file, bad value)
+    +-- ManifestError               a manifest that cannot be read at all (missing, no url column)
+    +-- TransientError              worth retrying: 429, 5xx, timeouts, dropped connections
+    |   +-- RateLimitedError        429, carries the server's Retry-After in seconds
+    +-- PermanentError              retrying cannot help
+    |   +-- ApiRejectedError        Twelve Labs 4xx, carries the API's code and message
+    |   +-- TaskFailedError         a Twelve Labs task ended ``failed`` (its message)
+    |   +-- DeadlineExceededError   a task stayed ``processing`` past the deadline
+    +-- StoreError                  Milvus refused or is unreachable
+        +-- SchemaMismatchError     a collection differs from what the settings ask for
+
+Vendor exceptions (twelvelabs, pymilvus, redis) are translated at the module that calls the vendor
+and never travel further up.
+"""
+
+from __future__ import annotations
+
+
+class VidsearchError(Exception):
+    """Root of vidsearch's own exceptions."""
+
+
+class ConfigError(VidsearchError):
+    """Settings that cannot work."""
+
+
+class ManifestError(VidsearchError):
+    """A manifest that cannot be read at all."""
+
+
+class TransientError(VidsearchError):
+    """A failure that a later attempt may not meet."""
+
+
+class RateLimitedError(TransientError):
+    """Twelve Labs answered 429."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class PermanentError(VidsearchError):
+    """A failure that retrying cannot fix."""
+
+
+class ApiRejectedError(PermanentError):
+    """Twelve Labs rejected a request (4xx other than 429)."""
+
+    def __init__(self, status_code: int, code: str, message: str) -> None:
+        super().__init__(f"Twelve Labs {status_code} {code}: {message}")
+        self.status_code = status_code
+        self.code = code
+        self.api_message = message
+
+
+class TaskFailedError(PermanentError):
+    """A Twelve Labs embedding task ended in ``failed``."""
+
+
+class DeadlineExceededError(PermanentError):
+    """A Twelve Labs task stayed ``processing`` past its deadline."""
+
+
+class StoreError(VidsearchError):
+    """Milvus refused a request or could not be reached."""
+
+
+class SchemaMismatchError(StoreError):
+    """An existing collection does not match the settings."""

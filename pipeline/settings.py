@@ -1,0 +1,212 @@
+"""Every vidsearch setting, typed and validated, loaded once per process.
+
+Precedence: environment variables > TOML file (``VIDSEARCH_CONFIG`` or ``--config``) > defaults.
+Environment names are ``VIDSEARCH_<FIELD>`` except the two that belong to Twelve Labs:
+``TWELVE_LABS_API_KEY`` and the SDK's own ``TWELVELABS_BASE_URL``.
+Nothing else in vidsearch reads ``os.environ`` for configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from pipeline.errors import ConfigError
+
+ModelName = Literal["marengo3.0", "marengo3.5"]
+EmbeddingOption = Literal["visual", "audio", "transcription"]
+EmbeddingScope = Literal["clip", "asset"]
+
+CONFIG_ENV = "VIDSEARCH_CONFIG"
+
+
+class Settings(BaseSettings):
+    """The one settings model. Units are in the names."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VIDSEARCH_", extra="forbid", validate_default=True, populate_by_name=True
+    )
+
+    # --- connections -------------------------------------------------------------------------
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis: broker, state, buffer")
+    redis_prefix: str = Field("vs", description="Prefix of every Redis key vidsearch writes")
+    milvus_uri: str = Field("http://127.0.0.1:19530", description="Milvus URI (Lite server, standalone, Zilliz)")
+    milvus_token: SecretStr | None = Field(None, description="Milvus token (user:password or API key)")
+    twelve_labs_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("TWELVE_LABS_API_KEY", "twelve_labs_api_key"),
+        description="Twelve Labs API key; unset means the local sandbox",
+    )
+    twelvelabs_base_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("TWELVELABS_BASE_URL", "twelvelabs_base_url"),
+        description="Twelve Labs base URL (the SDK's own variable); set it to use the sandbox",
+    )
+    data_dir: Path = Field(Path(".vidsearch"), description="Where the embedded stack keeps its data")
+
+    # --- embedding -----------------------------------------------------------------------------
+    model: ModelName = Field("marengo3.0", description="Marengo model for videos and queries")
+    embedding_dimension: int | None = Field(
+        None, description="Matryoshka dimension (marengo3.5 only: 128, 256, 512)"
+    )
+    segmentation: Literal["fixed", "dynamic"] = Field("fixed", description="Segmentation strategy")
+    segment_duration_s: int = Field(6, ge=2, le=10, description="Fixed segment length")
+    min_segment_duration_s: int = Field(4, ge=2, le=5, description="Dynamic minimum segment length")
+    embedding_options: list[EmbeddingOption] = Field(
+        ["visual", "audio"], min_length=1, description="Embedding options to request"
+    )
+    embedding_scopes: list[EmbeddingScope] = Field(
+        ["clip", "asset"], min_length=1, description="Embedding scopes to request"
+    )
+
+    # --- manifests -----------------------------------------------------------------------------
+    category_pattern: str = Field(r"^[a-z0-9][a-z0-9_-]{0,63}$", description="Valid categories")
+    max_url_length: int = Field(2048, ge=16, description="Longest URL accepted")
+    allow_private_hosts: bool = Field(False, description="Accept loopback/private/link-local hosts")
+
+    # --- quota and admission ---------------------------------------------------------------------
+    rate_limit_per_min: float = Field(60.0, gt=0, description="Global Twelve Labs requests per minute")
+    rate_burst: int = Field(10, ge=1, description="Token bucket capacity")
+    max_in_flight: int = Field(50, ge=1, description="Cap on Twelve Labs tasks in flight")
+    admit_batch: int = Field(200, ge=1, description="Most items admitted per tick")
+    tick_interval_s: float = Field(1.0, gt=0, le=60, description="Scheduler tick period")
+
+    # --- Twelve Labs calls ------------------------------------------------------------------------
+    api_timeout_s: float = Field(30.0, gt=0, description="Timeout of one Twelve Labs HTTP call")
+    retry_initial_s: float = Field(0.5, gt=0, description="First backoff of a retried call")
+    retry_max_s: float = Field(10.0, gt=0, description="Cap on one backoff (Retry-After above it waits)")
+    retry_total_s: float = Field(60.0, gt=0, description="Total bound on one call with its retries")
+    create_lease_s: float = Field(120.0, gt=0, description="A create not finished by then is re-driven")
+    max_item_attempts: int = Field(3, ge=1, description="Create attempts before an item fails")
+
+    # --- polling -----------------------------------------------------------------------------------
+    poll_initial_s: float = Field(2.0, gt=0, description="First poll delay without history")
+    poll_max_s: float = Field(30.0, gt=0, description="Cap on the poll interval")
+    poll_factor: float = Field(1.6, ge=1.0, description="Growth of the poll interval")
+    poll_lease_s: float = Field(60.0, gt=0, description="A claimed poll not answered by then is retried")
+    task_deadline_s: float = Field(3 * 3600.0, gt=0, description="Fail a task processing longer")
+
+    # --- writer ------------------------------------------------------------------------------------
+    writer_batch_rows: int = Field(2000, ge=1, description="Most rows in one Milvus upsert")
+    writer_batch_bytes: int = Field(32 * 2**20, ge=2**16, description="Most bytes in one upsert")
+    writer_max_wait_s: float = Field(1.0, ge=0, description="Longest a segment waits for a batch")
+    writer_claim_idle_s: float = Field(120.0, gt=0, description="Reclaim a dead writer's entries after")
+    writer_max_deliveries: int = Field(5, ge=1, description="Deliveries before dead-lettering")
+    writer_flush_interval_s: float = Field(2.0, ge=0, description="Flush written collections after")
+    writer_drain_s: float = Field(20.0, gt=0, description="Longest one writing task drains")
+
+    # --- Milvus ------------------------------------------------------------------------------------
+    collection_prefix: str = Field("vidsearch", description="Collection name prefix")
+    num_partitions: int = Field(16, ge=1, le=1024, description="Partition-key partitions")
+    index_type: str = Field("HNSW", description="Vector index type")
+    index_metric: Literal["COSINE", "IP", "L2"] = Field("COSINE", description="Vector metric")
+    index_params: dict[str, Any] = Field(
+        {"M": 16, "efConstruction": 200}, description="Index build parameters"
+    )
+    search_params: dict[str, Any] = Field({"ef": 64}, description="Index search parameters")
+
+    # --- search ------------------------------------------------------------------------------------
+    query_cache_ttl_s: int = Field(7 * 86400, ge=0, description="Query embedding cache lifetime")
+
+    # --- Celery ------------------------------------------------------------------------------------
+    visibility_timeout_s: int = Field(3600, ge=60, description="Redis broker visibility timeout")
+
+    # --- logs and metrics ----------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
+    log_format: Literal["auto", "json", "console"] = Field("auto", description="Console in a tty")
+    log_file: Path | None = Field(None, description="Also write JSON logs to this rotating file")
+    log_max_bytes: int = Field(10 * 2**20, ge=1024, description="Rotate the log file at this size")
+    log_backup_count: int = Field(5, ge=0, description="Rotated log files kept")
+    metrics_port: int | None = Field(None, description="Prometheus metrics port (unset: off)")
+
+    @field_validator("embedding_options", "embedding_scopes")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.model == "marengo3.0" and self.embedding_dimension is not None:
+            raise ValueError("embedding_dimension applies to marengo3.5 only")
+        if self.model == "marengo3.5" and "transcription" in self.embedding_options:
+            raise ValueError("the transcription option exists on marengo3.0 only")
+        if self.poll_initial_s > self.poll_max_s:
+            raise ValueError("poll_initial_s must not exceed poll_max_s")
+        if self.retry_total_s >= self.visibility_timeout_s:
+            raise ValueError("retry_total_s must stay under visibility_timeout_s")
+        return self
+
+    @property
+    def dimension(self) -> int:
+        return self.embedding_dimension or 512
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return self.twelve_labs_api_key is None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"settings file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from exc
+    section = data.get("vidsearch", data)
+    if not isinstance(section, dict):
+        raise ConfigError(f"settings file {path}: [vidsearch] must be a table")
+    return section
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build settings: defaults, then the TOML file, then the environment, then overrides."""
+    path = config_file or os.environ.get(CONFIG_ENV)
+    file_values = _read_toml(Path(path)) if path else {}
+    from_file = {k: v for k, v in file_values.items() if _env_name(k) not in os.environ}
+    unknown = set(from_file) - set(Settings.model_fields)
+    if unknown:
+        raise ConfigError(f"unknown settings in {path}: {', '.join(sorted(unknown))}")
+    try:
+        return Settings(**from_file, **overrides)
+    except ValueError as exc:
+        raise ConfigError(f"invalid settings: {exc}") from exc
+
+
+def _env_name(field: str) -> str:
+    if field == "twelve_labs_api_key":
+        return "TWELVE_LABS_API_KEY"
+    if field == "twelvelabs_base_url":
+        return "TWELVELABS_BASE_URL"
+    return f"VIDSEARCH_{field.upper()}"
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field`` (used by the README check and the CLI)."""
+    return _env_name(field)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, loaded once."""
+    return load_settings()
