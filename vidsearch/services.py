@@ -7,6 +7,7 @@ then SIGKILL.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -63,10 +64,8 @@ class Service:
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -124,7 +123,7 @@ def redis_server_binary() -> str:
 def _spawn(name: str, argv: Sequence[str], log_path: Path, host: str, port: int) -> Service:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        proc = subprocess.Popen(  # noqa: S603  (argv built here, no shell)
+        proc = subprocess.Popen(
             list(argv),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,97 @@
+"""Create one Twelve Labs task per item, and never a second one.
+
+Before a create request leaves, the item records ``ca`` (create attempted) durably. If that attempt's
+outcome is unknown (a crash, a dropped connection, a 5xx), the next attempt first looks for the
+task through the list endpoint and adopts it; only when none is found does it create again.
+A 429 or another 4xx proves nothing was created, so the mark is cleared.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import redis
+
+from pipeline.errors import ApiRejectedError, PermanentError, RateLimitedError, TransientError
+from pipeline.items import EmbeddingSpec
+from pipeline.jobs import Item, JobStore
+from pipeline.polling import first_poll_delay
+from pipeline.settings import Settings
+from pipeline.twelvelabs import TwelveLabsGateway
+
+
+@dataclass(frozen=True, slots=True)
+class CreateOutcome:
+    """What happened to one item: created, deferred (retried later), failed or skipped."""
+
+    kind: str
+    task_id: str | None = None
+    reason: str | None = None
+
+
+class Embedder:
+    """Turns admitted items into Twelve Labs tasks."""
+
+    def __init__(
+        self, client: redis.Redis, jobs: JobStore, gateway: TwelveLabsGateway, settings: Settings
+    ) -> None:
+        self.r = client
+        self.jobs = jobs
+        self.gateway = gateway
+        self.settings = settings
+
+    def create(self, key: str, charged: bool) -> CreateOutcome:
+        """Create (or adopt) the task of one item in state ``creating``."""
+        item = self.jobs.get_item(key)
+        if item is None or item.state != "creating":
+            return CreateOutcome("skipped", reason=f"state {item.state if item else 'missing'}")
+        lock = self.jobs.keys.lock(f"create:{key}")
+        if not self.r.set(lock, "1", nx=True, px=int(self.settings.create_lease_s * 1000)):
+            return CreateOutcome("skipped", reason="another worker is creating it")
+        try:
+            return self._create_locked(item, charged)
+        finally:
+            self.r.delete(lock)
+
+    def _create_locked(self, item: Item, charged: bool) -> CreateOutcome:
+        spec = self.jobs.spec(item.job_id)
+        if spec is None:
+            self.jobs.fail(item.key, f"job {item.job_id} is missing")
+            return CreateOutcome("failed", reason="job missing")
+        try:
+            task_id = self.gateway.retrying(
+                "create", lambda: self._attempt(item, spec), paid=True, charged=charged
+            )
+        except PermanentError as exc:
+            self.jobs.fail(item.key, str(exc))
+            return CreateOutcome("failed", reason=str(exc))
+        except TransientError as exc:
+            return self._defer(item, exc)
+        now = time.time()
+        first = first_poll_delay(self.r, self.jobs.keys, spec, self.settings)
+        self.jobs.record_created(item.key, task_id, now, now + first)
+        return CreateOutcome("created", task_id=task_id)
+
+    def _attempt(self, item: Item, spec: EmbeddingSpec) -> str:
+        fresh = self.jobs.get_item(item.key) or item
+        if fresh.create_attempted_at is not None:
+            found = self.gateway.find_task(item.url, spec, since=fresh.create_attempted_at)
+            if found:
+                return found
+        self.jobs.note_create_attempt(item.key, time.time())
+        try:
+            return self.gateway.create_task(item.url, spec)
+        except (RateLimitedError, ApiRejectedError):
+            self.jobs.clear_create_attempt(item.key)
+            raise
+
+    def _defer(self, item: Item, exc: TransientError) -> CreateOutcome:
+        redrives = int(self.r.hincrby(self.jobs.keys.item(item.key), "rd", 1))
+        if redrives >= self.settings.max_item_attempts:
+            reason = f"gave up after {redrives} rounds of retries: {exc}"
+            self.jobs.fail(item.key, reason)
+            return CreateOutcome("failed", reason=reason)
+        delay = min(self.settings.create_lease_s, self.settings.retry_max_s * 2**redrives)
+        self.jobs.defer_create(item.key, time.time() + delay)
+        return CreateOutcome("deferred", reason=str(exc))

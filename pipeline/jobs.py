@@ -1,0 +1,435 @@
+"""Jobs and items in Redis: every state move is one Lua script, so counters never drift.
+
+An item is (normalized URL, embedding spec); its key is ``items.item_key``. An item's hash holds its
+state (``s``) and the job that owns it (``j``); the job's hash holds the counters. Counters move
+in the same script as the state they describe: ``done`` and ``segments`` move only in
+``record_written``, which the writer calls after Milvus accepted the rows.
+
+States: waiting -> creating -> processing -> writing -> done, or failed from any of them.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from pipeline.items import EmbeddingSpec
+from pipeline.keys import Keys
+
+SEP = "\x1f"
+ACTIVE_STATES = ("waiting", "creating", "processing", "writing")
+COUNTERS = (
+    "lines", "accepted", "rejected", "duplicates", "skipped", "in_progress",
+    "queued", "done", "failed", "segments",
+)
+
+_LUA_SPLIT = """
+local function split(s)
+  local out = {}; local start = 1
+  while true do
+    local i = string.find(s, '\\31', start, true)
+    if not i then out[#out + 1] = string.sub(s, start); return out end
+    out[#out + 1] = string.sub(s, start, i - 1); start = i + 1
+  end
+end
+"""
+
+# ARGV: prefix, job, force(0/1), then (key, record) pairs. Returns {queued, duplicates, skipped, busy}.
+_SUBMIT = """
+local p, job, force = ARGV[1], ARGV[2], ARGV[3] == '1'
+local queued, dup, skipped, busy = 0, 0, 0, 0
+for i = 4, #ARGV, 2 do
+  local key, rec = ARGV[i], ARGV[i + 1]
+  local ik = p .. ':item:' .. key
+  local st = redis.call('HMGET', ik, 's', 'j')
+  local s = st[1]
+  if st[2] == job then dup = dup + 1
+  elseif s == 'done' and not force then skipped = skipped + 1
+  elseif s and s ~= 'done' and s ~= 'failed' then busy = busy + 1
+  else
+    redis.call('HDEL', ik, 'tl', 'ca', 'why', 'exp', 'w', 'sub', 'polls')
+    redis.call('DEL', ik .. ':w')
+    redis.call('HSET', ik, 's', 'waiting', 'j', job)
+    redis.call('RPUSH', p .. ':wait', rec)
+    queued = queued + 1
+  end
+end
+redis.call('HINCRBY', p .. ':job:' .. job, 'queued', queued)
+redis.call('HINCRBY', p .. ':job:' .. job, 'duplicates', dup)
+redis.call('HINCRBY', p .. ':job:' .. job, 'skipped', skipped)
+redis.call('HINCRBY', p .. ':job:' .. job, 'in_progress', busy)
+redis.call('HINCRBY', p .. ':job:' .. job, 'accepted', queued + skipped + busy)
+return {queued, dup, skipped, busy}
+"""
+
+# ARGV: prefix, n, lease_until. Moves up to n waiting records to creating; returns their keys.
+_ADMIT = _LUA_SPLIT + """
+local p, n, lease = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local out = {}
+if n <= 0 then return out end
+local recs = redis.call('LPOP', p .. ':wait', n)
+if not recs then return out end
+for _, rec in ipairs(recs) do
+  local f = split(rec)
+  local ik = p .. ':item:' .. f[1]
+  if redis.call('HGET', ik, 's') == 'waiting' then
+    redis.call('HSET', ik, 's', 'creating', 'cat', f[2], 'url', f[3], 'title', f[4], 'meta', f[5])
+    redis.call('ZADD', p .. ':creating', lease, f[1])
+    out[#out + 1] = f[1]
+  end
+end
+return out
+"""
+
+# KEYS: a sorted set. ARGV: now, lease_until, n. Claims due members by pushing their score.
+_CLAIM_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, m in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], m) end
+return due
+"""
+
+# ARGV: prefix, key, task_id, now, next_poll. creating -> processing, once.
+_CREATED = """
+local p, key = ARGV[1], ARGV[2]
+local ik = p .. ':item:' .. key
+if redis.call('HGET', ik, 's') ~= 'creating' then return 0 end
+redis.call('HSET', ik, 's', 'processing', 'tl', ARGV[3], 'sub', ARGV[4], 'polls', 0)
+redis.call('HDEL', ik, 'ca')
+redis.call('ZREM', p .. ':creating', key)
+redis.call('ZADD', p .. ':inflight', ARGV[5], key)
+return 1
+"""
+
+# ARGV: prefix, key, reason. Any active state -> failed.
+_FAIL = """
+local p, key = ARGV[1], ARGV[2]
+local ik = p .. ':item:' .. key
+local st = redis.call('HMGET', ik, 's', 'j')
+if (not st[1]) or st[1] == 'done' or st[1] == 'failed' then return 0 end
+redis.call('HSET', ik, 's', 'failed', 'why', ARGV[3])
+redis.call('ZREM', p .. ':creating', key)
+redis.call('ZREM', p .. ':inflight', key)
+redis.call('DEL', ik .. ':w')
+redis.call('HINCRBY', p .. ':job:' .. st[2], 'failed', 1)
+redis.call('SADD', p .. ':job:' .. st[2] .. ':failed', key)
+return 1
+"""
+
+# ARGV: prefix, then (item_key, pk) pairs. Idempotent: a pk already counted moves nothing.
+_WRITTEN = """
+local p = ARGV[1]
+local finished = 0
+for i = 2, #ARGV, 2 do
+  local key, pk = ARGV[i], ARGV[i + 1]
+  local ik = p .. ':item:' .. key
+  local st = redis.call('HMGET', ik, 's', 'j', 'exp')
+  if st[1] == 'writing' and redis.call('SADD', ik .. ':w', pk) == 1 then
+    local w = redis.call('HINCRBY', ik, 'w', 1)
+    redis.call('HINCRBY', p .. ':job:' .. st[2], 'segments', 1)
+    if w >= tonumber(st[3]) then
+      redis.call('HSET', ik, 's', 'done')
+      redis.call('DEL', ik .. ':w')
+      redis.call('HINCRBY', p .. ':job:' .. st[2], 'done', 1)
+      finished = finished + 1
+    end
+  end
+end
+return finished
+"""
+
+# ARGV: prefix, job. failed -> waiting for every failed item of the job; returns how many.
+_RETRY = """
+local p, job = ARGV[1], ARGV[2]
+local fk = p .. ':job:' .. job .. ':failed'
+local n = 0
+for _, key in ipairs(redis.call('SMEMBERS', fk)) do
+  local ik = p .. ':item:' .. key
+  local h = redis.call('HMGET', ik, 's', 'cat', 'url', 'title', 'meta')
+  if h[1] == 'failed' and h[3] then
+    local rec = table.concat({key, h[2], h[3], h[4] or '', h[5] or '{}'}, '\\31')
+    redis.call('HDEL', ik, 'tl', 'ca', 'why', 'exp', 'w', 'sub', 'polls')
+    redis.call('HSET', ik, 's', 'waiting', 'j', job)
+    redis.call('RPUSH', p .. ':wait', rec)
+    redis.call('HINCRBY', p .. ':job:' .. job, 'failed', -1)
+    n = n + 1
+  end
+  redis.call('SREM', fk, key)
+end
+return n
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """One line the producer hands to ``submit_batch``."""
+
+    key: str
+    category: str
+    url: str
+    title: str = ""
+    metadata: str = "{}"
+
+    def record(self) -> str:
+        title = self.title.replace(SEP, " ")
+        return SEP.join((self.key, self.category, self.url, title, self.metadata.replace(SEP, " ")))
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    queued: int
+    duplicates: int
+    skipped: int
+    in_progress: int
+
+
+@dataclass(slots=True)
+class Job:
+    """A job's record and counters."""
+
+    id: str
+    created_at: float
+    name: str
+    manifests: list[str]
+    spec: EmbeddingSpec
+    sealed: bool
+    counters: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        c = self.counters
+        return self.sealed and c.get("done", 0) + c.get("failed", 0) >= c.get("queued", 0)
+
+    @property
+    def status(self) -> str:
+        if not self.sealed:
+            return "submitting"
+        if not self.finished:
+            return "running"
+        return "failed" if self.counters.get("failed", 0) else "done"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "name": self.name, "created_at": self.created_at,
+            "manifests": self.manifests, "status": self.status, "model": self.spec.model,
+            **{k: self.counters.get(k, 0) for k in COUNTERS},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """An item's record as stored."""
+
+    key: str
+    state: str
+    job_id: str
+    url: str
+    category: str
+    title: str
+    metadata: str
+    task_id: str | None
+    attempts: int
+    reason: str | None
+    submitted_at: float | None
+    polls: int
+    create_attempted_at: float | None
+
+    @classmethod
+    def from_hash(cls, key: str, h: dict[bytes, bytes]) -> Item:
+        def text(name: str) -> str | None:
+            raw = h.get(name.encode())
+            return raw.decode() if raw is not None else None
+
+        def number(name: str) -> float | None:
+            raw = text(name)
+            return float(raw) if raw else None
+
+        return cls(
+            key=key, state=text("s") or "unknown", job_id=text("j") or "",
+            url=text("url") or "", category=text("cat") or "", title=text("title") or "",
+            metadata=text("meta") or "{}", task_id=text("tl"), attempts=int(text("att") or 0),
+            reason=text("why"), submitted_at=number("sub"), polls=int(text("polls") or 0),
+            create_attempted_at=number("ca"),
+        )
+
+
+class JobStore:
+    """Jobs, items and their counters in Redis."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.r = client
+        self.keys = keys
+        self._submit = client.register_script(_SUBMIT)
+        self._admit = client.register_script(_ADMIT)
+        self._claim = client.register_script(_CLAIM_DUE)
+        self._created = client.register_script(_CREATED)
+        self._fail = client.register_script(_FAIL)
+        self._written = client.register_script(_WRITTEN)
+        self._retry = client.register_script(_RETRY)
+        self._specs: dict[str, EmbeddingSpec] = {}
+
+    # --- jobs -----------------------------------------------------------------------------------
+    def create_job(self, manifests: Sequence[str], spec: EmbeddingSpec, name: str = "") -> str:
+        job_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+        now = time.time()
+        self.r.hset(self.keys.job(job_id), mapping={
+            "id": job_id, "created_at": now, "name": name, "sealed": 0,
+            "manifests": json.dumps(list(manifests)), "spec": spec.to_json(),
+            **{c: 0 for c in COUNTERS},
+        })
+        self.r.zadd(self.keys.jobs, {job_id: now})
+        return job_id
+
+    def seal(self, job_id: str) -> None:
+        """All lines are in: from now on the job can finish."""
+        self.r.hset(self.keys.job(job_id), "sealed", 1)
+
+    def add_counts(self, job_id: str, **deltas: int) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for name, delta in deltas.items():
+            if delta:
+                pipe.hincrby(self.keys.job(job_id), name, delta)
+        pipe.execute()
+
+    def add_rejects(self, job_id: str, rejects: Iterable[dict[str, Any]]) -> None:
+        values = [json.dumps(r, ensure_ascii=False) for r in rejects]
+        if values:
+            self.r.rpush(self.keys.rejects(job_id), *values)
+
+    def rejects(self, job_id: str, limit: int = -1) -> list[dict[str, Any]]:
+        raw = self.r.lrange(self.keys.rejects(job_id), 0, limit)
+        return [json.loads(v) for v in raw]
+
+    def get_job(self, job_id: str) -> Job | None:
+        h = self.r.hgetall(self.keys.job(job_id))
+        if not h:
+            return None
+        d = {k.decode(): v.decode() for k, v in h.items()}
+        return Job(
+            id=d["id"], created_at=float(d["created_at"]), name=d.get("name", ""),
+            manifests=json.loads(d.get("manifests", "[]")),
+            spec=EmbeddingSpec.from_json(d["spec"]), sealed=d.get("sealed") == "1",
+            counters={c: int(d.get(c, 0)) for c in COUNTERS},
+        )
+
+    def spec(self, job_id: str) -> EmbeddingSpec | None:
+        """A job's embedding spec (it never changes, so it is cached per process)."""
+        if job_id not in self._specs:
+            raw = self.r.hget(self.keys.job(job_id), "spec")
+            if raw is None:
+                return None
+            self._specs[job_id] = EmbeddingSpec.from_json(raw.decode())
+        return self._specs[job_id]
+
+    def list_jobs(self, limit: int = 20) -> list[Job]:
+        ids = self.r.zrevrange(self.keys.jobs, 0, limit - 1)
+        jobs = (self.get_job(i.decode()) for i in ids)
+        return [j for j in jobs if j is not None]
+
+    def latest_job_id(self) -> str | None:
+        ids = self.r.zrevrange(self.keys.jobs, 0, 0)
+        return ids[0].decode() if ids else None
+
+    def failures(self, job_id: str) -> list[Item]:
+        keys = sorted(k.decode() for k in self.r.smembers(self.keys.failed(job_id)))
+        return [item for item in (self.get_item(k) for k in keys) if item is not None]
+
+    def retry(self, job_id: str) -> int:
+        """Re-drive the job's failed items (only those); returns how many."""
+        return int(self._retry(args=[self.keys.prefix, job_id]))
+
+    # --- items ----------------------------------------------------------------------------------
+    def submit_batch(self, job_id: str, batch: Sequence[Admission], force: bool) -> BatchResult:
+        args: list[str] = [self.keys.prefix, job_id, "1" if force else "0"]
+        for a in batch:
+            args += [a.key, a.record()]
+        q, d, s, b = self._submit(args=args)
+        return BatchResult(int(q), int(d), int(s), int(b))
+
+    def get_item(self, key: str) -> Item | None:
+        h = self.r.hgetall(self.keys.item(key))
+        return Item.from_hash(key, h) if h else None
+
+    def admit(self, n: int, lease_until: float) -> list[str]:
+        keys = self._admit(args=[self.keys.prefix, n, lease_until])
+        return [k.decode() for k in keys]
+
+    def claim_due(self, zset: str, now: float, lease_until: float, n: int) -> list[str]:
+        return [k.decode() for k in self._claim(keys=[zset], args=[now, lease_until, n])]
+
+    def waiting_count(self) -> int:
+        return int(self.r.llen(self.keys.wait))
+
+    def in_flight_count(self) -> int:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zcard(self.keys.creating)
+        pipe.zcard(self.keys.inflight)
+        return sum(int(n) for n in pipe.execute())
+
+    def note_create_attempt(self, key: str, now: float) -> None:
+        """Durably: a create is about to be sent (its outcome is unknown until recorded)."""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.keys.item(key), "ca", now)
+        pipe.hincrby(self.keys.item(key), "att", 1)
+        pipe.execute()
+
+    def clear_create_attempt(self, key: str) -> None:
+        """The server answered with an error: no task was created by that attempt."""
+        self.r.hdel(self.keys.item(key), "ca")
+
+    def record_created(self, key: str, task_id: str, now: float, next_poll: float) -> bool:
+        return bool(self._created(args=[self.keys.prefix, key, task_id, now, next_poll]))
+
+    def defer_create(self, key: str, at: float) -> None:
+        self.r.zadd(self.keys.creating, {key: at}, xx=True)
+
+    def schedule_poll(self, key: str, at: float, polls: int) -> None:
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.keys.item(key), "polls", polls)
+        pipe.zadd(self.keys.inflight, {key: at}, xx=True)
+        pipe.execute()
+
+    def record_ready(
+        self, key: str, task_id: str, entries: Sequence[dict[bytes, bytes]], stream: str
+    ) -> bool:
+        """processing -> writing: the task's segments enter the stream in the same transaction."""
+        ik = self.keys.item(key)
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.watch(ik)
+            state, current = pipe.hmget(ik, "s", "tl")
+            if state != b"processing" or current != task_id.encode():
+                pipe.unwatch()
+                return False
+            pipe.multi()
+            for fields in entries:
+                pipe.xadd(stream, fields)  # type: ignore[arg-type]
+            pipe.hset(ik, mapping={"s": "writing", "exp": len(entries), "w": 0})
+            pipe.zrem(self.keys.inflight, key)
+            if not entries:
+                pipe.hset(ik, "s", "done")
+            pipe.execute()
+        if not entries:
+            job = self.r.hget(ik, "j")
+            if job:
+                self.r.hincrby(self.keys.job(job.decode()), "done", 1)
+        return True
+
+    def fail(self, key: str, reason: str) -> bool:
+        return bool(self._fail(args=[self.keys.prefix, key, reason[:1000]]))
+
+    # --- the writer's ledger ----------------------------------------------------------------------
+    def record_written(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Rows Milvus accepted: move item and job counters once per primary key."""
+        for start in range(0, len(pairs), 500):
+            args: list[str] = [self.keys.prefix]
+            for item_key, pk in pairs[start:start + 500]:
+                args += [item_key, pk]
+            self._written(args=args)
+
+    def record_dead(self, item_key: str, reason: str) -> None:
+        self.fail(item_key, f"segment dead-lettered: {reason}")

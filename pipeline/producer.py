@@ -1,0 +1,93 @@
+"""Manifest -> job: stream the lines, submit them in batches, record every rejected line.
+
+Memory stays flat whatever the manifest's size: lines are read one at a time and submitted in
+batches of ``BATCH`` (one Lua call each). Duplicates are found in Redis (an item already owned by
+this job), so no set of seen URLs grows in the producer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pipeline.items import EmbeddingSpec, item_key
+from pipeline.jobs import Admission, JobStore
+from pipeline.manifest import LineRules, ManifestLine, Rejected, read_manifest
+
+BATCH = 1000
+
+
+@dataclass(slots=True)
+class SubmitSummary:
+    """What a submission did (the job's counters right after it)."""
+
+    job_id: str
+    lines: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    in_progress: int = 0
+    queued: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class Producer:
+    def __init__(self, jobs: JobStore, spec: EmbeddingSpec, rules: LineRules) -> None:
+        self.jobs = jobs
+        self.spec = spec
+        self.rules = rules
+
+    def submit(self, paths: Sequence[Path], force: bool = False, name: str = "") -> SubmitSummary:
+        """Record a job for ``paths`` and queue its items; the job is sealed at the end."""
+        job_id = self.jobs.create_job([str(p) for p in paths], self.spec, name)
+        summary = SubmitSummary(job_id)
+        for path in paths:
+            self._submit_file(path, summary, force)
+        self.jobs.seal(job_id)
+        return summary
+
+    def _submit_file(self, path: Path, summary: SubmitSummary, force: bool) -> None:
+        batch: list[Admission] = []
+        rejects: list[Rejected] = []
+        for record in read_manifest(path, self.rules):
+            summary.lines += 1
+            if isinstance(record, Rejected):
+                rejects.append(record)
+            else:
+                batch.append(self._admission(record))
+            if len(batch) >= BATCH or len(rejects) >= BATCH:
+                self._flush(summary, batch, rejects, force)
+        self._flush(summary, batch, rejects, force)
+
+    def _admission(self, line: ManifestLine) -> Admission:
+        return Admission(
+            key=item_key(line.url, self.spec), category=line.category, url=line.url,
+            title=line.title, metadata=json.dumps(line.metadata, ensure_ascii=False),
+        )
+
+    def _flush(
+        self, summary: SubmitSummary, batch: list[Admission], rejects: list[Rejected], force: bool
+    ) -> None:
+        job_id = summary.job_id
+        if batch:
+            result = self.jobs.submit_batch(job_id, batch, force)
+            summary.queued += result.queued
+            summary.duplicates += result.duplicates
+            summary.skipped += result.skipped
+            summary.in_progress += result.in_progress
+            summary.accepted += result.queued + result.skipped + result.in_progress
+        if rejects:
+            self.jobs.add_rejects(job_id, _reject_dicts(rejects))
+            summary.rejected += len(rejects)
+        self.jobs.add_counts(job_id, lines=len(batch) + len(rejects), rejected=len(rejects))
+        batch.clear()
+        rejects.clear()
+
+
+def _reject_dicts(rejects: Iterable[Rejected]) -> list[dict[str, object]]:
+    return [{"file": r.file, "line": r.line, "reason": r.reason} for r in rejects]

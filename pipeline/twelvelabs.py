@@ -1,0 +1,261 @@
+"""The Twelve Labs boundary: the only module that imports the ``twelvelabs`` SDK.
+
+Every SDK or httpx exception is translated here (``translate``) into vidsearch's own tree:
+429 -> ``RateLimitedError`` (with Retry-After), 5xx / timeouts / connection errors ->
+``TransientError`` (``OutcomeUnknownError`` when the request may have reached the server),
+other 4xx -> ``ApiRejectedError`` with the API's code and message.
+
+Retries: one tenacity policy per operation (``retrying``): transient errors only, exponential
+backoff with full jitter capped at ``retry_max_s``, a server's Retry-After wins, and the whole
+operation is bounded by ``retry_total_s``. Paid calls (task creation, sync embeds) take a token
+from the global quota before every attempt; a 429 pauses that quota for everyone.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+import pydantic
+import tenacity
+from twelvelabs import TwelveLabs
+from twelvelabs.core.api_error import ApiError
+
+from pipeline.errors import (
+    ApiRejectedError,
+    RateLimitedError,
+    TransientError,
+)
+from pipeline.items import EmbeddingSpec
+from pipeline.quota import Quota
+from pipeline.settings import Settings
+
+T = TypeVar("T")
+SANDBOX_KEY = "sandbox"
+RECONCILE_MAX_PAGES = 20
+
+
+class OutcomeUnknownError(TransientError):
+    """The request may have reached Twelve Labs, but no answer came back."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSegment:
+    option: str
+    scope: str
+    start_s: float
+    end_s: float
+    embedding: list[float]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    status: str
+    segments: list[TaskSegment]
+    error: str | None
+    processing_s: float | None
+
+
+def _retry_after(headers: dict[str, Any] | None) -> float | None:
+    if not headers:
+        return None
+    lowered = {str(k).lower(): v for k, v in headers.items()}
+    raw = lowered.get("retry-after")
+    try:
+        return max(0.0, float(raw)) if raw is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _code_and_message(body: Any) -> tuple[str, str]:
+    if isinstance(body, dict):
+        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        return str(inner.get("code", "unknown")), str(inner.get("message", body))
+    return "unknown", str(body)[:500] or "(empty body)"
+
+
+def translate(exc: Exception, *, sent: bool = True) -> Exception:
+    """Map an SDK/httpx/pydantic exception to vidsearch's exception tree."""
+    if isinstance(exc, ApiError):
+        return _from_api_error(exc)
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return TransientError(f"Twelve Labs unreachable: {type(exc).__name__}")
+    if isinstance(exc, httpx.TimeoutException | httpx.TransportError):
+        cls = OutcomeUnknownError if sent else TransientError
+        return cls(f"Twelve Labs connection lost: {type(exc).__name__}: {exc}")
+    if isinstance(exc, pydantic.ValidationError):
+        return TransientError(f"Twelve Labs answered an unexpected body: {exc.error_count()} errors")
+    return exc
+
+
+def _from_api_error(exc: ApiError) -> Exception:
+    status = exc.status_code or 0
+    code, message = _code_and_message(exc.body)
+    if status == 429:
+        return RateLimitedError(f"Twelve Labs 429 {code}: {message}", _retry_after(exc.headers))
+    if status in (408, 409) or status >= 500:
+        return TransientError(f"Twelve Labs {status} {code}: {message}")
+    return ApiRejectedError(status, code, message)
+
+
+class _Wait(tenacity.wait.wait_base):
+    """Full-jitter exponential backoff, capped; a server's Retry-After wins."""
+
+    def __init__(self, initial_s: float, max_s: float) -> None:
+        self.initial_s = initial_s
+        self.max_s = max_s
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, RateLimitedError) and exc.retry_after_s is not None:
+            return exc.retry_after_s
+        ceiling = min(self.max_s, self.initial_s * 2 ** (retry_state.attempt_number - 1))
+        return random.uniform(self.initial_s / 2, ceiling)
+
+
+class TwelveLabsGateway:
+    """Twelve Labs calls the pipeline makes, with translation, retries and the global quota."""
+
+    def __init__(self, settings: Settings, quota: Quota | None = None) -> None:
+        key = settings.twelve_labs_api_key
+        self.settings = settings
+        self.quota = quota
+        self.client = TwelveLabs(
+            api_key=key.get_secret_value() if key else SANDBOX_KEY,
+            base_url=settings.twelvelabs_base_url,
+            timeout=settings.api_timeout_s,
+        )
+        self.calls: dict[str, int] = {}
+
+    # --- the retry policy --------------------------------------------------------------------
+    def retrying(self, operation: str, fn: Callable[[], T], *, paid: bool, charged: bool = False) -> T:
+        """Run ``fn`` under this operation's retry policy (see the module docstring)."""
+        s = self.settings
+        charge_next = [paid and not charged]
+
+        def attempt() -> T:
+            if charge_next[0]:
+                self._charge()
+            charge_next[0] = paid
+            return self._call(operation, fn)
+
+        policy = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(TransientError),
+            wait=_Wait(s.retry_initial_s, s.retry_max_s),
+            stop=tenacity.stop_after_delay(s.retry_total_s),
+            reraise=True,
+        )
+        return policy(attempt)
+
+    def _charge(self) -> None:
+        if self.quota and not self.quota.acquire(self.settings.retry_total_s):
+            raise TransientError("global Twelve Labs quota exhausted for the whole retry budget")
+
+    def _call(self, operation: str, fn: Callable[[], T]) -> T:
+        self.calls[operation] = self.calls.get(operation, 0) + 1
+        try:
+            return fn()
+        except (ApiError, httpx.HTTPError, pydantic.ValidationError) as exc:
+            err = translate(exc)
+            if isinstance(err, RateLimitedError) and self.quota:
+                self.quota.pause(err.retry_after_s or self.settings.retry_initial_s)
+            raise err from exc
+
+    # --- operations ----------------------------------------------------------------------------
+    def create_task(self, url: str, spec: EmbeddingSpec) -> str:
+        """One create request (no retry: the caller reconciles before any further create)."""
+        kwargs: dict[str, Any] = {
+            "input_type": "video",
+            "model_name": spec.model,
+            "video": {
+                "media_source": {"url": url},
+                "segmentation": _segmentation(spec),
+                "embedding_option": list(spec.options),
+                "embedding_scope": list(spec.scopes),
+            },
+        }
+        if spec.dimension is not None:
+            kwargs["embedding_dimension"] = spec.dimension
+        created = self._call("create", lambda: self.client.embed.v_2.tasks.create(**kwargs))
+        return str(created.id)
+
+    def retrieve(self, task_id: str) -> TaskResult:
+        """The task's status and, when ready, its segments."""
+        r = self.retrying(
+            "retrieve", lambda: self.client.embed.v_2.tasks.retrieve(task_id), paid=False
+        )
+        segments = [
+            TaskSegment(
+                option=str(d.embedding_option or "visual"), scope=str(d.embedding_scope or "clip"),
+                start_s=float(d.start_sec or 0.0), end_s=float(d.end_sec or 0.0),
+                embedding=list(d.embedding),
+            )
+            for d in (r.data or [])
+        ]
+        took = None
+        if r.created_at and r.updated_at:
+            took = (r.updated_at - r.created_at).total_seconds()
+        error = r.error.message if r.error and r.error.message else None
+        return TaskResult(status=str(r.status), segments=segments, error=error, processing_s=took)
+
+    def find_task(self, url: str, spec: EmbeddingSpec, since: float) -> str | None:
+        """A task created for ``url`` with ``spec`` since ``since`` (epoch s), through the list."""
+        started = datetime.fromtimestamp(since, UTC) - timedelta(seconds=60)
+        for task in self._list_since(started):
+            if _matches(task, url, spec):
+                return str(task.id)
+        return None
+
+    def _list_since(self, started: datetime) -> Iterator[Any]:
+        stamp = started.strftime("%Y-%m-%dT%H:%M:%SZ")
+        for page in range(1, RECONCILE_MAX_PAGES + 1):
+            items = self.retrying(
+                "list",
+                lambda p=page: list(
+                    self.client.embed.v_2.tasks.list(started_at=stamp, page=p, page_limit=50).items
+                    or []
+                ),
+                paid=False,
+            )
+            if not items:
+                return
+            yield from items
+
+    def embed_text(self, text: str) -> list[float]:
+        """A query embedding through the sync v2 endpoint (paid, retried)."""
+        model = self.settings.model
+        if model == "marengo3.5":
+            call: Callable[[], Any] = lambda: self.client.embed.v_2.create(  # noqa: E731
+                input_type="multi_input", model_name=model, multi_input={"input_text": text},
+                embedding_dimension=self.settings.dimension,
+            )
+        else:
+            call = lambda: self.client.embed.v_2.create(  # noqa: E731
+                input_type="text", model_name=model, text={"input_text": text}
+            )
+        response = self.retrying("embed", call, paid=True)
+        return list(response.data[0].embedding)
+
+
+def _segmentation(spec: EmbeddingSpec) -> dict[str, Any]:
+    if spec.segmentation == "fixed":
+        shape: dict[str, Any] = {
+            "strategy": "fixed", "fixed": {"duration_sec": spec.segment_duration_s}
+        }
+    else:
+        shape = {"strategy": "dynamic", "dynamic": {"min_duration_sec": spec.min_segment_duration_s}}
+    return {"temporal": shape} if spec.model == "marengo3.5" else shape
+
+
+def _matches(task: Any, url: str, spec: EmbeddingSpec) -> bool:
+    meta = task.video_embedding.metadata if task.video_embedding else None
+    if meta is None or getattr(meta, "input_url", None) != url:
+        return False
+    if task.model_name and task.model_name != spec.model:
+        return False
+    options = meta.video_embedding_option
+    return options is None or sorted(options) == sorted(spec.options)

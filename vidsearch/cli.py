@@ -1,0 +1,95 @@
+"""The ``vidsearch`` command: parses arguments and delegates to ``vidsearch.commands``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pipeline.errors import VidsearchError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _sub(subs: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str,
+         handler: str) -> argparse.ArgumentParser:
+    parser = subs.add_parser(name, help=text, description=text)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _add_ingest(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _sub(subs, "submit", "Submit manifests (CSV or JSONL) as a job", "submit")
+    p.add_argument("manifests", nargs="+", type=Path, help="manifest files")
+    p.add_argument("--category", help="category for lines that have none")
+    p.add_argument("--force", action="store_true", help="re-embed items already ingested")
+    p.add_argument("--wait", action="store_true", help="wait until every item is done or failed")
+    p.add_argument("--json", action="store_true", help="print one JSON summary")
+    p.add_argument("--name", default="", help="a name for the job")
+    p = _sub(subs, "status", "Show a job's progress (default: the latest job)", "status")
+    p.add_argument("job", nargs="?", help="job id")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--watch", action="store_true", help="refresh until the job finishes")
+    p = _sub(subs, "jobs", "List recent jobs", "jobs")
+    p.add_argument("--limit", type=int, default=20, help="how many jobs")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = _sub(subs, "failures", "List a job's failed items with reasons and attempts", "failures")
+    p.add_argument("job", help="job id")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = _sub(subs, "rejects", "List a job's rejected manifest lines", "rejects")
+    p.add_argument("job", help="job id")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = _sub(subs, "retry", "Re-drive a job's failed items (only those)", "retry")
+    p.add_argument("job", help="job id")
+
+
+def _add_search(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _sub(subs, "search", "Search ingested videos by meaning", "search")
+    p.add_argument("text", help="what to look for")
+    p.add_argument("--category", action="append", default=[], help="restrict (repeatable)")
+    p.add_argument("--top-k", type=int, default=10, help="how many hits")
+    p.add_argument("--option", choices=["visual", "audio", "transcription"], help="embedding option")
+    p.add_argument("--segments", action="store_true", help="raw segments, not best per video")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _add_runtime(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _sub(subs, "worker", "Start a Celery worker", "worker")
+    p.add_argument("--queues", default="embedding,polling,writing", help="comma-separated queues")
+    p.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    p.add_argument("--name", default="vidsearch", help="worker node name (name@host)")
+    p.add_argument("--beat", action="store_true", help="also run the scheduler tick (one per fleet)")
+    p = _sub(subs, "writer", "Start the batched writer (a worker on the writing queue)", "writer")
+    p.add_argument("--name", default="writer", help="worker node name")
+    p = _sub(subs, "beat", "Start Celery beat (the scheduler tick; run exactly one)", "beat")
+    from sandbox.config import build_parser  # noqa: PLC0415  (the sandbox owns its options)
+
+    p = _sub(subs, "sandbox", "Run the local Twelve Labs sandbox (Embed API v1 and v2)", "sandbox")
+    build_parser(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vidsearch", description="Make video collections searchable by meaning."
+    )
+    parser.add_argument("--config", type=Path, help="TOML settings file (env VIDSEARCH_CONFIG)")
+    subs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_ingest(subs)
+    _add_search(subs)
+    _add_runtime(subs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from vidsearch import commands  # noqa: PLC0415  (keeps --help fast)
+
+    handler: Handler = getattr(commands, f"cmd_{args.handler}")
+    try:
+        return handler(args)
+    except VidsearchError as exc:
+        print(f"vidsearch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

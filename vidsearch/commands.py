@@ -1,0 +1,232 @@
+"""What each ``vidsearch`` subcommand does. Output: a table for people, ``--json`` for scripts.
+
+Exit codes: 0 success (all items done), 1 some items failed, 2 bad input or settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import redis
+
+from pipeline.items import EmbeddingSpec
+from pipeline.jobs import Job, JobStore
+from pipeline.keys import Keys
+from pipeline.manifest import LineRules
+from pipeline.producer import Producer
+from pipeline.settings import CONFIG_ENV, Settings, get_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    if getattr(args, "config", None):
+        os.environ[CONFIG_ENV] = str(args.config)
+        get_settings.cache_clear()
+    return get_settings()
+
+
+def _jobs(settings: Settings) -> JobStore:
+    client = redis.Redis.from_url(settings.redis_url)
+    return JobStore(client, Keys(settings.redis_prefix))
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+# --- ingest ---------------------------------------------------------------------------------------
+def cmd_submit(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    jobs = _jobs(settings)
+    rules = LineRules.from_settings(settings, default_category=args.category)
+    producer = Producer(jobs, EmbeddingSpec.from_settings(settings), rules)
+    summary = producer.submit(args.manifests, force=args.force, name=args.name)
+    if not args.json:
+        print(summary.job_id)
+        print(_summary_line(summary.to_dict()), file=sys.stderr)
+    if not args.wait:
+        if args.json:
+            _print_json(summary.to_dict())
+        return EXIT_OK
+    job = wait_for_job(jobs, summary.job_id, progress=not args.json)
+    if args.json:
+        _print_json({**job.to_dict(), "rejects": jobs.rejects(job.id, 99)})
+    return EXIT_FAILED if job.counters["failed"] else EXIT_OK
+
+
+def _summary_line(d: dict[str, Any]) -> str:
+    return (
+        f"lines {d['lines']}: accepted {d['accepted']} (queued {d['queued']}, already ingested "
+        f"{d['skipped']}, in progress elsewhere {d['in_progress']}), duplicates "
+        f"{d['duplicates']}, rejected {d['rejected']}"
+    )
+
+
+def wait_for_job(jobs: JobStore, job_id: str, progress: bool, interval_s: float = 0.5) -> Job:
+    """Block until the job has finished; draw a progress bar on stderr."""
+    while True:
+        job = jobs.get_job(job_id)
+        if job is None:
+            raise SystemExit(f"job {job_id} disappeared")
+        if progress:
+            print("\r" + _bar(job), end="", file=sys.stderr, flush=True)
+        if job.finished:
+            if progress:
+                print(file=sys.stderr)
+            return job
+        time.sleep(interval_s)
+
+
+def _bar(job: Job, width: int = 30) -> str:
+    c = job.counters
+    total = max(1, c["queued"])
+    finished = c["done"] + c["failed"]
+    filled = int(width * finished / total)
+    return (
+        f"[{'#' * filled}{'.' * (width - filled)}] {finished}/{c['queued']} items "
+        f"(done {c['done']}, failed {c['failed']}), {c['segments']} segments"
+    )
+
+
+def _job_or_latest(jobs: JobStore, job_id: str | None) -> Job:
+    job_id = job_id or jobs.latest_job_id()
+    job = jobs.get_job(job_id) if job_id else None
+    if job is None:
+        raise SystemExit(f"vidsearch: no such job: {job_id or '(no jobs yet)'}")
+    return job
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    jobs = _jobs(_settings(args))
+    job = _job_or_latest(jobs, args.job)
+    if args.watch:
+        job = wait_for_job(jobs, job.id, progress=not args.json)
+    if args.json:
+        _print_json(job.to_dict())
+    else:
+        for key, value in job.to_dict().items():
+            print(f"{key:>12}: {value}")
+    return EXIT_FAILED if job.finished and job.counters["failed"] else EXIT_OK
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    listed = [j.to_dict() for j in _jobs(_settings(args)).list_jobs(args.limit)]
+    if args.json:
+        _print_json(listed)
+        return EXIT_OK
+    print(f"{'job':<24} {'status':<10} {'queued':>7} {'done':>7} {'failed':>7} {'rejected':>8}")
+    for j in listed:
+        print(f"{j['id']:<24} {j['status']:<10} {j['queued']:>7} {j['done']:>7} "
+              f"{j['failed']:>7} {j['rejected']:>8}")
+    return EXIT_OK
+
+
+def cmd_failures(args: argparse.Namespace) -> int:
+    jobs = _jobs(_settings(args))
+    job = _job_or_latest(jobs, args.job)
+    rows = [
+        {"item": i.key, "url": i.url, "category": i.category, "reason": i.reason,
+         "attempts": i.attempts, "task_id": i.task_id}
+        for i in jobs.failures(job.id)
+    ]
+    if args.json:
+        _print_json(rows)
+    else:
+        for row in rows:
+            print(f"{row['url']}\n    {row['reason']} (attempts: {row['attempts']})")
+        print(f"{len(rows)} failed item(s)", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_rejects(args: argparse.Namespace) -> int:
+    jobs = _jobs(_settings(args))
+    rows = jobs.rejects(_job_or_latest(jobs, args.job).id)
+    if args.json:
+        _print_json(rows)
+    else:
+        for row in rows:
+            print(f"{row['file']}:{row['line']}: {row['reason']}")
+    return EXIT_OK
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    jobs = _jobs(_settings(args))
+    count = jobs.retry(_job_or_latest(jobs, args.job).id)
+    print(f"re-queued {count} failed item(s)")
+    return EXIT_OK
+
+
+# --- search ---------------------------------------------------------------------------------------
+def cmd_search(args: argparse.Namespace) -> int:
+    from pipeline.quota import Quota  # noqa: PLC0415  (heavy imports only where used)
+    from pipeline.search import Searcher  # noqa: PLC0415
+    from pipeline.store import MilvusStore  # noqa: PLC0415
+    from pipeline.twelvelabs import TwelveLabsGateway  # noqa: PLC0415
+
+    s = _settings(args)
+    client = redis.Redis.from_url(s.redis_url)
+    keys = Keys(s.redis_prefix)
+    gateway = TwelveLabsGateway(s, Quota(client, keys.quota, s.rate_limit_per_min, s.rate_burst))
+    searcher = Searcher(s, client, MilvusStore(s), gateway.embed_text)
+    hits = searcher.search(
+        args.text, categories=args.category, top_k=args.top_k, option=args.option,
+        segments=args.segments,
+    )
+    if args.json:
+        _print_json([vars(h) if hasattr(h, "__dict__") else _slots(h) for h in hits])
+        return EXIT_OK
+    print_hits(hits)
+    return EXIT_OK
+
+
+def _slots(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in getattr(obj, "__slots__", ())}
+
+
+def print_hits(hits: Any) -> None:
+    print(f"{'score':>6}  {'time':>13}  {'category':<12} video")
+    for h in hits:
+        span = f"{h.start_s:6.1f}-{h.end_s:6.1f}"
+        title = f" ({h.title})" if h.title else ""
+        print(f"{h.score:6.3f}  {span:>13}  {h.category:<12} {h.url}{title}")
+
+
+# --- runtime --------------------------------------------------------------------------------------
+def cmd_worker(args: argparse.Namespace) -> int:
+    s = _settings(args)
+    from workers.app import app  # noqa: PLC0415
+
+    argv = ["worker", "-Q", args.queues, "-c", str(args.concurrency), "-n", f"{args.name}@%h",
+            "--loglevel", s.log_level, "--without-gossip", "--without-mingle"]
+    if args.beat:
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        argv += ["-B", "-s", str(s.data_dir / "celerybeat-schedule")]
+    app.worker_main(argv)
+    return EXIT_OK
+
+
+def cmd_writer(args: argparse.Namespace) -> int:
+    ns = argparse.Namespace(**{**vars(args), "queues": "writing", "concurrency": 1, "beat": False})
+    return cmd_worker(ns)
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    s = _settings(args)
+    from workers.app import app  # noqa: PLC0415
+
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    app.start(["beat", "-s", str(s.data_dir / "celerybeat-schedule"), "--loglevel", s.log_level])
+    return EXIT_OK
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from sandbox.server import run  # noqa: PLC0415
+
+    run(args)
+    return EXIT_OK

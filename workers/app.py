@@ -1,0 +1,56 @@
+"""The Celery app: three named queues, JSON only, late acks, one message at a time per process.
+
+Queues: ``embedding`` (task creation, paid), ``polling`` (status checks and the scheduler tick),
+``writing`` (draining the segment stream into Milvus). The broker's visibility timeout is above
+every lease and delay vidsearch uses; no message is ever scheduled with an ETA.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from pipeline.settings import Settings, get_settings
+
+QUEUES = ("embedding", "polling", "writing")
+ROUTES = {
+    "vidsearch.tick": {"queue": "polling"},
+    "vidsearch.create_embedding": {"queue": "embedding"},
+    "vidsearch.poll_embedding": {"queue": "polling"},
+    "vidsearch.write_segments": {"queue": "writing"},
+}
+
+
+def create_app(settings: Settings) -> Celery:
+    app = Celery("vidsearch", broker=settings.redis_url, include=["workers.tasks"])
+    tick = settings.tick_interval_s
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue="polling",
+        task_routes=ROUTES,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        timezone="UTC",
+        beat_schedule={
+            "tick": {
+                "task": "vidsearch.tick",
+                "schedule": tick,
+                "options": {"expires": max(1.0, 2 * tick), "queue": "polling"},
+            }
+        },
+    )
+    return app
+
+
+app = create_app(get_settings())

@@ -1,0 +1,86 @@
+"""Long-lived clients, built once per worker process after fork (never shared across a fork)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from functools import cached_property
+
+import redis
+
+from pipeline.embedding import Embedder
+from pipeline.jobs import JobStore
+from pipeline.keys import Keys
+from pipeline.polling import Poller
+from pipeline.quota import Quota
+from pipeline.scheduler import Scheduler
+from pipeline.settings import Settings, get_settings
+from pipeline.store import MilvusStore
+from pipeline.twelvelabs import TwelveLabsGateway
+from pipeline.writer import SegmentWriter
+
+
+@dataclass
+class Runtime:
+    """This process's clients and domain services, each built on first use."""
+
+    settings: Settings
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.settings.redis_url, health_check_interval=30)
+
+    @cached_property
+    def keys(self) -> Keys:
+        return Keys(self.settings.redis_prefix)
+
+    @cached_property
+    def jobs(self) -> JobStore:
+        return JobStore(self.redis, self.keys)
+
+    @cached_property
+    def quota(self) -> Quota:
+        s = self.settings
+        return Quota(self.redis, self.keys.quota, s.rate_limit_per_min, s.rate_burst)
+
+    @cached_property
+    def gateway(self) -> TwelveLabsGateway:
+        return TwelveLabsGateway(self.settings, self.quota)
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return Embedder(self.redis, self.jobs, self.gateway, self.settings)
+
+    @cached_property
+    def poller(self) -> Poller:
+        return Poller(self.redis, self.jobs, self.gateway, self.settings)
+
+    @cached_property
+    def scheduler(self) -> Scheduler:
+        return Scheduler(self.redis, self.jobs, self.quota, self.settings)
+
+    @cached_property
+    def store(self) -> MilvusStore:
+        return MilvusStore(self.settings)
+
+    @cached_property
+    def writer(self) -> SegmentWriter:
+        consumer = f"{socket.gethostname()}-{os.getpid()}"
+        return SegmentWriter(self.redis, self.store, self.jobs, self.settings, consumer)
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """The process's runtime, built lazily (so a fork never inherits live connections)."""
+    global _runtime  # noqa: PLW0603  (one per process by design)
+    if _runtime is None:
+        _runtime = Runtime(get_settings())
+    return _runtime
+
+
+def reset_runtime() -> None:
+    global _runtime  # noqa: PLW0603
+    _runtime = None

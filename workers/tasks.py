@@ -1,0 +1,94 @@
+"""Thin Celery tasks: parse the payload (ids only, never credentials), bind log context, call one
+domain function. Durable state in Redis decides what happens on redelivery, so every task is safe
+to run twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from celery import signals
+
+from pipeline.logs import configure_logging, get_logger
+from workers.app import app
+from workers.context import reset_runtime, runtime
+
+log = get_logger("vidsearch.tasks")
+
+
+@signals.setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    configure_logging(runtime().settings)
+
+
+@signals.worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    reset_runtime()
+
+
+@signals.task_prerun.connect
+def _bind_task(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(celery_task_id=task_id, task=getattr(task, "name", None))
+
+
+@signals.task_postrun.connect
+def _unbind_task(**_: Any) -> None:
+    structlog.contextvars.clear_contextvars()
+
+
+def _bind_item(key: str) -> None:
+    item = runtime().jobs.get_item(key)
+    structlog.contextvars.bind_contextvars(
+        item=key, job=item.job_id if item else None, tl_task=item.task_id if item else None
+    )
+
+
+@app.task(name="vidsearch.tick")
+def tick() -> None:
+    """Dispatch what is due (see pipeline/scheduler.py)."""
+    plan = runtime().scheduler.tick()
+    if plan is None:
+        return
+    for key in plan.admitted:
+        create_embedding.delay(key, True)
+    for key in plan.redriven:
+        create_embedding.delay(key, False)
+    for key in plan.polls:
+        poll_embedding.delay(key)
+    if plan.drain:
+        write_segments.delay()
+    if plan.admitted or plan.redriven or plan.polls:
+        log.info("tick", admitted=len(plan.admitted), redriven=len(plan.redriven),
+                 polls=len(plan.polls), drain=plan.drain)
+
+
+@app.task(name="vidsearch.create_embedding")
+def create_embedding(item_key: str, charged: bool) -> str:
+    """Create (or adopt) the Twelve Labs task of one item."""
+    _bind_item(item_key)
+    outcome = runtime().embedder.create(item_key, charged)
+    structlog.contextvars.bind_contextvars(tl_task=outcome.task_id)
+    log.info("create_" + outcome.kind, reason=outcome.reason)
+    return outcome.kind
+
+
+@app.task(name="vidsearch.poll_embedding")
+def poll_embedding(item_key: str) -> str:
+    """Check one in-flight task once."""
+    _bind_item(item_key)
+    outcome = runtime().poller.poll(item_key)
+    log.info("poll_" + outcome)
+    return outcome
+
+
+@app.task(name="vidsearch.write_segments")
+def write_segments() -> dict[str, Any]:
+    """Drain the segment stream into Milvus for at most ``writer_drain_s``."""
+    rt = runtime()
+    try:
+        stats = rt.writer.drain(rt.settings.writer_drain_s)
+    finally:
+        rt.scheduler.drain_finished()
+    log.info("write_drained", **vars(stats) if hasattr(stats, "__dict__") else {})
+    return {"rows": getattr(stats, "rows", 0)}
