@@ -1,0 +1,454 @@
+"""Milvus access: collections, upserts, flushes, counts and searches. The only pymilvus importer.
+
+One collection per model and dimension (name from ``items.collection_name``), created on first
+use with ``category`` as the partition key and the index from the settings, then loaded. A
+collection is never dropped here. An existing collection whose vector dimension or fields differ
+from what the code expects raises :class:`SchemaMismatchError` naming both sides.
+
+Failure mapping at this boundary (nothing from pymilvus or grpc escapes):
+
+* Milvus unreachable, a dropped connection or an exhausted call budget ->
+  :class:`StoreUnavailableError` (a :class:`StoreError` and a :class:`TransientError`).
+* A reachable Milvus that refuses a request -> :class:`StoreRejectedError` (a :class:`StoreError`).
+* A segment that can never fit the collection (wrong vector dimension, malformed metadata, an
+  over-long field) -> :class:`InvalidSegmentError` / :class:`DimensionMismatchError`
+  (also :class:`PermanentError`), raised before anything is sent.
+
+pymilvus retries failed RPCs internally for minutes unless a call carries ``timeout=``: every call
+here passes ``timeout=timeout_s`` (default :data:`CALL_TIMEOUT_S`), which bounds one call
+*including* pymilvus's own retries, so an outage surfaces as ``StoreUnavailableError``
+within that bound.
+
+Writes are upserts keyed by the primary key ``pk``: Milvus keeps one row per pk, so replays and
+duplicates never add rows (no duplicate check is needed). ``count`` and ``rows_by_item`` read with
+``Strong`` consistency (read-after-write across processes). ``search`` uses ``Bounded`` consistency
+(the collection default would be ``Strong``): the writer flushes soon after each batch, and search
+must not wait for every in-flight write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import numpy as np
+from pymilvus import DataType, MilvusClient, MilvusException
+
+from pipeline.errors import PermanentError, SchemaMismatchError, StoreError, TransientError
+from pipeline.items import collection_name
+from pipeline.segments import Segment, unpack_vector
+from pipeline.settings import Settings
+
+CALL_TIMEOUT_S = 30.0
+"""Bound on one Milvus call, pymilvus's internal retries included."""
+
+SEARCH_CONSISTENCY = "Bounded"
+READ_CONSISTENCY = "Strong"
+MAX_SEARCH_LIMIT = 16384
+"""Milvus's upper bound on ``limit`` (topk) of one search."""
+
+OUTPUT_FIELDS = (
+    "url", "title", "category", "start_s", "end_s", "option", "scope", "item_key", "metadata",
+)
+
+# name -> (type, max_length for VARCHAR or None)
+SCALAR_FIELDS: dict[str, tuple[DataType, int | None]] = {
+    "category": (DataType.VARCHAR, 64),
+    "url": (DataType.VARCHAR, 4096),
+    "start_s": (DataType.DOUBLE, None),
+    "end_s": (DataType.DOUBLE, None),
+    "option": (DataType.VARCHAR, 16),
+    "scope": (DataType.VARCHAR, 16),
+    "model": (DataType.VARCHAR, 32),
+    "item_key": (DataType.VARCHAR, 32),
+    "job_id": (DataType.VARCHAR, 64),
+    "ingested_at": (DataType.INT64, None),
+    "title": (DataType.VARCHAR, 512),
+    "metadata": (DataType.JSON, None),
+}
+PK_MAX_LENGTH = 32
+_CHECKED_LENGTHS = ("category", "url", "option", "scope", "model", "item_key", "job_id")
+_UNREACHABLE_CODES = frozenset({2})  # legacy ErrorCode.ConnectFailed
+
+
+class StoreUnavailableError(StoreError, TransientError):
+    """Milvus could not be reached, or a call ran out of its time budget."""
+
+
+class StoreRejectedError(StoreError):
+    """A reachable Milvus refused the request."""
+
+
+class InvalidSegmentError(StoreError, PermanentError):
+    """A segment that can never be written to its collection (dead-letter it)."""
+
+
+class DimensionMismatchError(InvalidSegmentError):
+    """A segment's vector dimension differs from its collection's."""
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentHit:
+    """One search hit: a segment and its similarity score (higher is closer)."""
+
+    pk: str
+    score: float
+    url: str
+    title: str
+    category: str
+    start_s: float
+    end_s: float
+    option: str
+    scope: str
+    item_key: str
+    metadata: Any
+
+
+def quote(value: str) -> str:
+    """A Milvus filter string literal with backslashes and double quotes escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def build_filter(
+    categories: Sequence[str] = (), option: str | None = None, scope: str | None = None
+) -> str:
+    """A boolean filter expression; every value is quoted and escaped."""
+    parts: list[str] = []
+    if categories:
+        parts.append("category in [" + ", ".join(quote(c) for c in categories) + "]")
+    if option is not None:
+        parts.append(f"option == {quote(option)}")
+    if scope is not None:
+        parts.append(f"scope == {quote(scope)}")
+    return " and ".join(parts)
+
+
+def _unreachable(exc: Exception) -> bool:
+    if isinstance(exc, grpc.RpcError):
+        return True
+    if isinstance(exc, MilvusException):
+        message = str(exc.message)
+        return (
+            exc.code in _UNREACHABLE_CODES or "Retry timeout" in message or "unavailable" in message
+        )
+    return isinstance(exc, (ConnectionError, TimeoutError))
+
+
+def translate(exc: Exception, action: str) -> StoreError:
+    """The vidsearch error for a pymilvus / grpc failure of ``action``."""
+    message = getattr(exc, "message", None) or str(exc)
+    if _unreachable(exc):
+        return StoreUnavailableError(f"Milvus unavailable during {action}: {message}")
+    return StoreRejectedError(f"Milvus refused {action}: {message}")
+
+
+def _utf8_truncate(text: str, max_bytes: int) -> str:
+    raw = text.encode("utf-8")
+    if len(raw) <= max_bytes:
+        return text
+    return raw[:max_bytes].decode("utf-8", errors="ignore")
+
+
+def _metadata(segment: Segment) -> Any:
+    if not segment.metadata:
+        return {}
+    try:
+        return json.loads(segment.metadata)
+    except ValueError as exc:
+        raise InvalidSegmentError(f"segment {segment.pk}: metadata is not JSON: {exc}") from exc
+
+
+def _check_lengths(segment: Segment) -> None:
+    if len(segment.pk.encode("utf-8")) > PK_MAX_LENGTH:
+        raise InvalidSegmentError(f"segment pk {segment.pk!r} is longer than {PK_MAX_LENGTH} bytes")
+    for name in _CHECKED_LENGTHS:
+        limit = SCALAR_FIELDS[name][1] or 0
+        if len(str(getattr(segment, name)).encode("utf-8")) > limit:
+            raise InvalidSegmentError(f"segment {segment.pk}: {name} is longer than {limit} bytes")
+
+
+def to_row(
+    segment: Segment, dimension: int, collection: str, ingested_at_ms: int
+) -> dict[str, Any]:
+    """The Milvus row of a segment; raises InvalidSegmentError when it cannot fit ``collection``."""
+    got = segment.dim
+    if got != dimension:
+        raise DimensionMismatchError(
+            f"segment {segment.pk} has vector dimension {got}, "
+            f"collection {collection} has vector dimension {dimension}"
+        )
+    _check_lengths(segment)
+    return {
+        "pk": segment.pk,
+        "vector": np.asarray(unpack_vector(segment.vector), dtype=np.float32),
+        "category": segment.category,
+        "url": segment.url,
+        "start_s": float(segment.start_s),
+        "end_s": float(segment.end_s),
+        "option": segment.option,
+        "scope": segment.scope,
+        "model": segment.model,
+        "item_key": segment.item_key,
+        "job_id": segment.job_id,
+        "ingested_at": ingested_at_ms,
+        "title": _utf8_truncate(segment.title or "", 512),
+        "metadata": _metadata(segment),
+    }
+
+
+def _field_signature(field: dict[str, Any]) -> tuple[DataType, int | None]:
+    params = field.get("params") or {}
+    length = params.get("max_length")
+    return field["type"], int(length) if length is not None else None
+
+
+def _vector_problem(name: str, vector: dict[str, Any] | None, dimension: int) -> str | None:
+    if vector is None or vector["type"] != DataType.FLOAT_VECTOR:
+        return f"collection {name} has no FLOAT_VECTOR field 'vector'"
+    got = int((vector.get("params") or {}).get("dim", 0))
+    if got != dimension:
+        return f"collection {name} has vector dimension {got}, settings ask for {dimension}"
+    return None
+
+
+def _scalar_problems(name: str, found: dict[str, dict[str, Any]]) -> list[str]:
+    problems: list[str] = []
+    for field, want in SCALAR_FIELDS.items():
+        have = found.get(field)
+        if have is None:
+            problems.append(f"collection {name} lacks field {field!r} ({want[0].name})")
+        elif _field_signature(have) != want:
+            problems.append(
+                f"collection {name} field {field!r} is {_field_signature(have)}, expected {want}"
+            )
+    if "category" in found and not found["category"].get("is_partition_key"):
+        problems.append(f"collection {name} field 'category' is not the partition key")
+    return problems
+
+
+def schema_problems(name: str, fields: Iterable[dict[str, Any]], dimension: int) -> list[str]:
+    """What differs between a described collection and the expected schema (empty: none)."""
+    found = {f["name"]: f for f in fields}
+    problems: list[str] = []
+    vector_problem = _vector_problem(name, found.get("vector"), dimension)
+    if vector_problem:
+        problems.append(vector_problem)
+    pk = found.get("pk")
+    if pk is None or not pk.get("is_primary"):
+        problems.append(f"collection {name} has no primary key field 'pk'")
+    return problems + _scalar_problems(name, found)
+
+
+class MilvusStore:
+    """Collections, upserts, flushes, counts and searches on one Milvus (Lite server or not)."""
+
+    def __init__(self, settings: Settings, timeout_s: float = CALL_TIMEOUT_S) -> None:
+        self._settings = settings
+        self._timeout_s = timeout_s
+        self._client: MilvusClient | None = None
+        self._dimensions: dict[str, int] = {}
+
+    # --- connection ------------------------------------------------------------------------
+    def _connect(self) -> MilvusClient:
+        if self._client is None:
+            kwargs: dict[str, Any] = {"uri": self._settings.milvus_uri, "timeout": self._timeout_s}
+            if self._settings.milvus_token is not None:
+                kwargs["token"] = self._settings.milvus_token.get_secret_value()
+            try:
+                self._client = MilvusClient(**kwargs)
+            except (MilvusException, grpc.RpcError, OSError) as exc:
+                raise StoreUnavailableError(
+                    f"cannot connect to Milvus at {self._settings.milvus_uri}: "
+                    f"{getattr(exc, 'message', exc)}"
+                ) from exc
+        return self._client
+
+    def _call(self, action: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        client = self._connect()
+        try:
+            return getattr(client, method)(*args, timeout=self._timeout_s, **kwargs)
+        except (MilvusException, grpc.RpcError, OSError) as exc:
+            raise translate(exc, action) from exc
+
+    def ping(self) -> None:
+        """Raise StoreUnavailableError unless Milvus answers."""
+        self._call("ping", "list_collections")
+
+    def close(self) -> None:
+        """Close the connection (a later call reconnects)."""
+        if self._client is not None:
+            with contextlib.suppress(MilvusException, grpc.RpcError, OSError):
+                self._client.close()
+            self._client = None
+
+    # --- collections ---------------------------------------------------------------------------
+    def collection_for(self, model: str, dimension: int) -> str:
+        """The collection name of a model and dimension (nothing is created)."""
+        return collection_name(self._settings.collection_prefix, model, dimension)
+
+    def has_collection(self, name: str) -> bool:
+        """Whether the collection exists."""
+        return bool(self._call(f"has_collection {name}", "has_collection", name))
+
+    def ensure_collection(self, model: str, dimension: int) -> str:
+        """Create (if missing), check and load the collection of ``model`` at ``dimension``."""
+        name = self.collection_for(model, dimension)
+        if name in self._dimensions:
+            return name
+        if self.has_collection(name):
+            self._check_schema(name, dimension)
+        else:
+            self._create(name, dimension)
+        self._call(f"load_collection {name}", "load_collection", name)
+        self._dimensions[name] = dimension
+        return name
+
+    def dimension_of(self, name: str) -> int:
+        """The vector dimension of an existing collection."""
+        if name not in self._dimensions:
+            described = self._call(f"describe_collection {name}", "describe_collection", name)
+            for field in described["fields"]:
+                if field["name"] == "vector":
+                    self._dimensions[name] = int(field["params"]["dim"])
+                    break
+            else:
+                raise SchemaMismatchError(f"collection {name} has no field 'vector'")
+        return self._dimensions[name]
+
+    def _check_schema(self, name: str, dimension: int) -> None:
+        described = self._call(f"describe_collection {name}", "describe_collection", name)
+        problems = schema_problems(name, described["fields"], dimension)
+        if problems:
+            raise SchemaMismatchError("; ".join(problems))
+
+    def _schema(self, dimension: int) -> Any:
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("pk", DataType.VARCHAR, max_length=PK_MAX_LENGTH, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+        for field, (dtype, length) in SCALAR_FIELDS.items():
+            extra: dict[str, Any] = {"max_length": length} if length is not None else {}
+            if field == "category":
+                extra["is_partition_key"] = True
+            schema.add_field(field, dtype, **extra)
+        return schema
+
+    def _create(self, name: str, dimension: int) -> None:
+        settings = self._settings
+        index = MilvusClient.prepare_index_params()
+        index.add_index(
+            field_name="vector",
+            index_type=settings.index_type,
+            metric_type=settings.index_metric,
+            params=dict(settings.index_params),
+        )
+        try:
+            self._call(
+                f"create_collection {name}",
+                "create_collection",
+                name,
+                schema=self._schema(dimension),
+                index_params=index,
+                num_partitions=settings.num_partitions,
+            )
+        except StoreRejectedError:
+            # Another process may have created it first: accept it if it matches.
+            if not self.has_collection(name):
+                raise
+            self._check_schema(name, dimension)
+
+    # --- writes ------------------------------------------------------------------------------
+    def rows(self, collection: str, segments: Sequence[Segment]) -> list[dict[str, Any]]:
+        """Milvus rows for ``segments``; raises InvalidSegmentError for the first bad one."""
+        dimension = self.dimension_of(collection)
+        now_ms = int(time.time() * 1000)
+        return [to_row(s, dimension, collection, now_ms) for s in segments]
+
+    def reject_reason(self, collection: str, segment: Segment) -> str | None:
+        """Why ``segment`` can never be written to ``collection``, or None when it can."""
+        try:
+            to_row(segment, self.dimension_of(collection), collection, 0)
+        except InvalidSegmentError as exc:
+            return str(exc)
+        return None
+
+    def upsert(self, collection: str, segments: Sequence[Segment]) -> None:
+        """Upsert segments (one row per pk; never a partition name: category is the key)."""
+        if not segments:
+            return
+        rows = self.rows(collection, segments)
+        self._call(f"upsert into {collection}", "upsert", collection, rows)
+
+    def flush(self, collection: str) -> None:
+        """Seal growing segments so searches use the index."""
+        self._call(f"flush {collection}", "flush", collection)
+
+    # --- reads ---------------------------------------------------------------------------------
+    def count(self, collection: str, filter: str = "") -> int:
+        """Rows matching ``filter`` (Strong consistency)."""
+        result = self._call(
+            f"count {collection}",
+            "query",
+            collection,
+            filter=filter,
+            output_fields=["count(*)"],
+            consistency_level=READ_CONSISTENCY,
+        )
+        return int(result[0]["count(*)"]) if result else 0
+
+    def rows_by_item(self, collection: str, item_keys: Sequence[str]) -> dict[str, int]:
+        """Row count per item key (keys without rows map to 0)."""
+        counts = dict.fromkeys(item_keys, 0)
+        for key in counts:
+            counts[key] = self.count(collection, f"item_key == {quote(key)}")
+        return counts
+
+    def search(
+        self,
+        collection: str,
+        vector: Sequence[float],
+        *,
+        categories: Sequence[str] = (),
+        option: str | None = None,
+        scope: str | None = "clip",
+        limit: int,
+    ) -> list[SegmentHit]:
+        """The ``limit`` nearest segments, best first, restricted by category/option/scope."""
+        limit = max(1, min(limit, MAX_SEARCH_LIMIT))
+        result = self._call(
+            f"search {collection}",
+            "search",
+            collection,
+            data=[np.asarray(vector, dtype=np.float32).tolist()],
+            filter=build_filter(categories, option, scope),
+            limit=limit,
+            output_fields=list(OUTPUT_FIELDS),
+            search_params={"metric_type": self._settings.index_metric,
+                           "params": dict(self._settings.search_params)},
+            consistency_level=SEARCH_CONSISTENCY,
+        )
+        hits = result[0] if result else []
+        return [self._hit(h) for h in hits]
+
+    def _hit(self, raw: dict[str, Any]) -> SegmentHit:
+        entity = raw.get("entity", {})
+        score = float(raw["distance"])
+        if self._settings.index_metric == "L2":
+            score = -score
+        return SegmentHit(
+            pk=str(raw.get("pk", raw.get("id", ""))),
+            score=score,
+            url=entity.get("url", ""),
+            title=entity.get("title", ""),
+            category=entity.get("category", ""),
+            start_s=float(entity.get("start_s", 0.0)),
+            end_s=float(entity.get("end_s", 0.0)),
+            option=entity.get("option", ""),
+            scope=entity.get("scope", ""),
+            item_key=entity.get("item_key", ""),
+            metadata=entity.get("metadata"),
+        )

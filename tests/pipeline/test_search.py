@@ -1,0 +1,130 @@
+"""Searcher against real Milvus Lite and redis-server with hand-made concept vectors."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from pipeline.search import Searcher, normalize_query
+from pipeline.segments import Segment, pack_vector
+from pipeline.settings import Settings, load_settings
+from pipeline.store import MilvusStore
+
+MODEL = "marengo3.5"
+DIM = 16
+CONCEPTS = {"dogs": 0, "cars": 1, "ocean": 2}
+# url -> (concept, category)
+VIDEOS = {
+    "https://v.example/dog1": ("dogs", "animals"),
+    "https://v.example/dog2": ("dogs", "pets"),
+    "https://v.example/car1": ("cars", "vehicles"),
+    "https://v.example/sea1": ("ocean", "nature"),
+}
+SEGMENTS_PER_VIDEO = 5
+
+
+def concept_vector(concept: str, noise: float = 0.0, seed: int = 0) -> list[float]:
+    vector = np.zeros(DIM, dtype=np.float32)
+    vector[CONCEPTS[concept]] = 1.0
+    vector += np.random.default_rng(seed).random(DIM).astype(np.float32) * noise
+    return [float(v) for v in vector]
+
+
+class Embedder:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, text: str) -> list[float]:
+        self.calls.append(text)
+        return concept_vector(text.split(maxsplit=1)[0])
+
+
+def video_segments() -> list[Segment]:
+    segments = []
+    for v, (url, (concept, category)) in enumerate(VIDEOS.items()):
+        for k in range(SEGMENTS_PER_VIDEO):
+            noise = 0.05 + 0.1 * k  # segment 0 matches its concept best
+            for option in ("visual", "audio"):
+                segments.append(Segment(
+                    pk=f"{v:04d}{k:04d}{option:0>24}", item_key=f"{v:032d}", job_id="j", url=url,
+                    category=category, title=f"{concept} video {v}", metadata="{}", model=MODEL,
+                    option=option, scope="clip", start_s=6.0 * k, end_s=6.0 * (k + 1),
+                    vector=pack_vector(concept_vector(concept, noise, seed=v * 10 + k)),
+                ))
+    return segments
+
+
+@pytest.fixture(scope="module")
+def seeded(redis_url: str, milvus_uri: str) -> Iterator[Settings]:
+    settings = load_settings(redis_url=redis_url, milvus_uri=milvus_uri, model=MODEL,
+                             embedding_dimension=DIM, collection_prefix=f"s{uuid.uuid4().hex[:10]}")
+    store = MilvusStore(settings)
+    name = store.ensure_collection(MODEL, DIM)
+    store.upsert(name, video_segments())
+    store.flush(name)
+    yield settings
+    store.close()
+
+
+@pytest.fixture
+def searcher(seeded: Settings, redis_client) -> tuple[Searcher, Embedder]:
+    embedder = Embedder()
+    return Searcher(seeded, redis_client, MilvusStore(seeded), embedder), embedder
+
+
+def test_query_ranks_videos_of_the_matching_concept_first(searcher) -> None:
+    s, _ = searcher
+    hits = s.search("dogs", top_k=4)
+    assert {h.url for h in hits[:2]} == {"https://v.example/dog1", "https://v.example/dog2"}
+    assert hits[0].score >= hits[1].score >= hits[2].score
+    assert s.search("ocean", top_k=1)[0].url == "https://v.example/sea1"
+
+
+def test_category_filter_restricts_results(searcher) -> None:
+    s, _ = searcher
+    hits = s.search("dogs", categories=["vehicles", "nature"], top_k=10)
+    assert {h.category for h in hits} == {"vehicles", "nature"}
+    assert [h.url for h in s.search("dogs", categories=["pets"], top_k=10)] == [
+        "https://v.example/dog2"
+    ]
+
+
+def test_default_returns_the_best_segment_once_per_video(searcher) -> None:
+    s, _ = searcher
+    hits = s.search("cars", top_k=10)
+    assert len(hits) == len(VIDEOS) == len({h.url for h in hits})
+    best = hits[0]
+    assert (best.url, best.start_s, best.end_s) == ("https://v.example/car1", 0.0, 6.0)
+
+
+def test_segments_mode_returns_several_segments_of_one_video(searcher) -> None:
+    s, _ = searcher
+    hits = s.search("cars", top_k=6, segments=True, option="visual")
+    assert len(hits) == 6
+    assert [h.url for h in hits[:SEGMENTS_PER_VIDEO]] == ["https://v.example/car1"] * 5
+    assert {h.option for h in hits} == {"visual"} and {h.scope for h in hits} == {"clip"}
+
+
+def test_cache_hit_serves_the_query_without_an_embed_call(searcher, redis_client) -> None:
+    s, embedder = searcher
+    first = s.search("  Dogs   ", top_k=2)
+    assert s.last_cache_hit is False
+    second = s.search("dogs", top_k=2)
+    assert s.last_cache_hit is True
+    assert embedder.calls == ["dogs"] and (s.cache_hits, s.cache_misses) == (1, 1)
+    assert first == second
+    keys = redis_client.keys(f"vs:qcache:{MODEL}:{DIM}:*")
+    assert len(keys) == 1 and redis_client.ttl(keys[0]) > 0
+
+
+def test_normalize_query_strips_collapses_and_lowercases() -> None:
+    assert normalize_query("  A  Dog\t\nRuns ") == "a dog runs"
+
+
+def test_missing_collection_returns_no_hits(seeded: Settings, redis_client) -> None:
+    settings = seeded.model_copy(update={"collection_prefix": f"none{uuid.uuid4().hex[:8]}"})
+    s = Searcher(settings, redis_client, MilvusStore(settings), Embedder())
+    assert s.search("dogs") == []

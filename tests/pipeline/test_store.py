@@ -1,0 +1,152 @@
+"""MilvusStore against a real Milvus Lite server: collections, upserts, counts, errors."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+import pytest
+from pymilvus import DataType, MilvusClient
+
+from pipeline.errors import SchemaMismatchError
+from pipeline.items import collection_name
+from pipeline.segments import Segment, pack_vector
+from pipeline.settings import Settings, load_settings
+from pipeline.store import (
+    DimensionMismatchError,
+    InvalidSegmentError,
+    MilvusStore,
+    StoreUnavailableError,
+    build_filter,
+)
+from vidsearch.services import free_port
+
+MODEL = "marengo3.0"
+DIM = 8
+
+
+def make_settings(milvus_uri: str, **overrides: Any) -> Settings:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    return load_settings(milvus_uri=milvus_uri, collection_prefix=prefix, **overrides)
+
+
+def make_segment(i: int, *, dim: int = DIM, item: str = "item0", **fields: object) -> Segment:
+    rng = np.random.default_rng(i)
+    values: dict[str, object] = {
+        "pk": f"pk{i:030d}", "item_key": item, "job_id": "job1", "url": f"https://v.example/{item}",
+        "category": "news", "title": f"title {i}", "metadata": f'{{"n": {i}}}', "model": MODEL,
+        "option": "visual", "scope": "clip", "start_s": float(i), "end_s": float(i + 1),
+        "vector": pack_vector(rng.random(dim).tolist()),
+    }
+    values.update(fields)
+    return Segment(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(milvus_uri: str) -> MilvusStore:
+    return MilvusStore(make_settings(milvus_uri))
+
+
+def raw_client(uri: str) -> MilvusClient:
+    return MilvusClient(uri=uri, timeout=10)
+
+
+def test_ensure_collection_creates_partition_key_index_and_loads(
+    store: MilvusStore, milvus_uri: str
+) -> None:
+    name = store.ensure_collection(MODEL, DIM)
+    client = raw_client(milvus_uri)
+    described = client.describe_collection(name)
+    fields = {f["name"]: f for f in described["fields"]}
+    assert fields["category"].get("is_partition_key") is True
+    assert fields["pk"].get("is_primary") is True
+    assert fields["vector"]["params"]["dim"] == DIM
+    assert fields["metadata"]["type"] == DataType.JSON
+    index = client.describe_index(name, "vector")
+    assert (index["index_type"], index["metric_type"]) == ("HNSW", "COSINE")
+    assert "Loaded" in str(client.get_load_state(name)["state"])
+
+
+def test_second_ensure_is_a_no_op_that_keeps_rows(store: MilvusStore, milvus_uri: str) -> None:
+    name = store.ensure_collection(MODEL, DIM)
+    store.upsert(name, [make_segment(i) for i in range(5)])
+    assert store.ensure_collection(MODEL, DIM) == name
+    other = MilvusStore(store._settings)  # a fresh process: checks the existing schema
+    assert other.ensure_collection(MODEL, DIM) == name
+    assert other.count(name) == 5
+
+
+def test_dimension_mismatch_names_both_sides(store: MilvusStore, milvus_uri: str) -> None:
+    name = collection_name(store._settings.collection_prefix, MODEL, 16)
+    raw_client(milvus_uri).create_collection(name, dimension=DIM, primary_field_name="pk",
+                                             id_type="string", max_length=32)
+    with pytest.raises(SchemaMismatchError) as caught:
+        store.ensure_collection(MODEL, 16)
+    message = str(caught.value)
+    assert f"{name} has vector dimension {DIM}, settings ask for 16" in message
+    assert raw_client(milvus_uri).has_collection(name)  # never dropped
+
+
+def test_upsert_of_the_same_pk_twice_leaves_one_row(store: MilvusStore) -> None:
+    name = store.ensure_collection(MODEL, DIM)
+    store.upsert(name, [make_segment(1, title="first")])
+    store.upsert(name, [make_segment(1, title="second")])
+    assert store.count(name) == 1
+    hits = store.search(name, [0.5] * DIM, limit=5)
+    assert [h.title for h in hits] == ["second"]
+
+
+def test_upsert_of_a_wrong_dimension_names_both_dimensions(store: MilvusStore) -> None:
+    name = store.ensure_collection(MODEL, DIM)
+    with pytest.raises(DimensionMismatchError) as caught:
+        store.upsert(name, [make_segment(1), make_segment(2, dim=4)])
+    assert "vector dimension 4" in str(caught.value)
+    assert f"{name} has vector dimension {DIM}" in str(caught.value)
+    assert store.count(name) == 0
+
+
+def test_reject_reason_flags_bad_metadata_and_long_fields(store: MilvusStore) -> None:
+    name = store.ensure_collection(MODEL, DIM)
+    assert store.reject_reason(name, make_segment(1)) is None
+    assert "metadata is not JSON" in (store.reject_reason(name, make_segment(2, metadata="{")) or "")
+    assert "category" in (store.reject_reason(name, make_segment(3, category="c" * 65)) or "")
+    with pytest.raises(InvalidSegmentError):
+        store.upsert(name, [make_segment(4, metadata="not json")])
+
+
+def test_count_and_rows_by_item_filter_by_item(store: MilvusStore) -> None:
+    name = store.ensure_collection(MODEL, DIM)
+    segments = [make_segment(i, item="a" * 32) for i in range(3)]
+    segments += [make_segment(10 + i, item="b" * 32) for i in range(2)]
+    store.upsert(name, segments)
+    store.flush(name)
+    assert store.count(name) == 5
+    assert store.rows_by_item(name, ["a" * 32, "b" * 32, "c" * 32]) == {
+        "a" * 32: 3, "b" * 32: 2, "c" * 32: 0,
+    }
+
+
+def test_search_filters_by_category_with_quotes_escaped(store: MilvusStore) -> None:
+    name = store.ensure_collection(MODEL, DIM)
+    store.upsert(name, [make_segment(1, category='we"ird'), make_segment(2, category="plain")])
+    hits = store.search(name, [0.5] * DIM, categories=['we"ird'], limit=10)
+    assert [h.category for h in hits] == ['we"ird']
+    assert hits[0].metadata == {"n": 1}
+
+
+def test_build_filter_quotes_and_escapes_every_value() -> None:
+    assert build_filter(["a", 'b"c\\'], option="visual", scope="clip") == (
+        'category in ["a", "b\\"c\\\\"] and option == "visual" and scope == "clip"'
+    )
+    assert build_filter() == ""
+
+
+def test_unreachable_milvus_raises_store_unavailable_within_seconds() -> None:
+    settings = make_settings(f"http://127.0.0.1:{free_port()}")
+    store = MilvusStore(settings, timeout_s=3)
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError):
+        store.ensure_collection(MODEL, DIM)
+    assert time.monotonic() - started < 10
