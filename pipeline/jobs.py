@@ -41,17 +41,22 @@ end
 """
 
 # ARGV: prefix, job, force(0/1), then (key, record) pairs. Returns {queued, duplicates, skipped, busy}.
+# ``sj`` remembers the last job that saw an item it did not queue, so repeats in that job are duplicates.
 _SUBMIT = """
 local p, job, force = ARGV[1], ARGV[2], ARGV[3] == '1'
 local queued, dup, skipped, busy = 0, 0, 0, 0
 for i = 4, #ARGV, 2 do
   local key, rec = ARGV[i], ARGV[i + 1]
   local ik = p .. ':item:' .. key
-  local st = redis.call('HMGET', ik, 's', 'j')
+  local st = redis.call('HMGET', ik, 's', 'j', 'sj')
   local s = st[1]
-  if st[2] == job then dup = dup + 1
-  elseif s == 'done' and not force then skipped = skipped + 1
-  elseif s and s ~= 'done' and s ~= 'failed' then busy = busy + 1
+  if st[2] == job or st[3] == job then dup = dup + 1
+  elseif s == 'done' and not force then
+    skipped = skipped + 1
+    redis.call('HSET', ik, 'sj', job)
+  elseif s and s ~= 'done' and s ~= 'failed' then
+    busy = busy + 1
+    redis.call('HSET', ik, 'sj', job)
   else
     redis.call('HDEL', ik, 'tl', 'ca', 'why', 'exp', 'w', 'sub', 'polls')
     redis.call('DEL', ik .. ':w')

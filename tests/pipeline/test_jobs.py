@@ -62,7 +62,8 @@ def test_done_items_are_skipped_by_a_later_job_unless_forced(redis_client: redis
     jobs.record_written([(a.key, f"{a.key}-0"), (a.key, f"{a.key}-1")])
     assert jobs.get_item(a.key).state == "done"  # type: ignore[union-attr]
     second = jobs.create_job(["m.csv"], SPEC)
-    assert jobs.submit_batch(second, [a], force=False).skipped == 1
+    result = jobs.submit_batch(second, [a, a], force=False)
+    assert (result.skipped, result.duplicates) == (1, 1)
     third = jobs.create_job(["m.csv"], SPEC)
     assert jobs.submit_batch(third, [a], force=True).queued == 1
 

@@ -1,0 +1,131 @@
+"""A whole vidsearch stack for end-to-end tests and drills: real redis-server, Milvus Lite server,
+sandbox, and Celery worker processes started through the ``vidsearch`` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from vidsearch.services import Service, start_milvus, start_redis, start_sandbox
+
+FAST_SETTINGS = {
+    "VIDSEARCH_TICK_INTERVAL_S": "0.3",
+    "VIDSEARCH_POLL_INITIAL_S": "0.3",
+    "VIDSEARCH_POLL_MAX_S": "2",
+    "VIDSEARCH_WRITER_MAX_WAIT_S": "0.2",
+    "VIDSEARCH_WRITER_FLUSH_INTERVAL_S": "0.5",
+    "VIDSEARCH_RATE_LIMIT_PER_MIN": "6000",
+    "VIDSEARCH_RATE_BURST": "50",
+    "VIDSEARCH_MAX_IN_FLIGHT": "100",
+    "VIDSEARCH_RETRY_INITIAL_S": "0.1",
+    "VIDSEARCH_RETRY_MAX_S": "1",
+    "VIDSEARCH_RETRY_TOTAL_S": "20",
+    "VIDSEARCH_NUM_PARTITIONS": "4",
+    "VIDSEARCH_LOG_FORMAT": "json",
+}
+
+
+@dataclass
+class Stack:
+    """Services and workers of one test stack; ``env`` is what every process of it gets."""
+
+    root: Path
+    redis: Service
+    milvus: Service
+    sandbox: Service
+    env: dict[str, str]
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def redis_url(self) -> str:
+        return self.env["VIDSEARCH_REDIS_URL"]
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis_url)
+
+    def vidsearch(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "vidsearch", *args], env=self.env, capture_output=True,
+            text=True, timeout=timeout, check=False,
+        )
+        if check and proc.returncode not in (0, 1):
+            raise AssertionError(f"vidsearch {args} exited {proc.returncode}: {proc.stderr[-3000:]}")
+        return proc
+
+    def start_worker(self, name: str, queues: str, concurrency: int = 2, beat: bool = False) -> subprocess.Popen[bytes]:
+        argv = [sys.executable, "-m", "vidsearch", "worker", "--name", name, "--queues", queues,
+                "--concurrency", str(concurrency)]
+        if beat:
+            argv.append("--beat")
+        log = (self.root / f"worker-{name}.log").open("ab")
+        proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,  # noqa: S603
+                                start_new_session=True)
+        self.workers.append(proc)
+        return proc
+
+    def sandbox_stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.sandbox.url}/_sandbox/stats", timeout=10) as resp:  # noqa: S310
+            return dict(json.loads(resp.read()))
+
+    def sandbox_config(self, **values: Any) -> None:
+        request = urllib.request.Request(
+            f"{self.sandbox.url}/_sandbox/config", data=json.dumps(values).encode(),
+            headers={"content-type": "application/json"}, method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+            pass
+
+    def stop_workers(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.workers:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        self.workers.clear()
+
+    def stop(self) -> None:
+        self.stop_workers()
+        for service in (self.sandbox, self.milvus, self.redis):
+            service.stop()
+
+
+def start_stack(root: Path, sandbox_args: Sequence[str] = (), **settings: str) -> Stack:
+    """Start redis, Milvus Lite and the sandbox; workers are started by the test."""
+    redis_service = start_redis(root / "redis")
+    milvus = start_milvus(root / "milvus")
+    sandbox = start_sandbox(root, args=["--speed", "50", *sandbox_args])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDSEARCH_", "TWELVE"))}
+    env.update(FAST_SETTINGS)
+    env.update({
+        "VIDSEARCH_REDIS_URL": f"redis://{redis_service.host}:{redis_service.port}/0",
+        "VIDSEARCH_MILVUS_URI": milvus.url,
+        "TWELVELABS_BASE_URL": f"{sandbox.url}/v1.3",
+        "VIDSEARCH_DATA_DIR": str(root / "data"),
+        "VIDSEARCH_LOG_FILE": str(root / "logs" / "vidsearch.log"),
+    })
+    env.update(settings)
+    return Stack(root=root, redis=redis_service, milvus=milvus, sandbox=sandbox, env=env)
+
+
+def wait_for(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
