@@ -34,7 +34,7 @@ class Embedder:
     """Turns admitted items into Twelve Labs tasks."""
 
     def __init__(
-        self, client: redis.Redis, jobs: JobStore, gateway: TwelveLabsGateway, settings: Settings
+        self, client: redis.Redis[bytes], jobs: JobStore, gateway: TwelveLabsGateway, settings: Settings
     ) -> None:
         self.r = client
         self.jobs = jobs

@@ -266,7 +266,7 @@ class Item:
 class JobStore:
     """Jobs, items and their counters in Redis."""
 
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    def __init__(self, client: redis.Redis[bytes], keys: Keys) -> None:
         self.r = client
         self.keys = keys
         self._submit = client.register_script(_SUBMIT)
@@ -406,13 +406,13 @@ class JobStore:
         ik = self.keys.item(key)
         with self.r.pipeline(transaction=True) as pipe:
             pipe.watch(ik)
-            state, current = pipe.hmget(ik, "s", "tl")
+            state, current = self.r.hmget(ik, "s", "tl")
             if state != b"processing" or current != task_id.encode():
                 pipe.unwatch()
                 return False
             pipe.multi()
             for fields in entries:
-                pipe.xadd(stream, fields)  # type: ignore[arg-type]
+                pipe.xadd(stream, fields)  # type: ignore[arg-type,unused-ignore]  # bytes keys are fine
             pipe.hset(ik, mapping={"s": "writing", "exp": len(entries), "w": 0})
             pipe.zrem(self.keys.inflight, key)
             if not entries:

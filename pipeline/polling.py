@@ -25,12 +25,12 @@ EWMA_WEIGHT = 0.2
 MIN_DELAY_S = 0.2
 
 
-def expected_task_s(client: redis.Redis, keys: Keys, model: str) -> float | None:
+def expected_task_s(client: redis.Redis[bytes], keys: Keys, model: str) -> float | None:
     raw = client.hget(keys.stats, f"task_s:{model}")
     return float(raw) if raw else None
 
 
-def first_poll_delay(client: redis.Redis, keys: Keys, spec: EmbeddingSpec, s: Settings) -> float:
+def first_poll_delay(client: redis.Redis[bytes], keys: Keys, spec: EmbeddingSpec, s: Settings) -> float:
     expected = expected_task_s(client, keys, spec.model)
     return min(s.poll_max_s, max(MIN_DELAY_S, expected or s.poll_initial_s))
 
@@ -50,7 +50,7 @@ class Poller:
     """Polls one item's task and moves it on."""
 
     def __init__(
-        self, client: redis.Redis, jobs: JobStore, gateway: TwelveLabsGateway, settings: Settings
+        self, client: redis.Redis[bytes], jobs: JobStore, gateway: TwelveLabsGateway, settings: Settings
     ) -> None:
         self.r = client
         self.jobs = jobs

@@ -56,7 +56,7 @@ class Grant:
 class Quota:
     """A token bucket of ``rate_per_min`` requests per minute and ``burst`` capacity."""
 
-    def __init__(self, client: redis.Redis, key: str, rate_per_min: float, burst: int) -> None:
+    def __init__(self, client: redis.Redis[bytes], key: str, rate_per_min: float, burst: int) -> None:
         self.key = key
         self.rate_per_s = rate_per_min / 60.0
         self.burst = burst

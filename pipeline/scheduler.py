@@ -34,7 +34,7 @@ class TickPlan:
 
 
 class Scheduler:
-    def __init__(self, client: redis.Redis, jobs: JobStore, quota: Quota, settings: Settings) -> None:
+    def __init__(self, client: redis.Redis[bytes], jobs: JobStore, quota: Quota, settings: Settings) -> None:
         self.r = client
         self.jobs = jobs
         self.quota = quota

@@ -17,6 +17,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 import httpx
@@ -24,6 +25,7 @@ import pydantic
 import tenacity
 from twelvelabs import TwelveLabs
 from twelvelabs.core.api_error import ApiError
+from twelvelabs.types import MultiInputRequest, TextInputRequest
 
 from pipeline.errors import (
     ApiRejectedError,
@@ -73,7 +75,8 @@ def _retry_after(headers: dict[str, Any] | None) -> float | None:
 
 def _code_and_message(body: Any) -> tuple[str, str]:
     if isinstance(body, dict):
-        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        nested = body.get("error")
+        inner: dict[str, Any] = nested if isinstance(nested, dict) else body
         return str(inner.get("code", "unknown")), str(inner.get("message", body))
     return "unknown", str(body)[:500] or "(empty body)"
 
@@ -213,29 +216,26 @@ class TwelveLabsGateway:
     def _list_since(self, started: datetime) -> Iterator[Any]:
         stamp = started.strftime("%Y-%m-%dT%H:%M:%SZ")
         for page in range(1, RECONCILE_MAX_PAGES + 1):
-            items = self.retrying(
-                "list",
-                lambda p=page: list(
-                    self.client.embed.v_2.tasks.list(started_at=stamp, page=p, page_limit=50).items
-                    or []
-                ),
-                paid=False,
-            )
+            items = self.retrying("list", partial(self._list_page, stamp, page), paid=False)
             if not items:
                 return
             yield from items
+
+    def _list_page(self, started_at: str, page: int) -> list[Any]:
+        pager = self.client.embed.v_2.tasks.list(started_at=started_at, page=page, page_limit=50)
+        return list(pager.items or [])
 
     def embed_text(self, text: str) -> list[float]:
         """A query embedding through the sync v2 endpoint (paid, retried)."""
         model = self.settings.model
         if model == "marengo3.5":
             call: Callable[[], Any] = lambda: self.client.embed.v_2.create(  # noqa: E731
-                input_type="multi_input", model_name=model, multi_input={"input_text": text},
+                input_type="multi_input", model_name=model, multi_input=MultiInputRequest(input_text=text),
                 embedding_dimension=self.settings.dimension,
             )
         else:
             call = lambda: self.client.embed.v_2.create(  # noqa: E731
-                input_type="text", model_name=model, text={"input_text": text}
+                input_type="text", model_name=model, text=TextInputRequest(input_text=text)
             )
         response = self.retrying("embed", call, paid=True)
         return list(response.data[0].embedding)

@@ -8,7 +8,7 @@ every lease and delay vidsearch uses; no message is ever scheduled with an ETA.
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
+from kombu.entity import Queue
 
 from pipeline.settings import Settings, get_settings
 

@@ -28,7 +28,7 @@ class Runtime:
     settings: Settings
 
     @cached_property
-    def redis(self) -> redis.Redis:
+    def redis(self) -> redis.Redis[bytes]:
         return redis.Redis.from_url(self.settings.redis_url, health_check_interval=30)
 
     @cached_property
