@@ -54,37 +54,50 @@ class Stack:
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url)
 
-    def vidsearch(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def vidsearch(
+        self, *args: str, timeout: float = 300, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [sys.executable, "-m", "vidsearch", *args], env=self.env, capture_output=True,
-            text=True, timeout=timeout, check=False,
+            [sys.executable, "-m", "vidsearch", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         if check and proc.returncode not in (0, 1):
             raise AssertionError(f"vidsearch {args} exited {proc.returncode}: {proc.stderr[-3000:]}")
         return proc
 
-    def start_worker(self, name: str, queues: str, concurrency: int = 2, beat: bool = False) -> subprocess.Popen[bytes]:
-        argv = [sys.executable, "-m", "vidsearch", "worker", "--name", name, "--queues", queues,
-                "--concurrency", str(concurrency)]
+    def start_worker(
+        self, name: str, queues: str, concurrency: int = 2, beat: bool = False
+    ) -> subprocess.Popen[bytes]:
+        argv = [
+            sys.executable,
+            "-m",
+            "vidsearch",
+            "worker",
+            "--name",
+            name,
+            "--queues",
+            queues,
+            "--concurrency",
+            str(concurrency),
+        ]
         if beat:
             argv.append("--beat")
         log = (self.root / f"worker-{name}.log").open("ab")
-        proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,  # noqa: S603
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.workers.append(proc)
         return proc
 
     def sandbox_stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.sandbox.url}/_sandbox/stats", timeout=10) as resp:  # noqa: S310
-            return dict(json.loads(resp.read()))
+        return sandbox_stats(self.sandbox)
 
     def sandbox_config(self, **values: Any) -> None:
-        request = urllib.request.Request(
-            f"{self.sandbox.url}/_sandbox/config", data=json.dumps(values).encode(),
-            headers={"content-type": "application/json"}, method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10):  # noqa: S310
-            pass
+        sandbox_config(self.sandbox, **values)
 
     def stop_workers(self) -> None:
         for proc in self.workers:
@@ -104,6 +117,24 @@ class Stack:
             service.stop()
 
 
+def sandbox_stats(sandbox: Service) -> dict[str, Any]:
+    """The sandbox's counters (``GET /_sandbox/stats``)."""
+    with urllib.request.urlopen(f"{sandbox.url}/_sandbox/stats", timeout=10) as resp:
+        return dict(json.loads(resp.read()))
+
+
+def sandbox_config(sandbox: Service, **values: Any) -> None:
+    """Change the sandbox's quotas and faults at run time (``POST /_sandbox/config``)."""
+    request = urllib.request.Request(
+        f"{sandbox.url}/_sandbox/config",
+        data=json.dumps(values).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
 def start_stack(root: Path, sandbox_args: Sequence[str] = (), **settings: str) -> Stack:
     """Start redis, Milvus Lite and the sandbox; workers are started by the test."""
     redis_service = start_redis(root / "redis")
@@ -111,13 +142,15 @@ def start_stack(root: Path, sandbox_args: Sequence[str] = (), **settings: str) -
     sandbox = start_sandbox(root, args=["--speed", "50", *sandbox_args])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDSEARCH_", "TWELVE"))}
     env.update(FAST_SETTINGS)
-    env.update({
-        "VIDSEARCH_REDIS_URL": f"redis://{redis_service.host}:{redis_service.port}/0",
-        "VIDSEARCH_MILVUS_URI": milvus.url,
-        "TWELVELABS_BASE_URL": f"{sandbox.url}/v1.3",
-        "VIDSEARCH_DATA_DIR": str(root / "data"),
-        "VIDSEARCH_LOG_FILE": str(root / "logs" / "vidsearch.log"),
-    })
+    env.update(
+        {
+            "VIDSEARCH_REDIS_URL": f"redis://{redis_service.host}:{redis_service.port}/0",
+            "VIDSEARCH_MILVUS_URI": milvus.url,
+            "TWELVELABS_BASE_URL": f"{sandbox.url}/v1.3",
+            "VIDSEARCH_DATA_DIR": str(root / "data"),
+            "VIDSEARCH_LOG_FILE": str(root / "logs" / "vidsearch.log"),
+        }
+    )
     env.update(settings)
     return Stack(root=root, redis=redis_service, milvus=milvus, sandbox=sandbox, env=env)
 

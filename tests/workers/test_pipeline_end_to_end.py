@@ -78,7 +78,9 @@ def _milvus_rows(stack: Stack) -> list[dict[str, object]]:
     client = MilvusClient(uri=stack.milvus.url)
     name = next(n for n in client.list_collections() if n.startswith("vidsearch_marengo3_0"))
     rows: list[dict[str, object]] = []
-    iterator = client.query_iterator(name, batch_size=1000, filter="", output_fields=["pk", "url", "category"])
+    iterator = client.query_iterator(
+        name, batch_size=1000, filter="", output_fields=["pk", "url", "category"]
+    )
     while batch := iterator.next():
         rows.extend(batch)
     iterator.close()
@@ -150,7 +152,9 @@ def test_resubmitting_costs_nothing_and_force_leaves_no_duplicate(stack: Stack, 
     assert stack.sandbox_stats()["tasks_created"] == created_before
     assert len(_milvus_rows(stack)) == rows_before
 
-    forced = json.loads(stack.vidsearch("submit", str(manifest), "--force", "--wait", "--json", timeout=600).stdout)
+    forced = json.loads(
+        stack.vidsearch("submit", str(manifest), "--force", "--wait", "--json", timeout=600).stdout
+    )
     assert forced["queued"] == len(urls) and forced["done"] == len(urls)
     assert stack.sandbox_stats()["tasks_created"] == created_before + len(urls)
     rows = _milvus_rows(stack)
