@@ -41,7 +41,7 @@ from pymilvus import DataType, MilvusClient, MilvusException
 
 from pipeline.errors import PermanentError, SchemaMismatchError, StoreError, TransientError
 from pipeline.items import collection_name
-from pipeline.segments import Segment, unpack_vector
+from pipeline.segments import Segment
 from pipeline.settings import Settings
 
 CALL_TIMEOUT_S = 30.0
@@ -73,6 +73,7 @@ SCALAR_FIELDS: dict[str, tuple[DataType, int | None]] = {
 }
 PK_MAX_LENGTH = 32
 _CHECKED_LENGTHS = ("category", "url", "option", "scope", "model", "item_key", "job_id")
+FLOAT32 = np.dtype("<f4")
 _UNREACHABLE_CODES = frozenset({2})  # legacy ErrorCode.ConnectFailed
 
 
@@ -185,7 +186,7 @@ def to_row(
     _check_lengths(segment)
     return {
         "pk": segment.pk,
-        "vector": np.asarray(unpack_vector(segment.vector), dtype=np.float32),
+        "vector": np.frombuffer(segment.vector, dtype=FLOAT32),
         "category": segment.category,
         "url": segment.url,
         "start_s": float(segment.start_s),
@@ -368,20 +369,38 @@ class MilvusStore:
         now_ms = int(time.time() * 1000)
         return [to_row(s, dimension, collection, now_ms) for s in segments]
 
+    def prepare(
+        self, collection: str, segments: Sequence[Segment]
+    ) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, str]]]:
+        """Rows of the segments that fit ``collection`` and the reasons of those that never will.
+
+        Returns ``([(index, row), ...], [(index, reason), ...])`` (indexes into ``segments``).
+        """
+        dimension = self.dimension_of(collection)
+        now_ms = int(time.time() * 1000)
+        rows: list[tuple[int, dict[str, Any]]] = []
+        rejects: list[tuple[int, str]] = []
+        for i, segment in enumerate(segments):
+            try:
+                rows.append((i, to_row(segment, dimension, collection, now_ms)))
+            except InvalidSegmentError as exc:
+                rejects.append((i, str(exc)))
+        return rows, rejects
+
     def reject_reason(self, collection: str, segment: Segment) -> str | None:
         """Why ``segment`` can never be written to ``collection``, or None when it can."""
-        try:
-            to_row(segment, self.dimension_of(collection), collection, 0)
-        except InvalidSegmentError as exc:
-            return str(exc)
-        return None
+        rejects = self.prepare(collection, [segment])[1]
+        return rejects[0][1] if rejects else None
 
     def upsert(self, collection: str, segments: Sequence[Segment]) -> None:
         """Upsert segments (one row per pk; never a partition name: category is the key)."""
-        if not segments:
-            return
-        rows = self.rows(collection, segments)
-        self._call(f"upsert into {collection}", "upsert", collection, rows)
+        if segments:
+            self.upsert_rows(collection, self.rows(collection, segments))
+
+    def upsert_rows(self, collection: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Upsert rows built by ``rows`` / ``prepare``."""
+        if rows:
+            self._call(f"upsert into {collection}", "upsert", collection, list(rows))
 
     def flush(self, collection: str) -> None:
         """Seal growing segments so searches use the index."""

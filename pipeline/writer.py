@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -46,9 +47,10 @@ else:
 
 from pipeline.errors import SchemaMismatchError, StoreError
 from pipeline.keys import Keys
+from pipeline.metrics import MetricsRecorder
 from pipeline.segments import Segment
 from pipeline.settings import Settings
-from pipeline.store import InvalidSegmentError, MilvusStore, StoreRejectedError
+from pipeline.store import MilvusStore, StoreRejectedError
 
 GROUP = "writers"
 MODEL_DEFAULT_DIMENSION = 512
@@ -209,6 +211,7 @@ class SegmentWriter:
         self._settings = settings
         self._consumer = consumer
         self._clock = clock
+        self._metrics = MetricsRecorder(redis_client, settings.redis_prefix)
         keys = Keys(settings.redis_prefix)
         self.stream = keys.segments
         self.dead_stream = keys.dead
@@ -338,20 +341,26 @@ class SegmentWriter:
         return stats
 
     def _loop(self, deadline: float, stats: DrainStats) -> None:
+        """Reclaim when due, else read; the next read overlaps the current batch's upsert."""
         claim_every = max(self._settings.writer_claim_idle_s / 2, 1.0)
         next_claim = self._clock()
-        while self._clock() < deadline:
-            entries: list[tuple[str, Fields]] = []
-            if self._clock() >= next_claim:
-                entries = self._reclaim(stats)
-                if self._claim_cursor == "0-0":
-                    next_claim = self._clock() + claim_every
-            if not entries:
-                entries = self._collect(deadline)
-            if not entries:
-                return
-            self._process(entries, stats)
-            self._flush(force=False, stats=stats)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer-read") as pool:
+            ahead: Future[list[tuple[str, Fields]]] | None = None
+            while self._clock() < deadline:
+                entries: list[tuple[str, Fields]] = []
+                if ahead is None and self._clock() >= next_claim:
+                    entries = self._reclaim(stats)
+                    if self._claim_cursor == "0-0":
+                        next_claim = self._clock() + claim_every
+                if not entries:
+                    entries = ahead.result() if ahead else self._collect(deadline)
+                    ahead = None
+                if not entries:
+                    return
+                if len(entries) >= self._settings.writer_batch_rows:  # more may be waiting
+                    ahead = pool.submit(self._collect, deadline)
+                self._process(entries, stats)
+                self._flush(force=False, stats=stats)
 
     def _process(self, entries: Sequence[tuple[str, Fields]], stats: DrainStats) -> None:
         parsed: list[tuple[str, Segment]] = []
@@ -373,43 +382,43 @@ class SegmentWriter:
         return MODEL_DEFAULT_DIMENSION
 
     def _write_batch(self, batch: Batch, by_id: dict[str, Fields], stats: DrainStats) -> None:
+        """Dead-letter the segments that can never fit, upsert the rest (rows built once)."""
         collection = self._call(self._store.ensure_collection, batch.model,
                                 self.target_dimension(batch.model))
-        good: list[int] = []
-        for i, segment in enumerate(batch.segments):
-            reason = self._call(self._store.reject_reason, collection, segment)
-            if reason is None:
-                good.append(i)
-            else:
-                for entry_id in batch.entry_ids[i]:
-                    self._dead_letter(entry_id, by_id[entry_id], reason, stats)
-        if good:
-            self._upsert(collection, batch, good, by_id, stats)
+        rows, rejects = self._call(self._store.prepare, collection, batch.segments)
+        for i, reason in rejects:
+            for entry_id in batch.entry_ids[i]:
+                self._dead_letter(entry_id, by_id[entry_id], reason, stats)
+        if rows:
+            self._upsert(collection, batch, rows, by_id, stats)
             stats.batches += 1
 
     def _upsert(
-        self, collection: str, batch: Batch, idx: list[int], by_id: dict[str, Fields],
-        stats: DrainStats,
+        self, collection: str, batch: Batch, rows: list[tuple[int, dict[str, Any]]],
+        by_id: dict[str, Fields], stats: DrainStats,
     ) -> None:
-        segments = [batch.segments[i] for i in idx]
+        """Upsert, then ledger, then ack; split on a rejection to isolate the rejected rows."""
+        started = time.perf_counter()
         try:
-            self._store.upsert(collection, segments)
-        except (StoreRejectedError, InvalidSegmentError) as exc:
-            if len(idx) == 1:
-                for entry_id in batch.entry_ids[idx[0]]:
+            self._store.upsert_rows(collection, [row for _, row in rows])
+        except StoreRejectedError as exc:
+            if len(rows) == 1:
+                for entry_id in batch.entry_ids[rows[0][0]]:
                     self._dead_letter(entry_id, by_id[entry_id], str(exc), stats)
                 return
-            half = len(idx) // 2
-            self._upsert(collection, batch, idx[:half], by_id, stats)
-            self._upsert(collection, batch, idx[half:], by_id, stats)
+            half = len(rows) // 2
+            self._upsert(collection, batch, rows[:half], by_id, stats)
+            self._upsert(collection, batch, rows[half:], by_id, stats)
             return
         except SchemaMismatchError:
             raise
         except StoreError as exc:
             raise _UnavailableError(str(exc)) from exc
+        self._metrics.writer_batch(len(rows), time.perf_counter() - started)
         self._unflushed.setdefault(collection, self._clock())
+        segments = [batch.segments[i] for i, _ in rows]
         self._ledger.record_written([(s.item_key, s.pk) for s in segments])
-        self._ack([e for i in idx for e in batch.entry_ids[i]])
+        self._ack([e for i, _ in rows for e in batch.entry_ids[i]])
         stats.rows += len(segments)
 
     def _call(self, func: Callable[..., Any], *args: Any) -> Any:

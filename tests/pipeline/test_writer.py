@@ -46,17 +46,17 @@ class RecordingStore(MilvusStore):
     def __init__(self, settings: Settings, fail: int = 0, accept: bool = False) -> None:
         super().__init__(settings)
         self.fail, self.accept = fail, accept
-        self.batches: list[tuple[int, int]] = []
+        self.batches: list[list[str]] = []
         self.flushed: list[str] = []
 
-    def upsert(self, collection: str, segments: Sequence[Segment]) -> None:
+    def upsert_rows(self, collection: str, rows: Sequence[dict[str, Any]]) -> None:
         if self.fail:
             self.fail -= 1
             if self.accept:
-                super().upsert(collection, segments)
+                super().upsert_rows(collection, rows)
             raise StoreUnavailableError("Milvus unavailable during upsert (test)")
-        super().upsert(collection, segments)
-        self.batches.append((len(segments), sum(s.approx_bytes() for s in segments)))
+        super().upsert_rows(collection, rows)
+        self.batches.append([row["pk"] for row in rows])
 
     def flush(self, collection: str) -> None:
         super().flush(collection)
@@ -158,7 +158,7 @@ def test_drain_writes_the_stream_into_milvus_in_row_bounded_batches(redis_client
     stats = writer.drain(10)
     assert stats.error is None
     assert (stats.rows, stats.dead) == (50, 0)
-    assert max(n for n, _ in store.batches) <= 8 and stats.batches >= 7
+    assert max(len(pks) for pks in store.batches) <= 8 and stats.batches >= 7
     assert store.count(collection(store)) == 50
     assert pending(redis_client, settings) == 0
     assert len(ledger.calls) == 50 and len(ledger.written) == 50
@@ -173,7 +173,8 @@ def test_drain_bounds_batches_by_bytes(redis_client, redis_url, milvus_uri) -> N
     writer, store, _ = writer_for(redis_client, settings)
     stats = writer.drain(10)
     assert stats.rows == 120
-    assert all(nbytes <= 2**16 for _, nbytes in store.batches)
+    size = {s.pk: s.approx_bytes() for s in segments}
+    assert all(sum(size[pk] for pk in pks) <= 2**16 for pks in store.batches)
     assert len(store.batches) >= 2
 
 
