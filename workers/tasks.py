@@ -4,6 +4,7 @@ to run twice."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import structlog
@@ -90,5 +91,6 @@ def write_segments() -> dict[str, Any]:
         stats = rt.writer.drain(rt.settings.writer_drain_s)
     finally:
         rt.scheduler.drain_finished()
-    log.info("write_drained", **vars(stats) if hasattr(stats, "__dict__") else {})
-    return {"rows": getattr(stats, "rows", 0)}
+    summary = asdict(stats)
+    log.info("write_drained", **summary)
+    return summary
