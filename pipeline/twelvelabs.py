@@ -33,6 +33,7 @@ from pipeline.errors import (
     TransientError,
 )
 from pipeline.items import EmbeddingSpec
+from pipeline.metrics import MetricsRecorder
 from pipeline.quota import Quota
 from pipeline.settings import Settings
 
@@ -123,10 +124,13 @@ class _Wait(tenacity.wait.wait_base):
 class TwelveLabsGateway:
     """Twelve Labs calls the pipeline makes, with translation, retries and the global quota."""
 
-    def __init__(self, settings: Settings, quota: Quota | None = None) -> None:
+    def __init__(
+        self, settings: Settings, quota: Quota | None = None, metrics: MetricsRecorder | None = None
+    ) -> None:
         key = settings.twelve_labs_api_key
         self.settings = settings
         self.quota = quota
+        self.metrics = metrics or MetricsRecorder.from_settings(settings)
         self.client = TwelveLabs(
             api_key=key.get_secret_value() if key else SANDBOX_KEY,
             base_url=settings.twelvelabs_base_url,
@@ -161,12 +165,15 @@ class TwelveLabsGateway:
     def _call(self, operation: str, fn: Callable[[], T]) -> T:
         self.calls[operation] = self.calls.get(operation, 0) + 1
         try:
-            return fn()
+            result = fn()
         except (ApiError, httpx.HTTPError, pydantic.ValidationError) as exc:
             err = translate(exc)
+            self.metrics.twelve_labs_call(operation, err)
             if isinstance(err, RateLimitedError) and self.quota:
                 self.quota.pause(err.retry_after_s or self.settings.retry_initial_s)
             raise err from exc
+        self.metrics.twelve_labs_call(operation)
+        return result
 
     # --- operations ----------------------------------------------------------------------------
     def create_task(self, url: str, spec: EmbeddingSpec) -> str:

@@ -60,13 +60,32 @@ def _add_runtime(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--concurrency", type=int, default=2, help="worker processes")
     p.add_argument("--name", default="vidsearch", help="worker node name (name@host)")
     p.add_argument("--beat", action="store_true", help="also run the scheduler tick (one per fleet)")
+    p.add_argument("--schedule", type=Path, metavar="FILE",
+                   help="a beat schedule file to load (e.g. config/beat_schedule.py)")
     p = _sub(subs, "writer", "Start the batched writer (a worker on the writing queue)", "writer")
     p.add_argument("--name", default="writer", help="worker node name")
     p = _sub(subs, "beat", "Start Celery beat (the scheduler tick; run exactly one)", "beat")
+    p.add_argument("--schedule", type=Path, metavar="FILE",
+                   help="a beat schedule file to load (e.g. config/beat_schedule.py)")
     from sandbox.config import build_parser  # noqa: PLC0415  (the sandbox owns its options)
 
     p = _sub(subs, "sandbox", "Run the local Twelve Labs sandbox (Embed API v1 and v2)", "sandbox")
     build_parser(p)
+
+
+def _add_ops(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _sub(subs, "backfill", "Ingest manifest files or directories, new items only; for cron "
+             "(exit 0 done, 1 items failed, 2 bad input, 3 locked, 4 timed out, 5 Redis)", "backfill")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                   help="manifest files or directories (their *.csv, *.jsonl, *.ndjson)")
+    p.add_argument("--name", default="backfill", help="job name and lock name (runs never overlap)")
+    p.add_argument("--category", help="category for lines that have none")
+    p.add_argument("--wait-timeout", type=float, metavar="S", help="stop waiting after S seconds")
+    p.add_argument("--lock-ttl", type=float, default=60.0, metavar="S",
+                   help="the lock expires S seconds after its holder dies")
+    p = _sub(subs, "metrics", "Serve Prometheus metrics of the whole fleet (read from Redis)", "metrics")
+    p.add_argument("--port", type=int, help="port (default: metrics_port, else 9464)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ingest(subs)
     _add_search(subs)
     _add_runtime(subs)
+    _add_ops(subs)
     return parser
 
 

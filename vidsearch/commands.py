@@ -200,8 +200,9 @@ def print_hits(hits: Any) -> None:
 # --- runtime --------------------------------------------------------------------------------------
 def cmd_worker(args: argparse.Namespace) -> int:
     s = _settings(args)
-    from workers.app import app  # noqa: PLC0415
+    from workers.app import app, load_schedule  # noqa: PLC0415
 
+    load_schedule(app, getattr(args, "schedule", None))
     argv = ["worker", "-Q", args.queues, "-c", str(args.concurrency), "-n", f"{args.name}@%h",
             "--loglevel", s.log_level, "--without-gossip", "--without-mingle"]
     if args.beat:
@@ -218,8 +219,9 @@ def cmd_writer(args: argparse.Namespace) -> int:
 
 def cmd_beat(args: argparse.Namespace) -> int:
     s = _settings(args)
-    from workers.app import app  # noqa: PLC0415
+    from workers.app import app, load_schedule  # noqa: PLC0415
 
+    load_schedule(app, args.schedule)
     s.data_dir.mkdir(parents=True, exist_ok=True)
     app.start(["beat", "-s", str(s.data_dir / "celerybeat-schedule"), "--loglevel", s.log_level])
     return EXIT_OK
@@ -229,4 +231,18 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     from sandbox.server import run  # noqa: PLC0415
 
     run(args)
+    return EXIT_OK
+
+# --- operations -----------------------------------------------------------------------------------
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from vidsearch.backfill import run  # noqa: PLC0415
+
+    return run(args, _settings(args))
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from pipeline.metrics import run_exporter  # noqa: PLC0415
+
+    s = _settings(args)
+    run_exporter(s, args.port or s.metrics_port or 9464, args.host)
     return EXIT_OK

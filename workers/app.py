@@ -7,9 +7,14 @@ every lease and delay vidsearch uses; no message is ever scheduled with an ETA.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 from celery import Celery
 from kombu.entity import Queue
 
+from pipeline.errors import ConfigError
 from pipeline.settings import Settings, get_settings
 
 QUEUES = ("embedding", "polling", "writing")
@@ -51,6 +56,22 @@ def create_app(settings: Settings) -> Celery:
         },
     )
     return app
+
+
+def load_schedule(celery_app: Celery, path: Path | None) -> None:
+    """Load a beat schedule file (``config/beat_schedule.py``): its tasks register on
+    ``celery_app`` and its ``BEAT_SCHEDULE`` entries join the tick. Beat and the workers that run
+    those tasks load the same file."""
+    if path is None:
+        return
+    spec = importlib.util.spec_from_file_location("vidsearch_beat_schedule", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise ConfigError(f"cannot load beat schedule file {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    extra = getattr(module, "BEAT_SCHEDULE", {})
+    celery_app.conf.beat_schedule = {**celery_app.conf.beat_schedule, **extra}
 
 
 app = create_app(get_settings())
