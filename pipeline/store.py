@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -425,6 +425,26 @@ class MilvusStore:
         for key in counts:
             counts[key] = self.count(collection, f"item_key == {quote(key)}")
         return counts
+
+    def iter_rows(
+        self, collection: str, filter: str, fields: Sequence[str], batch_size: int = 1000
+    ) -> Iterator[dict[str, Any]]:
+        """Every row matching ``filter`` with ``fields`` (a query iterator, Strong consistency)."""
+        iterator = self._call(
+            f"query {collection}", "query_iterator", collection, batch_size=batch_size,
+            filter=filter, output_fields=list(fields), consistency_level=READ_CONSISTENCY,
+        )
+        try:
+            while True:
+                try:
+                    batch = iterator.next()
+                except (MilvusException, grpc.RpcError, OSError) as exc:
+                    raise translate(exc, f"query {collection}") from exc
+                if not batch:
+                    return
+                yield from batch
+        finally:
+            iterator.close()
 
     def search(
         self,

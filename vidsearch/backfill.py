@@ -141,11 +141,11 @@ class RunLock:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """The ``backfill`` command; returns its exit code (``VidsearchError`` means ``EXIT_BAD_INPUT``)."""
-    configure_logging(settings, stream=sys.stderr)
     manifests = find_manifests(args.paths)
     rules = LineRules.from_settings(settings, default_category=args.category)
     for path in manifests:
         read_manifest(path, rules)  # raises ManifestError now if the file cannot be read
+    configure_logging(settings, stream=sys.stderr)
     client = redis.Redis.from_url(settings.redis_url)
     try:
         return _locked_run(args, settings, client, manifests)

@@ -42,6 +42,10 @@ def _add_ingest(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--json", action="store_true", help="print JSON")
     p = _sub(subs, "retry", "Re-drive a job's failed items (only those)", "retry")
     p.add_argument("job", help="job id")
+    p = _sub(subs, "verify", "Compare a job's items with the rows in Milvus (exit 1 on a discrepancy)",
+             "verify")
+    p.add_argument("job", help="job id")
+    p.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _add_search(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -67,6 +71,16 @@ def _add_runtime(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = _sub(subs, "beat", "Start Celery beat (the scheduler tick; run exactly one)", "beat")
     p.add_argument("--schedule", type=Path, metavar="FILE",
                    help="a beat schedule file to load (e.g. config/beat_schedule.py)")
+    p = _sub(subs, "up", "Run the embedded stack (Redis, Milvus Lite, sandbox, workers, Flower) "
+             "in the foreground until Ctrl-C", "up")
+    p.add_argument("--concurrency", type=int, default=2, help="processes of the embedding/polling worker")
+    p.add_argument("--sandbox-speed", type=float, default=1.0,
+                   help="sandbox speed-up of task processing (no API key only; default %(default)s)")
+    p = _sub(subs, "demo", "Ingest and search a bundled sample on a throwaway stack, then tear it down",
+             "demo")
+    p.add_argument("--data-dir", type=Path, help="keep the demo's data and logs here (default: a temp dir)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary data dir and logs")
+    p.add_argument("--speed", type=float, default=20.0, help="sandbox speed-up (default %(default)s)")
     from sandbox.config import build_parser  # noqa: PLC0415  (the sandbox owns its options)
 
     p = _sub(subs, "sandbox", "Run the local Twelve Labs sandbox (Embed API v1 and v2)", "sandbox")
