@@ -46,10 +46,6 @@ def _add_ingest(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
              "verify")
     p.add_argument("job", help="job id")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p = _sub(subs, "verify", "Compare a job's items with the rows in Milvus (exit 1 on a discrepancy)",
-             "verify")
-    p.add_argument("job", help="job id")
-    p.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _add_search(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

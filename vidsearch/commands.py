@@ -185,29 +185,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    from pipeline.store import MilvusStore  # noqa: PLC0415  (heavy imports only where used)
-    from pipeline.verify import verify_job  # noqa: PLC0415
-
-    s = _settings(args)
-    jobs = _jobs(s)
-    report = verify_job(jobs, MilvusStore(s), _job_or_latest(jobs, args.job).id)
-    if args.json:
-        _print_json(report.to_dict())
-    else:
-        print(f"job {report.job_id} ({report.status}) against {report.collection}: items "
-              f"{report.items}, rows {report.rows} (expected {report.expected_rows}), "
-              f"distinct pks {report.distinct_pks}, count(*) {report.milvus_count}")
-        for category, rows in report.rows_by_category.items():
-            print(f"  {category}: {rows} rows (expected {report.expected_by_category.get(category, 0)})")
-        for text in report.discrepancies:
-            print(f"DISCREPANCY: {text}")
-        if report.more_discrepancies:
-            print(f"... and {report.more_discrepancies} more discrepancies")
-        print("OK" if report.ok else "NOT OK", file=sys.stderr)
-    return EXIT_OK if report.ok else EXIT_FAILED
-
-
 # --- search ---------------------------------------------------------------------------------------
 def cmd_search(args: argparse.Namespace) -> int:
     from pipeline.quota import Quota  # noqa: PLC0415  (heavy imports only where used)
