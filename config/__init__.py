@@ -1,0 +1,1 @@
+"""Example configuration (not installed): settings examples and the beat schedule example."""
