@@ -24,6 +24,10 @@ Failures:
 * An entry delivered more than ``writer_max_deliveries`` times (it keeps killing writers) is
   dead-lettered when reclaimed.
 
+While a batch is upserted, the next one is read from Redis on a helper thread (the read overlaps
+the Milvus round trip). When the drain stops on a failure, entries read ahead stay pending and are
+reclaimed like the failed batch.
+
 Batches of one model and dimension are written in stream order, so when a primary key spans two
 batches the later segment still wins. Written collections are flushed every
 ``writer_flush_interval_s`` and once at the end of every drain that wrote rows (search over
