@@ -164,16 +164,23 @@ class TwelveLabsGateway:
 
     def _call(self, operation: str, fn: Callable[[], T]) -> T:
         self.calls[operation] = self.calls.get(operation, 0) + 1
+        seen = sum(self.calls.values())
         try:
             result = fn()
         except (ApiError, httpx.HTTPError, pydantic.ValidationError) as exc:
             err = translate(exc)
-            self.metrics.twelve_labs_call(operation, err)
+            self._count(operation, seen, err)
             if isinstance(err, RateLimitedError) and self.quota:
                 self.quota.pause(err.retry_after_s or self.settings.retry_initial_s)
             raise err from exc
-        self.metrics.twelve_labs_call(operation)
+        self._count(operation, seen, None)
         return result
+
+    def _count(self, operation: str, seen: int, err: Exception | None) -> None:
+        """Metrics count HTTP requests: a call that wrapped other calls (a retried create's
+        attempt wraps the list and create requests) is not one."""
+        if sum(self.calls.values()) == seen:
+            self.metrics.twelve_labs_call(operation, err)
 
     # --- operations ----------------------------------------------------------------------------
     def create_task(self, url: str, spec: EmbeddingSpec) -> str:

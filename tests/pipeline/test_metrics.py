@@ -136,6 +136,7 @@ def test_twelve_labs_calls_are_counted_by_operation_and_outcome_through_the_gate
 
     gateway._call("retrieve", ok)
     gateway._call("retrieve", ok)
+    gateway._call("create", lambda: gateway._call("create", ok))  # an attempt wrapping a request
     for status, error in ((429, RateLimitedError), (429, RateLimitedError), (400, ApiRejectedError)):
         with pytest.raises(error):
             gateway._call("create", answer(status))
@@ -146,6 +147,7 @@ def test_twelve_labs_calls_are_counted_by_operation_and_outcome_through_the_gate
     assert value(samples, "vidsearch_twelvelabs_calls_total", operation="create",
                  outcome="rate_limited") == 2
     assert value(samples, "vidsearch_twelvelabs_calls_total", operation="create", outcome="rejected") == 1
+    assert value(samples, "vidsearch_twelvelabs_calls_total", operation="create", outcome="ok") == 1
     assert value(samples, "vidsearch_twelvelabs_rate_limited_total", operation="create") == 2
 
 

@@ -220,3 +220,22 @@ def test_a_backfill_with_a_failing_item_exits_1(stack: Stack, tmp_path: Path) ->
     assert (summary["done"], summary["failed"]) == (1, 1)
     failures = json.loads(stack.vidsearch("failures", str(summary["id"]), "--json").stdout)
     assert [f["url"] for f in failures] == [f"{CDN}/page.html"]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_workers_of_a_run_count_twelve_labs_calls_and_writer_batches_for_the_exporter(
+    stack: Stack, tmp_path: Path,
+) -> None:
+    client = stack.client()
+    before = {k.decode(): float(v) for k, v in client.hgetall("vs:metrics").items()}
+    manifest = write_csv(tmp_path / "m.csv", [f"{CDN}/metered-{i}.mp4" for i in range(2)])
+
+    code, summary = run_on(stack, str(manifest), "--name", "metered")
+
+    after = {k.decode(): float(v) for k, v in client.hgetall("vs:metrics").items()}
+    assert code == EXIT_OK
+    assert after["tl:create:ok"] - before.get("tl:create:ok", 0) == 2
+    assert after["tl:retrieve:ok"] - before.get("tl:retrieve:ok", 0) >= 2
+    assert after["wb:rows"] - before.get("wb:rows", 0) == summary["segments"]
+    assert after["wb:count"] > before.get("wb:count", 0)
