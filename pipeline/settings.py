@@ -122,6 +122,10 @@ class Settings(BaseSettings):
 
     # --- Celery ------------------------------------------------------------------------------------
     visibility_timeout_s: int = Field(3600, ge=60, description="Redis broker visibility timeout")
+    flower_port: int = Field(5555, ge=1, le=65535, description="Port of Flower, started by `vidsearch up`")
+    flower_basic_auth: SecretStr | None = Field(
+        None, description="Flower basic auth 'user:pass' (comma-separate several); unset: no auth, API off"
+    )
 
     # --- logs and metrics ----------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")

