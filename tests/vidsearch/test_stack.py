@@ -190,3 +190,29 @@ def test_the_data_dir_lock_names_its_holder_and_is_free_again_after_release(tmp_
     again = DataDirLock(settings.data_dir)
     again.acquire()
     again.release()
+
+
+def test_sigterm_while_starting_stops_what_started_and_exits_130(tmp_path: Path) -> None:
+    env, ports = stack_env(tmp_path / "data")
+    with (tmp_path / "out").open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "vidsearch", "up"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not port_open("127.0.0.1", ports["redis"]):
+        assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "out").read_text()
+        time.sleep(0.05)
+    tree = process_tree(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(STOP_TIMEOUT_S) == 130, (tmp_path / "out").read_text()
+    assert "ready" not in (tmp_path / "out").read_text()
+    assert {pid for pid in tree if running(pid)} == set()
+    assert [name for name, port in ports.items() if port_open("127.0.0.1", port)] == []
+    assert not [p for p in Path("/proc").glob("[0-9]*/cmdline")
+                if str(tmp_path / "data").encode() in _read(p)]
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
