@@ -1,0 +1,149 @@
+"""Run every benchmark section and print one table (``bench/run``; ``--quick`` for a short run).
+
+Sections (each a module of bench/, each compared with a baseline measured in the same run):
+1. end to end against the quota, and the tutorial loop (bench/e2e.py)
+2. polling cost (bench/polling.py, on the quota phase of section 1)
+3. writer efficiency (bench/writer_throughput.py's functions, wrapped here)
+4. producer (bench/producer.py)
+5. search latency (bench/search.py; its corpus grows while the time budget allows)
+6. scaling with worker processes (bench/scaling.py, on section 1's stack)
+
+The table and the machine go to stdout, the full results (every sample) to
+bench/results/<timestamp>[-quick].json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.common import Row, log, machine, median, section, table, write_results
+
+FULL_DEADLINE_S = 14 * 60
+QUICK_DEADLINE_S = 170
+
+
+def e2e_config(quick: bool) -> Any:
+    from bench.e2e import QuotaConfig
+
+    if quick:
+        return QuotaConfig(videos=150, task_s=4.0, rate_per_min=600, cap=60, tutorial_videos=1,
+                           scaling_videos=60)
+    return QuotaConfig(videos=1000, task_s=8.0, rate_per_min=480, cap=100, tutorial_videos=3,
+                       scaling_videos=300, poll_capacity=True)
+
+
+def writer_rows(quick: bool, tmp: Path) -> list[Row]:
+    """Section 3: SegmentWriter vs raw pymilvus upserts (functions of bench/writer_throughput.py)."""
+    import redis
+
+    from bench import writer_throughput as wt
+    from pipeline.settings import load_settings
+    from vidsearch.services import start_milvus, start_redis
+
+    n = 4000 if quick else 20000
+    sizes = (500, 2000) if quick else (500, 1000, 2000, 4000)
+    rounds = 1 if quick else 2
+    services = [start_redis(tmp / "writer-redis"), start_milvus(tmp / "writer-milvus")]
+    try:
+        r, m = services
+        settings = load_settings(redis_url=f"redis://{r.host}:{r.port}/0", milvus_uri=m.url)
+        segments = wt.make_segments(n)
+        raw = {size: [wt.raw_upserts(settings, segments, wt.by_batch(n, size))] for size in sizes}
+        best = min(raw, key=lambda k: raw[k][0])
+        client = redis.Redis.from_url(settings.redis_url)
+        flush_s = settings.writer_flush_interval_s  # the production flush policy
+        writer: list[float] = []
+        per_video: list[float] = []
+        for _ in range(rounds):  # interleaved, as writer_throughput.py does: drift hits all alike
+            writer.append(wt.writer_run(settings, client, segments, best, flush_interval_s=flush_s))
+            raw[best].append(wt.raw_upserts(settings, segments, wt.by_batch(n, best)))
+            per_video.append(wt.raw_upserts(settings, segments, wt.by_batch(n, wt.SEGMENTS_PER_VIDEO)))
+        client.close()
+    finally:
+        for service in reversed(services):
+            service.stop()
+    raw_s, writer_s, video_s = median(raw[best]), median(writer), median(per_video)
+    ratio = raw_s / writer_s
+    info = {"segments": n, "raw_seconds": raw, "per_video_seconds": per_video,
+            "writer_seconds": writer, "flush_interval_s": flush_s}
+    log(f"writer: {n / writer_s:,.0f}/s, raw best {n / raw_s:,.0f}/s (batch {best}), "
+        f"per video {n / video_s:,.0f}/s")
+    return [
+        Row("3", f"writer segments/s ({n:,} segments, batch {best}, flush every {flush_s:g} s, "
+                 f"median of {rounds})", f"{n / writer_s:,.0f}",
+            f"raw pymilvus upsert, best batch ({best}): {n / raw_s:,.0f}/s", f"{ratio:.2f}",
+            ">= 0.90", ratio >= 0.9, info),
+        Row("3", f"  writer vs one insert per video ({wt.SEGMENTS_PER_VIDEO} segments each)",
+            f"{n / writer_s:,.0f}", f"{n / video_s:,.0f}/s", f"{video_s / writer_s:.1f}x",
+            "reported", None),
+    ]
+
+
+def guarded(name: str, fn: Callable[[], list[Row]], sect: str) -> list[Row]:
+    """Run one section; a failure becomes a row (the other sections still run)."""
+    with section(name):
+        try:
+            return fn()
+        except Exception as exc:
+            traceback.print_exc()
+            return [Row(sect, f"{name}: FAILED", f"{type(exc).__name__}: {str(exc)[:120]}", met=False)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, under 3 minutes")
+    parser.add_argument("--only", default="", help="comma-separated sections to run (1..6); 2 and 6 "
+                        "run with 1")
+    args = parser.parse_args(argv)
+    only = set(args.only.split(",")) if args.only else {"1", "3", "4", "5"}
+    if only & {"2", "6"}:
+        only.add("1")
+    quick = args.quick
+    started = time.monotonic()
+    deadline = started + (QUICK_DEADLINE_S if quick else FULL_DEADLINE_S)
+    meta: dict[str, Any] = {"machine": machine(), "quick": quick, "argv": sys.argv,
+                            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="vidsearch-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        if "1" in only:
+            from bench import e2e
+
+            cfg = e2e_config(quick)
+            rows += guarded("sections 1, 2, 6 (one stack)", lambda: e2e.run(tmp / "stack", cfg), "1")
+        if "3" in only:
+            rows += guarded("section 3: writer", lambda: writer_rows(quick, tmp), "3")
+        if "4" in only:
+            from bench import producer
+
+            lines = 100_000 if quick else 1_000_000
+            rows += guarded("section 4: producer", lambda: producer.run(lines, tmp)[0], "4")
+        if "5" in only:
+            from bench import search
+
+            sizes = [20_000] if quick else [100_000, 300_000, 1_000_000]
+            budget = max(60.0, deadline - time.monotonic())
+            log(f"search budget {budget:.0f} s")
+            rows += guarded("section 5: search",
+                            lambda: search.run(sizes, 20 if quick else 50, tmp, budget)[0], "5")
+    rows.sort(key=lambda r: r.section)
+    meta["seconds"] = time.monotonic() - started
+    path = write_results(rows, meta, time.strftime("%Y%m%d-%H%M%S") + ("-quick" if quick else "") + ".json")
+    m = meta["machine"]
+    print(f"\nvidsearch benchmarks ({'quick' if quick else 'full'}), {meta['seconds']:.0f} s wall; "
+          f"{m['nproc']} x {m['cpu']}, {m['memory']}, Python {m['python']}, "
+          f"load average at the end {machine()['load_avg_1m']}\n")
+    print(table(rows))
+    print(f"\nresults: {path}")
+    return 0 if all(r.met is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
