@@ -1,0 +1,55 @@
+"""A writer that SIGKILLs itself between the Milvus write and the stream acknowledgement (drill 4).
+
+``python -m tests.drills.crashing_writer after-upsert|after-ledger``: the production SegmentWriter,
+its MilvusStore and JobStore, except that the process kills itself right after the upsert returned
+(before the ledger and the XACK) or right after the ledger recorded the rows (before the XACK).
+Test code only: nothing in the pipeline knows about it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+
+from pipeline.jobs import JobStore
+from pipeline.keys import Keys
+from pipeline.settings import load_settings
+from pipeline.store import MilvusStore
+from pipeline.writer import SegmentWriter
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class CrashAfterUpsert(MilvusStore):
+    def upsert_rows(self, collection: str, rows: Sequence[dict[str, Any]]) -> None:
+        super().upsert_rows(collection, rows)
+        _die()
+
+
+class CrashAfterLedger(JobStore):
+    def record_written(self, pairs: Sequence[tuple[str, str]]) -> None:
+        super().record_written(pairs)
+        _die()
+
+
+def main(mode: str) -> int:
+    settings = load_settings()
+    client = redis.Redis.from_url(settings.redis_url)
+    keys = Keys(settings.redis_prefix)
+    store = CrashAfterUpsert(settings) if mode == "after-upsert" else MilvusStore(settings)
+    ledger = CrashAfterLedger(client, keys) if mode == "after-ledger" else JobStore(client, keys)
+    writer = SegmentWriter(client, store, ledger, settings, consumer="crasher")
+    stats = writer.drain(60)
+    print(f"drained without crashing: {stats}", file=sys.stderr)
+    return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

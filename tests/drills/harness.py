@@ -1,0 +1,231 @@
+"""Shared pieces of the fault drills: one stack, small jobs, and the "same counts as a clean run" check.
+
+A clean run of a job is fully determined by its URLs: the sandbox gives each URL a duration (hashed
+from the URL) and so a fixed number of segments. "Same counts" therefore means: every accepted item
+done, the Milvus rows of the job equal the segments the sandbox produced for its URLs, with no
+duplicate primary key, one Twelve Labs task per URL, and ``vidsearch verify JOB`` exiting 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import signal
+import time
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pymilvus import MilvusClient
+from twelvelabs import TwelveLabs
+
+from pipeline.jobs import Job, JobStore
+from pipeline.keys import Keys
+from tests.stack import Stack, wait_for
+
+CATEGORIES = ("animals", "sports", "cooking", "travel")
+NO_FAULTS = {"rate_429": 0.0, "rate_5xx": 0.0, "drop_after_create_rate": 0.0, "fail_rate": 0.0,
+             "stuck_rate": 0.0, "slow_rate": 0.0, "retry_after_s": 0.0, "create_rpm": 0}
+DRILL_SETTINGS = {
+    "VIDSEARCH_CREATE_LEASE_S": "8",
+    "VIDSEARCH_POLL_LEASE_S": "5",
+    "VIDSEARCH_WRITER_CLAIM_IDLE_S": "4",
+    "VIDSEARCH_WRITER_DRAIN_S": "5",
+    "VIDSEARCH_TASK_DEADLINE_S": "120",
+}
+SANDBOX_ARGS = ("--speed", "10")
+"""Tasks take about 0.7-2.3 s: long enough to kill things mid-job, short enough for CI."""
+
+
+def write_manifest(path: Path, tag: str, n: int) -> list[str]:
+    """``n`` distinct good lines over four categories; returns their URLs."""
+    urls = [f"https://cdn.example.com/{tag}/{CATEGORIES[i % 4]}/clip-{i}.mp4" for i in range(n)]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["url", "category", "title"])
+        for i, url in enumerate(urls):
+            writer.writerow([url, CATEGORIES[i % 4], f"{tag} clip {i}"])
+    return urls
+
+
+def sandbox_reset(stack: Stack) -> None:
+    """Forget the sandbox's tasks and counters and re-seed its dice (``POST /_sandbox/reset``)."""
+    request = urllib.request.Request(f"{stack.sandbox.url}/_sandbox/reset", data=b"{}", method="POST",
+                                     headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+def jobs_of(stack: Stack) -> JobStore:
+    return JobStore(stack.client(), Keys("vs"))
+
+
+def submit(stack: Stack, manifest: Path, env: dict[str, str] | None = None) -> str:
+    """Submit without waiting; returns the job id."""
+    if env is not None:
+        saved, stack.env = stack.env, env
+    try:
+        proc = stack.vidsearch("submit", str(manifest), "--json")
+    finally:
+        if env is not None:
+            stack.env = saved
+    assert proc.returncode == 0, proc.stderr
+    return str(json.loads(proc.stdout)["job_id"])
+
+
+def job(stack: Stack, job_id: str) -> Job:
+    found = jobs_of(stack).get_job(job_id)
+    assert found is not None
+    return found
+
+
+def wait_job(stack: Stack, job_id: str, timeout_s: float = 240) -> Job:
+    wait_for(lambda: job(stack, job_id).finished, timeout_s, f"job {job_id} to finish", 0.3)
+    return job(stack, job_id)
+
+
+def wait_progress(stack: Stack, job_id: str, counter: str, at_least: int, timeout_s: float = 120) -> None:
+    wait_for(lambda: job(stack, job_id).counters[counter] >= at_least, timeout_s,
+             f"{counter} >= {at_least} in job {job_id}", 0.1)
+
+
+def milvus_rows(stack: Stack, job_id: str) -> list[dict[str, Any]]:
+    client = MilvusClient(uri=stack.milvus.url)
+    try:
+        names = [n for n in client.list_collections() if n.startswith("vidsearch_marengo3_0")]
+        rows: list[dict[str, Any]] = []
+        for name in names:
+            iterator = client.query_iterator(name, batch_size=1000, filter=f'job_id == "{job_id}"',
+                                              output_fields=["pk", "item_key", "category"])
+            while batch := iterator.next():
+                rows.extend(batch)
+            iterator.close()
+        return rows
+    finally:
+        client.close()
+
+
+def sandbox_segments(stack: Stack, urls: Iterable[str]) -> int:
+    """Segments the sandbox's ready tasks produced for ``urls`` (what a clean run writes)."""
+    wanted = set(urls)
+    client = TwelveLabs(api_key="drill", base_url=f"{stack.sandbox.url}/v1.3")
+    total = 0
+    for task in client.embed.v_2.tasks.list(page_limit=50):
+        meta = task.video_embedding.metadata if task.video_embedding else None
+        if task.status == "ready" and meta is not None and getattr(meta, "input_url", None) in wanted:
+            total += len(client.embed.v_2.tasks.retrieve(str(task.id)).data or [])
+    return total
+
+
+def verify(stack: Stack, job_id: str) -> tuple[int, dict[str, Any]]:
+    proc = stack.vidsearch("verify", job_id, "--json", timeout=300)
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+@dataclass
+class Figures:
+    """What a drill measured (printed for docs/reliability.md)."""
+
+    drill: str
+    items: int
+    done: int
+    failed: int
+    rows: int
+    tasks_created: int
+    recover_s: float | None
+
+    def show(self) -> None:
+        recover = "-" if self.recover_s is None else f"{self.recover_s:.1f}"
+        print(f"\nDRILL {self.drill}: items {self.items}, done {self.done}, failed {self.failed}, "
+              f"rows {self.rows}, Twelve Labs tasks created {self.tasks_created}, "
+              f"recovered in {recover} s")
+
+
+def assert_same_counts(
+    stack: Stack, job_id: str, urls: Sequence[str], drill: str, *, recover_s: float | None = None,
+    tasks_per_url: dict[str, int] | None = None,
+) -> Figures:
+    """Every item done, rows == the sandbox's segments, unique pks, one task per URL, verify 0."""
+    stack.sandbox_config(**NO_FAULTS)
+    finished = wait_job(stack, job_id)
+    c = finished.counters
+    assert (c["accepted"], c["done"], c["failed"]) == (len(urls), len(urls), 0), c
+    by_url = stack.sandbox_stats()["tasks_by_url"]
+    expected_tasks = {u: (tasks_per_url or {}).get(u, 1) for u in urls}
+    assert {u: by_url.get(u, 0) for u in urls} == expected_tasks
+    rows = milvus_rows(stack, job_id)
+    produced = sandbox_segments(stack, urls)
+    assert produced > 0
+    assert len(rows) == produced == c["segments"], (len(rows), produced, c["segments"])
+    assert len({r["pk"] for r in rows}) == len(rows)
+    code, report = verify(stack, job_id)
+    assert code == 0 and report["ok"], report["discrepancies"]
+    assert report["rows"] == produced
+    figures = Figures(drill, len(urls), c["done"], c["failed"], len(rows),
+                      sum(expected_tasks.values()), recover_s)
+    figures.show()
+    return figures
+
+
+# --- processes -------------------------------------------------------------------------------------
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (from /proc)."""
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def sigkill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL what is left of a process group this test started (orphaned pool children)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def finish_time(stack: Stack, job_id: str, since: float, timeout_s: float = 240) -> float:
+    """Wait for the job to finish; seconds from ``since`` (a ``time.monotonic()``) until it did."""
+    wait_job(stack, job_id, timeout_s)
+    return time.monotonic() - since
+
+
+def start_worker(
+    stack: Stack, name: str, *, queues: str = "embedding,polling,writing", concurrency: int = 2,
+    beat: bool = False, env: dict[str, str] | None = None,
+) -> int:
+    """Start a worker (optionally with other settings) and wait until it consumes; returns its pid."""
+    log = stack.root / f"worker-{name}.log"
+    offset = log.stat().st_size if log.exists() else 0
+    saved = stack.env
+    if env is not None:
+        stack.env = {**saved, **env}
+    try:
+        proc = stack.start_worker(name, queues, concurrency=concurrency, beat=beat)
+    finally:
+        stack.env = saved
+
+    def ready() -> bool:
+        assert proc.poll() is None, f"worker {name} exited: see {log}"
+        with log.open("rb") as handle:
+            handle.seek(offset)
+            return b"ready." in handle.read()
+
+    wait_for(ready, 90, f"worker {name} to be ready", 0.2)
+    return proc.pid

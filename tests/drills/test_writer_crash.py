@@ -1,0 +1,70 @@
+"""Drill 4: kill the writer between the Milvus write and the acknowledgement; the replay (another
+writer reclaims the entries with XAUTOCLAIM) leaves no duplicate row and no double count."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.drills.harness import (
+    assert_same_counts,
+    finish_time,
+    job,
+    jobs_of,
+    milvus_rows,
+    start_worker,
+    submit,
+    write_manifest,
+)
+from tests.stack import Stack, wait_for
+
+pytestmark = [pytest.mark.drill, pytest.mark.integration, pytest.mark.slow]
+
+ITEMS = 20
+STREAM = "vs:segments"
+
+
+def crash(stack: Stack, mode: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "tests.drills.crashing_writer", mode], env=stack.env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == -9, f"the writer did not crash ({proc.returncode}): {proc.stderr[-2000:]}"
+
+
+def pending(stack: Stack) -> int:
+    return int(stack.client().xpending(STREAM, "writers")["pending"])
+
+
+def test_a_writer_killed_between_write_and_ack_replays_without_duplicates(
+    stack: Stack, tmp_path: Path
+) -> None:
+    start_worker(stack, "nowriter", queues="embedding,polling", beat=True)
+    urls = write_manifest(tmp_path / "m.csv", "writer-crash", ITEMS)
+    job_id = submit(stack, tmp_path / "m.csv")
+    jobs = jobs_of(stack)
+    wait_for(lambda: jobs.waiting_count() == 0 and jobs.in_flight_count() == 0, 120,
+             "every item to reach the segment stream")
+    segments = int(stack.client().xlen(STREAM))
+
+    crash(stack, "after-upsert")  # rows in Milvus; ledger and ack not done
+    written = len(milvus_rows(stack, job_id))
+    assert written > 0 and pending(stack) >= written and job(stack, job_id).counters["segments"] == 0
+
+    time.sleep(5)  # past writer_claim_idle_s: the next writer reclaims the dead one's entries
+    crash(stack, "after-ledger")  # replayed upsert and ledger; ack not done
+    assert len(milvus_rows(stack, job_id)) == written
+    assert pending(stack) >= written
+    counted = job(stack, job_id).counters["segments"]
+    assert counted == written
+
+    crashed = time.monotonic()
+    start_worker(stack, "writer", queues="writing")
+    recover_s = finish_time(stack, job_id, crashed)
+    wait_for(lambda: pending(stack) == 0, 120,
+             "every segment acknowledged")
+    figures = assert_same_counts(stack, job_id, urls, "writer killed after upsert, then after ledger",
+                                 recover_s=recover_s)
+    assert figures.rows == segments == job(stack, job_id).counters["segments"]
