@@ -39,6 +39,7 @@ from pipeline.settings import Settings
 
 T = TypeVar("T")
 SANDBOX_KEY = "sandbox"
+SANDBOX_BASE_URL = "http://127.0.0.1:8300/v1.3"  # where ``vidsearch up`` serves the sandbox
 RECONCILE_MAX_PAGES = 20
 
 
@@ -133,7 +134,7 @@ class TwelveLabsGateway:
         self.metrics = metrics or MetricsRecorder.from_settings(settings)
         self.client = TwelveLabs(
             api_key=key.get_secret_value() if key else SANDBOX_KEY,
-            base_url=settings.twelvelabs_base_url,
+            base_url=settings.twelvelabs_base_url or (SANDBOX_BASE_URL if key is None else None),
             timeout=settings.api_timeout_s,
         )
         self.calls: dict[str, int] = {}

@@ -56,7 +56,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         return EXIT_OK
     job = wait_for_job(jobs, summary.job_id, progress=not args.json)
     if args.json:
-        _print_json({**job.to_dict(), "rejects": jobs.rejects(job.id, 99)})
+        _print_json({"job_id": job.id, **job.to_dict(), "rejects": jobs.rejects(job.id, 99)})
     return EXIT_FAILED if job.counters["failed"] else EXIT_OK
 
 

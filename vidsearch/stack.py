@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pipeline.errors import ConfigError, VidsearchError
 from pipeline.settings import Settings, env_name
+from pipeline.twelvelabs import SANDBOX_BASE_URL
 from vidsearch.services import (
     Service,
     ServiceError,
@@ -40,7 +41,6 @@ from vidsearch.services import (
     start_sandbox,
 )
 
-DEFAULT_SANDBOX_BASE = "http://127.0.0.1:8300/v1.3"
 WORKER_NODE, WRITER_NODE = "vidsearch", "writer"
 LOCK_NAME = "up.lock"
 
@@ -177,7 +177,7 @@ class EmbeddedStack:
         self._celery: Any = None
         self.redis = _endpoint("Redis", settings.redis_url, "redis_url", ["redis"], 6379)
         self.milvus = _endpoint("Milvus Lite", settings.milvus_uri, "milvus_uri", ["http"], 19530)
-        self.sandbox_base = settings.twelvelabs_base_url or DEFAULT_SANDBOX_BASE
+        self.sandbox_base = settings.twelvelabs_base_url or SANDBOX_BASE_URL
         self.sandbox = _endpoint("sandbox", self.sandbox_base, "twelvelabs_base_url", ["http"], 80)
         self.flower = Endpoint("Flower", "127.0.0.1", settings.flower_port, "flower_port")
 
@@ -400,7 +400,7 @@ def print_ready(stack: EmbeddedStack) -> None:
                                      f"{WRITER_NODE}@{host} (writing)"),
                          ("Data", urls["data"]), ("Logs", urls["logs"])):
         print(f"  {label:<12} {value}", flush=True)
-    if stack.use_sandbox:
+    if stack.use_sandbox and stack.sandbox_base != SANDBOX_BASE_URL:
         hint = f"export {env_name('twelvelabs_base_url')}={stack.sandbox_base}"
         print(f"  In another shell, before submit/search: {hint}", flush=True)
     print("Press Ctrl-C to stop.", flush=True)
