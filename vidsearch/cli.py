@@ -68,6 +68,8 @@ def _add_runtime(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                    help="a beat schedule file to load (e.g. config/beat_schedule.py)")
     p = _sub(subs, "writer", "Start the batched writer (a worker on the writing queue)", "writer")
     p.add_argument("--name", default="writer", help="worker node name")
+    p = _sub(subs, "flower", "Start the Flower dashboard (basic auth from flower_basic_auth)", "flower")
+    p.add_argument("--address", default="127.0.0.1", help="interface to listen on")
     p = _sub(subs, "beat", "Start Celery beat (the scheduler tick; run exactly one)", "beat")
     p.add_argument("--schedule", type=Path, metavar="FILE",
                    help="a beat schedule file to load (e.g. config/beat_schedule.py)")

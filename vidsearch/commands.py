@@ -240,6 +240,17 @@ def cmd_writer(args: argparse.Namespace) -> int:
     return cmd_worker(ns)
 
 
+def cmd_flower(args: argparse.Namespace) -> int:
+    """Flower on ``flower_port``; the password travels in the environment, never in argv."""
+    s = _settings(args)
+    from workers.app import app  # noqa: PLC0415
+
+    if s.flower_basic_auth:
+        os.environ["FLOWER_BASIC_AUTH"] = s.flower_basic_auth.get_secret_value()
+    app.start(["flower", f"--port={s.flower_port}", f"--address={args.address}"])
+    return EXIT_OK
+
+
 def cmd_beat(args: argparse.Namespace) -> int:
     s = _settings(args)
     from workers.app import app, load_schedule  # noqa: PLC0415

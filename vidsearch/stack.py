@@ -325,17 +325,17 @@ class EmbeddedStack:
 
 def start_flower(settings: Settings, env: Mapping[str, str], log_path: Path,
                  host: str = "127.0.0.1") -> Service:
-    """Flower on ``settings.flower_port`` for the broker in ``env``; basic auth (passed in the
-    environment, never on the command line) when ``settings.flower_basic_auth`` is set."""
+    """``vidsearch flower`` on ``settings.flower_port`` for the broker in ``env``; basic auth (passed
+    in the environment, never on the command line) when ``settings.flower_basic_auth`` is set."""
     flower_env = {k: v for k, v in env.items() if not k.startswith("FLOWER_")}
+    flower_env[env_name("flower_port")] = str(settings.flower_port)
     auth = settings.flower_basic_auth
     if auth is not None:
         value = auth.get_secret_value()
         if not all(":" in pair for pair in value.split(",")):
             raise ConfigError("flower_basic_auth must be user:password (comma-separate several)")
-        flower_env["FLOWER_BASIC_AUTH"] = value
-    argv = [sys.executable, "-m", "celery", "-A", "workers.app", "flower",
-            f"--port={settings.flower_port}", f"--address={host}"]
+        flower_env[env_name("flower_basic_auth")] = value
+    argv = [sys.executable, "-m", "vidsearch", "flower", "--address", host]
     return start_child("flower", argv, log_path, env=flower_env, host=host, port=settings.flower_port)
 
 
