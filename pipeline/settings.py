@@ -42,7 +42,9 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6390/0", description="Redis: broker, state, buffer (6390: the embedded stack)"
     )
     redis_prefix: str = Field("vs", description="Prefix of every Redis key vidsearch writes")
-    milvus_uri: str = Field("http://127.0.0.1:19530", description="Milvus URI (Lite server, standalone, Zilliz)")
+    milvus_uri: str = Field(
+        "http://127.0.0.1:19530", description="Milvus URI (Lite server, standalone, Zilliz)"
+    )
     milvus_token: SecretStr | None = Field(None, description="Milvus token (user:password or API key)")
     twelve_labs_api_key: SecretStr | None = Field(
         None,
