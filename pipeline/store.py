@@ -148,6 +148,12 @@ def translate(exc: Exception, action: str) -> StoreError:
     return StoreRejectedError(f"Milvus refused {action}: {message}")
 
 
+def _released(exc: StoreError) -> bool:
+    """Whether Milvus refused because the collection is not loaded (e.g. after a restart)."""
+    text = str(exc)
+    return "released" in text or "not loaded" in text or "call load()" in text
+
+
 def _utf8_truncate(text: str, max_bytes: int) -> str:
     raw = text.encode("utf-8")
     if len(raw) <= max_bytes:
@@ -270,11 +276,24 @@ class MilvusStore:
         return self._client
 
     def _call(self, action: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``method``; a collection found released (a restarted Milvus) is loaded, once."""
+        try:
+            return self._call_once(action, method, *args, **kwargs)
+        except StoreRejectedError as exc:
+            if not (args and isinstance(args[0], str) and _released(exc)):
+                raise
+            self._call_once(f"load_collection {args[0]}", "load_collection", args[0])
+            return self._call_once(action, method, *args, **kwargs)
+
+    def _call_once(self, action: str, method: str, *args: Any, **kwargs: Any) -> Any:
         client = self._connect()
         try:
             return getattr(client, method)(*args, timeout=self._timeout_s, **kwargs)
         except (MilvusException, grpc.RpcError, OSError) as exc:
-            raise translate(exc, action) from exc
+            error = translate(exc, action)
+            if isinstance(error, StoreUnavailableError):
+                self._dimensions.clear()  # a restarted Milvus has released every collection
+            raise error from exc
 
     def ping(self) -> None:
         """Raise StoreUnavailableError unless Milvus answers."""
