@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pymilvus import MilvusClient
+from pymilvus import MilvusClient, MilvusException
 from twelvelabs import TwelveLabs
 
 from pipeline.jobs import Job, JobStore
@@ -94,6 +94,17 @@ def wait_progress(stack: Stack, job_id: str, counter: str, at_least: int, timeou
 
 
 def milvus_rows(stack: Stack, job_id: str) -> list[dict[str, Any]]:
+    """The job's rows, read by an independent client (retried: this test process's gRPC channel
+    may still be the one a restarted Milvus closed)."""
+    for _ in range(5):
+        try:
+            return _milvus_rows(stack, job_id)
+        except MilvusException:
+            time.sleep(2)
+    return _milvus_rows(stack, job_id)
+
+
+def _milvus_rows(stack: Stack, job_id: str) -> list[dict[str, Any]]:
     client = MilvusClient(uri=stack.milvus.url)
     try:
         names = [n for n in client.list_collections() if n.startswith("vidsearch_marengo3_0")]

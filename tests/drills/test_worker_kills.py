@@ -37,8 +37,9 @@ def test_sigkill_of_a_workers_main_process_loses_nothing(stack: Stack, tmp_path:
         wait_progress(stack, job_id, "done", threshold)
         dead_groups.append(victim)
         sigkill(victim)  # the main process only: its pool children are orphaned, as on a real host
+        killed_at = time.monotonic()
         victim = start_worker(stack, "victim", env=SLOW_ADMISSION)
-    recover_s = finish_time(stack, job_id, time.monotonic())
+    recover_s = finish_time(stack, job_id, killed_at)
     for group in dead_groups:
         kill_group(group)
     assert_same_counts(stack, job_id, urls, "worker main SIGKILL x3", recover_s=recover_s)
