@@ -58,6 +58,13 @@ def _add_search(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
+def _add_supervise(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-supervise", dest="supervise", action="store_false",
+        help="run Celery in this process instead of a child that is restarted when it dies",
+    )
+
+
 def _add_runtime(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = _sub(subs, "worker", "Start a Celery worker", "worker")
     p.add_argument("--queues", default="embedding,polling,writing", help="comma-separated queues")
@@ -66,8 +73,10 @@ def _add_runtime(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--beat", action="store_true", help="also run the scheduler tick (one per fleet)")
     p.add_argument("--schedule", type=Path, metavar="FILE",
                    help="a beat schedule file to load (e.g. config/beat_schedule.py)")
+    _add_supervise(p)
     p = _sub(subs, "writer", "Start the batched writer (a worker on the writing queue)", "writer")
     p.add_argument("--name", default="writer", help="worker node name")
+    _add_supervise(p)
     p = _sub(subs, "flower", "Start the Flower dashboard (basic auth from flower_basic_auth)", "flower")
     p.add_argument("--address", default="127.0.0.1", help="interface to listen on")
     p = _sub(subs, "beat", "Start Celery beat (the scheduler tick; run exactly one)", "beat")

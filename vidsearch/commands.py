@@ -223,6 +223,12 @@ def print_hits(hits: Any) -> None:
 # --- runtime --------------------------------------------------------------------------------------
 def cmd_worker(args: argparse.Namespace) -> int:
     s = _settings(args)
+    if args.supervise:
+        from pipeline.logs import configure_logging  # noqa: PLC0415
+        from vidsearch.supervisor import Supervisor  # noqa: PLC0415
+
+        configure_logging(s)
+        return Supervisor(_worker_argv(args)).run()
     from workers.app import app, load_schedule  # noqa: PLC0415
 
     load_schedule(app, getattr(args, "schedule", None))
@@ -233,6 +239,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
         argv += ["-B", "-s", str(s.data_dir / "celerybeat-schedule")]
     app.worker_main(argv)
     return EXIT_OK
+
+
+def _worker_argv(args: argparse.Namespace) -> list[str]:
+    """The supervised child: the same worker, run in-process."""
+    argv = [sys.executable, "-m", "vidsearch"]
+    if getattr(args, "config", None):
+        argv += ["--config", str(args.config)]
+    argv += ["worker", "--no-supervise", "--queues", args.queues,
+             "--concurrency", str(args.concurrency), "--name", args.name]
+    if args.beat:
+        argv.append("--beat")
+    if getattr(args, "schedule", None):
+        argv += ["--schedule", str(args.schedule)]
+    return argv
 
 
 def cmd_writer(args: argparse.Namespace) -> int:

@@ -200,6 +200,18 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def celery_main(supervisor: int, timeout_s: float = 60, other_than: int | None = None) -> int:
+    """The Celery worker process that ``vidsearch worker`` (a supervisor) runs as its child."""
+    found: list[int] = []
+
+    def running() -> bool:
+        found[:] = [pid for pid in children(supervisor) if pid != other_than]
+        return bool(found)
+
+    wait_for(running, timeout_s, f"a Celery worker under supervisor {supervisor}", 0.1)
+    return found[0]
+
+
 def sigkill(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)

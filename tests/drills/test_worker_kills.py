@@ -9,6 +9,7 @@ import pytest
 
 from tests.drills.harness import (
     assert_same_counts,
+    celery_main,
     children,
     finish_time,
     kill_group,
@@ -29,19 +30,17 @@ SLOW_ADMISSION = {"VIDSEARCH_MAX_IN_FLIGHT": "10"}
 
 def test_sigkill_of_a_workers_main_process_loses_nothing(stack: Stack, tmp_path: Path) -> None:
     start_worker(stack, "steady", beat=True, env=SLOW_ADMISSION)
-    victim = start_worker(stack, "victim", env=SLOW_ADMISSION)
+    supervisor = start_worker(stack, "victim", env=SLOW_ADMISSION)
     urls = write_manifest(tmp_path / "m.csv", "kill-main", ITEMS)
     job_id = submit(stack, tmp_path / "m.csv")
-    dead_groups = []
+    victim = celery_main(supervisor)
     for threshold in (6, 16, 26):
         wait_progress(stack, job_id, "done", threshold)
-        dead_groups.append(victim)
-        sigkill(victim)  # the main process only: its pool children are orphaned, as on a real host
+        sigkill(victim)  # the Celery main process only: its pool children are orphaned
         killed_at = time.monotonic()
-        victim = start_worker(stack, "victim", env=SLOW_ADMISSION)
+        victim = celery_main(supervisor, other_than=victim)  # vidsearch worker restarts it
     recover_s = finish_time(stack, job_id, killed_at)
-    for group in dead_groups:
-        kill_group(group)
+    kill_group(supervisor)
     assert_same_counts(stack, job_id, urls, "worker main SIGKILL x3", recover_s=recover_s)
 
 
@@ -53,7 +52,7 @@ def test_sigkill_of_a_pool_child_loses_nothing(stack: Stack, tmp_path: Path) -> 
     killed = 0
     for threshold in (6, 16, 26):
         wait_progress(stack, job_id, "done", threshold)
-        pool = children(victim)
+        pool = children(celery_main(victim))
         assert pool, "the victim worker has no pool child"
         sigkill(pool[0])
         killed += 1
