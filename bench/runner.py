@@ -86,6 +86,21 @@ def writer_rows(quick: bool, tmp: Path) -> list[Row]:
     ]
 
 
+MARK_START, MARK_END = "<!-- bench:table -->", "<!-- /bench:table -->"
+
+
+def readme_table(heading: str, text: str) -> None:
+    """Replace the block between the marks in bench/README.md (nothing else is touched)."""
+    path = Path(__file__).resolve().parent / "README.md"
+    current = path.read_text(encoding="utf-8")
+    if MARK_START not in current or MARK_END not in current:
+        log("bench/README.md has no bench:table marks; table not written")
+        return
+    head, rest = current.split(MARK_START, 1)
+    tail = rest.split(MARK_END, 1)[1]
+    path.write_text(f"{head}{MARK_START}\n{heading}\n\n{text}\n{MARK_END}{tail}", encoding="utf-8")
+
+
 def guarded(name: str, fn: Callable[[], list[Row]], sect: str) -> list[Row]:
     """Run one section; a failure becomes a row (the other sections still run)."""
     with section(name):
@@ -99,6 +114,8 @@ def guarded(name: str, fn: Callable[[], list[Row]], sect: str) -> list[Row]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, under 3 minutes")
+    parser.add_argument("--readme", action="store_true",
+                        help="also put the table into bench/README.md (between the bench:table marks)")
     parser.add_argument("--only", default="", help="comma-separated sections to run (1..6); 2 and 6 "
                         "run with 1")
     args = parser.parse_args(argv)
@@ -137,11 +154,14 @@ def main(argv: list[str] | None = None) -> int:
     meta["seconds"] = time.monotonic() - started
     path = write_results(rows, meta, time.strftime("%Y%m%d-%H%M%S") + ("-quick" if quick else "") + ".json")
     m = meta["machine"]
-    print(f"\nvidsearch benchmarks ({'quick' if quick else 'full'}), {meta['seconds']:.0f} s wall; "
-          f"{m['nproc']} x {m['cpu']}, {m['memory']}, Python {m['python']}, "
-          f"load average at the end {machine()['load_avg_1m']}\n")
+    heading = (f"vidsearch benchmarks ({'quick' if quick else 'full'}), {meta['seconds']:.0f} s wall; "
+               f"{m['nproc']} x {m['cpu']}, {m['memory']}, Python {m['python']}, {m['os']}; "
+               f"load average at the start {m['load_avg_1m']}, at the end {machine()['load_avg_1m']}")
+    print(f"\n{heading}\n")
     print(table(rows))
     print(f"\nresults: {path}")
+    if args.readme:
+        readme_table(f"{heading} ({meta['started']})", table(rows))
     return 0 if all(r.met is not False for r in rows) else 1
 
 
