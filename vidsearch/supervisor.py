@@ -5,8 +5,9 @@ kombu bugs: "Unrecoverable error ... 'NoneType' object has no attribute ..."), a
 worker stays dead. ``vidsearch worker`` therefore runs the Celery worker as a child and restarts
 it whenever it exits without the supervisor being asked to stop (Celery exits with status 0
 even after an "Unrecoverable error", so the status cannot tell a crash apart), with exponential
-backoff (reset once a child has run for ``min_uptime_s``). SIGTERM and SIGINT stop the child warmly (one SIGTERM) and then the
-supervisor. Durable leases in Redis make a restart safe: nothing depends on the dead process.
+backoff (reset once a child has run for ``min_uptime_s``). SIGTERM and SIGINT stop the child
+warmly (one SIGTERM) and then the supervisor. Durable leases in Redis make a restart safe:
+nothing depends on the dead process.
 """
 
 from __future__ import annotations
