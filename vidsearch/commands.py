@@ -22,6 +22,7 @@ from pipeline.producer import Producer
 from pipeline.settings import CONFIG_ENV, Settings, get_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+FLOWER_STOP_GRACE_S = 5.0  # Flower ignores SIGTERM while its broker is unreachable
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -261,14 +262,16 @@ def cmd_writer(args: argparse.Namespace) -> int:
 
 
 def cmd_flower(args: argparse.Namespace) -> int:
-    """Flower on ``flower_port``; the password travels in the environment, never in argv."""
-    s = _settings(args)
-    from workers.app import app  # noqa: PLC0415
+    """Flower on ``flower_port``, supervised; the password travels in the environment, never argv."""
+    from vidsearch.supervisor import Supervisor  # noqa: PLC0415
 
+    s = _settings(args)
+    env = dict(os.environ)
     if s.flower_basic_auth:
-        os.environ["FLOWER_BASIC_AUTH"] = s.flower_basic_auth.get_secret_value()
-    app.start(["flower", f"--port={s.flower_port}", f"--address={args.address}"])
-    return EXIT_OK
+        env["FLOWER_BASIC_AUTH"] = s.flower_basic_auth.get_secret_value()
+    argv = [sys.executable, "-m", "celery", "-A", "workers.app", "flower",
+            f"--port={s.flower_port}", f"--address={args.address}"]
+    return Supervisor(argv, env=env, stop_grace_s=FLOWER_STOP_GRACE_S).run()
 
 
 def cmd_beat(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import FrameType
 
 from pipeline.logs import get_logger
@@ -25,10 +25,22 @@ log = get_logger("vidsearch.supervisor")
 
 
 class Supervisor:
-    def __init__(self, argv: Sequence[str], min_uptime_s: float = 30.0, max_backoff_s: float = 30.0) -> None:
+    """Runs ``argv`` and runs it again when it exits unasked.
+
+    ``stop_grace_s``: after a stop signal, SIGKILL a child still running this much later (Flower,
+    for one, ignores SIGTERM while its broker is unreachable). ``None`` waits for the child, as a
+    Celery worker finishing its current tasks deserves.
+    """
+
+    def __init__(
+        self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+        min_uptime_s: float = 30.0, max_backoff_s: float = 30.0, stop_grace_s: float | None = None,
+    ) -> None:
         self.argv = list(argv)
+        self.env = dict(env) if env is not None else None
         self.min_uptime_s = min_uptime_s
         self.max_backoff_s = max_backoff_s
+        self.stop_grace_s = stop_grace_s
         self.stopping = threading.Event()
         self.child: subprocess.Popen[bytes] | None = None
         self.restarts = 0
@@ -38,6 +50,10 @@ class Supervisor:
         child = self.child
         if child is not None and child.poll() is None:
             child.send_signal(signal.SIGTERM)  # warm shutdown, even for Ctrl-C
+            if self.stop_grace_s is not None:
+                timer = threading.Timer(self.stop_grace_s, _kill, args=(child,))
+                timer.daemon = True
+                timer.start()
 
     def run(self) -> int:
         """Run (and re-run) the child until asked to stop; returns the exit code."""
@@ -46,10 +62,11 @@ class Supervisor:
         backoff = 1.0
         while True:
             started = time.monotonic()
-            self.child = subprocess.Popen(self.argv)
+            self.child = subprocess.Popen(self.argv, env=self.env)
             code = self.child.wait()
             if self.stopping.is_set():
-                return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code
+                clean = code in (0, -signal.SIGTERM, -signal.SIGINT)
+                return 0 if clean else (128 - code if code < 0 else code)  # shell convention
             uptime = time.monotonic() - started
             backoff = 1.0 if uptime >= self.min_uptime_s else min(self.max_backoff_s, backoff * 2)
             self.restarts += 1
@@ -57,3 +74,9 @@ class Supervisor:
                         restart_in_s=backoff, restarts=self.restarts)
             if self.stopping.wait(backoff):
                 return 0
+
+
+def _kill(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        log.warning("child_killed_after_grace", pid=child.pid)
+        child.kill()

@@ -48,3 +48,24 @@ def test_sigterm_stops_the_worker_and_the_supervisor_cleanly(tmp_path: Path) -> 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(20) == 0
     assert len(runs.read_text()) == 3
+
+
+def test_a_child_that_ignores_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
+    script = tmp_path / "stubborn.py"
+    ready = tmp_path / "ready"
+    script.write_text(
+        "import pathlib, signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        f"pathlib.Path({str(ready)!r}).write_text('1')\n"
+        "time.sleep(120)\n"
+    )
+    code = (
+        "import sys; from vidsearch.supervisor import Supervisor; "
+        f"sys.exit(Supervisor([sys.executable, {str(script)!r}], stop_grace_s=1.0).run())"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    wait_for(ready.exists, 30, "the stubborn child")
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 128 + signal.SIGKILL
+    assert time.monotonic() - started < 10
