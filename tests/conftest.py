@@ -60,6 +60,14 @@ def sandbox_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servic
 
 
 @pytest.fixture
+def own_sandbox(tmp_path: Path) -> Iterator[Service]:
+    """A sandbox of this test's own (its faults and counters are the test's to change)."""
+    service = start_sandbox(tmp_path, args=["--speed", "100", "--seed", "7"])
+    yield service
+    service.stop()
+
+
+@pytest.fixture
 def sandbox_env(sandbox_service: Service, monkeypatch: pytest.MonkeyPatch) -> str:
     """Point the SDK at the session sandbox; returns its base URL."""
     base = f"{sandbox_service.url}/v1.3"
@@ -71,4 +79,3 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("VIDSEARCH_LOG_FORMAT", "json")
 
 
-__all__ = ["SANDBOX_API_KEY", "Path"]

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 import redis
 
 from pipeline.embedding import Embedder
@@ -16,23 +13,16 @@ from pipeline.keys import Keys
 from pipeline.settings import Settings, load_settings
 from pipeline.twelvelabs import TwelveLabsGateway
 from tests.stack import sandbox_config, sandbox_stats
-from vidsearch.services import Service, start_sandbox
+from vidsearch.services import Service
 
 URL = "https://cdn.example.com/videos/cooking-pasta-at-home.mp4"
 
 
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Service]:
-    service = start_sandbox(tmp_path, args=["--speed", "100", "--seed", "3"])
-    yield service
-    service.stop()
-
-
 def _setup(
-    sandbox: Service, client: redis.Redis, url: str = URL, **overrides: object
+    own_sandbox: Service, client: redis.Redis, url: str = URL, **overrides: object
 ) -> tuple[Embedder, JobStore, str]:
     values: dict[str, object] = {
-        "twelvelabs_base_url": f"{sandbox.url}/v1.3",
+        "twelvelabs_base_url": f"{own_sandbox.url}/v1.3",
         "retry_initial_s": 0.05,
         "retry_max_s": 0.2,
         "retry_total_s": 2.0,
@@ -48,59 +38,59 @@ def _setup(
     return Embedder(client, jobs, TwelveLabsGateway(settings), settings), jobs, key
 
 
-def test_an_admitted_item_gets_exactly_one_task(sandbox: Service, redis_client: redis.Redis) -> None:
-    embedder, jobs, key = _setup(sandbox, redis_client)
+def test_an_admitted_item_gets_exactly_one_task(own_sandbox: Service, redis_client: redis.Redis) -> None:
+    embedder, jobs, key = _setup(own_sandbox, redis_client)
     outcome = embedder.create(key, charged=True)
     assert outcome.kind == "created"
     item = jobs.get_item(key)
     assert item is not None and (item.state, item.task_id) == ("processing", outcome.task_id)
     assert embedder.create(key, charged=True).kind == "skipped"
-    assert sandbox_stats(sandbox)["tasks_by_url"] == {URL: 1}
+    assert sandbox_stats(own_sandbox)["tasks_by_url"] == {URL: 1}
 
 
 def test_a_create_whose_answer_was_lost_is_adopted_not_repeated(
-    sandbox: Service,
+    own_sandbox: Service,
     redis_client: redis.Redis,
 ) -> None:
-    embedder, jobs, key = _setup(sandbox, redis_client)
-    sandbox_config(sandbox, drop_after_create_rate=1.0)
+    embedder, jobs, key = _setup(own_sandbox, redis_client)
+    sandbox_config(own_sandbox, drop_after_create_rate=1.0)
     outcome = embedder.create(key, charged=True)
     assert outcome.kind == "created", outcome
-    assert sandbox_stats(sandbox)["tasks_by_url"] == {URL: 1}
+    assert sandbox_stats(own_sandbox)["tasks_by_url"] == {URL: 1}
     assert jobs.get_item(key).task_id == outcome.task_id  # type: ignore[union-attr]
 
 
 def test_a_crash_after_sending_is_reconciled_by_the_next_attempt(
-    sandbox: Service,
+    own_sandbox: Service,
     redis_client: redis.Redis,
 ) -> None:
-    embedder, jobs, key = _setup(sandbox, redis_client)
+    embedder, jobs, key = _setup(own_sandbox, redis_client)
     jobs.note_create_attempt(key, time.time())
     first = embedder.gateway.create_task(URL, jobs.spec(jobs.get_item(key).job_id))  # type: ignore[arg-type,union-attr]
     outcome = embedder.create(key, charged=False)
     assert (outcome.kind, outcome.task_id) == ("created", first)
-    assert sandbox_stats(sandbox)["tasks_by_url"] == {URL: 1}
+    assert sandbox_stats(own_sandbox)["tasks_by_url"] == {URL: 1}
 
 
 def test_a_rejected_url_fails_the_item_with_the_api_reason(
-    sandbox: Service,
+    own_sandbox: Service,
     redis_client: redis.Redis,
 ) -> None:
-    embedder, jobs, key = _setup(sandbox, redis_client, url="ftp://cdn.example.com/a.mp4")
+    embedder, jobs, key = _setup(own_sandbox, redis_client, url="ftp://cdn.example.com/a.mp4")
     outcome = embedder.create(key, charged=True)
     assert outcome.kind == "failed"
     item = jobs.get_item(key)
     assert item is not None and item.state == "failed"
     assert item.reason and "400" in item.reason
-    assert sandbox_stats(sandbox)["tasks_created"] == 0
+    assert sandbox_stats(own_sandbox)["tasks_created"] == 0
 
 
 def test_persistent_server_errors_defer_then_fail_the_item(
-    sandbox: Service,
+    own_sandbox: Service,
     redis_client: redis.Redis,
 ) -> None:
-    embedder, jobs, key = _setup(sandbox, redis_client, retry_total_s=0.3, max_item_attempts=2)
-    sandbox_config(sandbox, rate_5xx=1.0)
+    embedder, jobs, key = _setup(own_sandbox, redis_client, retry_total_s=0.3, max_item_attempts=2)
+    sandbox_config(own_sandbox, rate_5xx=1.0)
     assert embedder.create(key, charged=True).kind == "deferred"
     assert redis_client.zscore(jobs.keys.creating, key) > time.time()  # type: ignore[operator]
     outcome = embedder.create(key, charged=False)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -15,16 +13,9 @@ from pipeline.quota import Quota
 from pipeline.settings import Settings, load_settings
 from pipeline.twelvelabs import OutcomeUnknownError, TwelveLabsGateway
 from tests.stack import sandbox_config
-from vidsearch.services import Service, start_sandbox
+from vidsearch.services import Service
 
 URL = "https://cdn.example.com/videos/surfing-dog-at-the-beach.mp4"
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Service]:
-    service = start_sandbox(tmp_path, args=["--speed", "100", "--seed", "7"])
-    yield service
-    service.stop()
 
 
 def _settings(service: Service, **overrides: object) -> Settings:
@@ -39,12 +30,12 @@ def _settings(service: Service, **overrides: object) -> Settings:
 
 
 def test_a_rate_limited_create_becomes_rate_limited_error_and_pauses_the_quota(
-    sandbox: Service,
+    own_sandbox: Service,
     redis_client: redis.Redis,
 ) -> None:
-    sandbox_config(sandbox, create_rpm=1, retry_after_s=7)
+    sandbox_config(own_sandbox, create_rpm=1, retry_after_s=7)
     quota = Quota(redis_client, "t:quota", rate_per_min=6000, burst=10)
-    gateway = TwelveLabsGateway(_settings(sandbox), quota)
+    gateway = TwelveLabsGateway(_settings(own_sandbox), quota)
     spec = EmbeddingSpec.from_settings(gateway.settings)
     gateway.create_task(URL, spec)
     with pytest.raises(RateLimitedError) as caught:
@@ -53,17 +44,17 @@ def test_a_rate_limited_create_becomes_rate_limited_error_and_pauses_the_quota(
     assert quota.take(1).wait_s > 5
 
 
-def test_a_bad_request_is_permanent_with_the_api_code_and_message(sandbox: Service) -> None:
-    gateway = TwelveLabsGateway(_settings(sandbox))
+def test_a_bad_request_is_permanent_with_the_api_code_and_message(own_sandbox: Service) -> None:
+    gateway = TwelveLabsGateway(_settings(own_sandbox))
     with pytest.raises(ApiRejectedError) as caught:
         gateway.create_task("ftp://cdn.example.com/a.mp4", EmbeddingSpec.from_settings(gateway.settings))
     assert caught.value.status_code == 400
     assert caught.value.code and caught.value.api_message
 
 
-def test_a_connection_dropped_after_create_is_an_unknown_outcome(sandbox: Service) -> None:
-    sandbox_config(sandbox, drop_after_create_rate=1.0)
-    gateway = TwelveLabsGateway(_settings(sandbox))
+def test_a_connection_dropped_after_create_is_an_unknown_outcome(own_sandbox: Service) -> None:
+    sandbox_config(own_sandbox, drop_after_create_rate=1.0)
+    gateway = TwelveLabsGateway(_settings(own_sandbox))
     spec = EmbeddingSpec.from_settings(gateway.settings)
     since = time.time()
     with pytest.raises(OutcomeUnknownError):
@@ -73,20 +64,20 @@ def test_a_connection_dropped_after_create_is_an_unknown_outcome(sandbox: Servic
     assert gateway.retrieve(found).status in {"processing", "ready"}
 
 
-def test_reconciliation_ignores_tasks_of_other_urls_and_options(sandbox: Service) -> None:
-    gateway = TwelveLabsGateway(_settings(sandbox))
+def test_reconciliation_ignores_tasks_of_other_urls_and_options(own_sandbox: Service) -> None:
+    gateway = TwelveLabsGateway(_settings(own_sandbox))
     spec = EmbeddingSpec.from_settings(gateway.settings)
-    other = EmbeddingSpec.from_settings(_settings(sandbox, embedding_options=["visual"]))
+    other = EmbeddingSpec.from_settings(_settings(own_sandbox, embedding_options=["visual"]))
     since = time.time()
     gateway.create_task(URL + "?other", spec)
     gateway.create_task(URL, other)
     assert gateway.find_task(URL, spec, since=since) is None
 
 
-def test_transient_errors_are_retried_until_the_total_bound(sandbox: Service) -> None:
-    gateway = TwelveLabsGateway(_settings(sandbox, retry_total_s=1.0))
+def test_transient_errors_are_retried_until_the_total_bound(own_sandbox: Service) -> None:
+    gateway = TwelveLabsGateway(_settings(own_sandbox, retry_total_s=1.0))
     task_id = gateway.create_task(URL, EmbeddingSpec.from_settings(gateway.settings))
-    sandbox_config(sandbox, rate_5xx=1.0)
+    sandbox_config(own_sandbox, rate_5xx=1.0)
     started = time.monotonic()
     with pytest.raises(TransientError):
         gateway.retrieve(task_id)
@@ -94,17 +85,17 @@ def test_transient_errors_are_retried_until_the_total_bound(sandbox: Service) ->
     assert gateway.calls["retrieve"] > 2
 
 
-def test_retries_get_through_intermittent_server_errors(sandbox: Service) -> None:
-    gateway = TwelveLabsGateway(_settings(sandbox))
+def test_retries_get_through_intermittent_server_errors(own_sandbox: Service) -> None:
+    gateway = TwelveLabsGateway(_settings(own_sandbox))
     task_id = gateway.create_task(URL, EmbeddingSpec.from_settings(gateway.settings))
-    sandbox_config(sandbox, rate_5xx=0.5)
+    sandbox_config(own_sandbox, rate_5xx=0.5)
     for _ in range(10):
         assert gateway.retrieve(task_id).status in {"processing", "ready"}
     assert gateway.calls["retrieve"] > 10
 
 
-def test_text_queries_embed_to_the_model_dimension(sandbox: Service) -> None:
-    gateway = TwelveLabsGateway(_settings(sandbox))
+def test_text_queries_embed_to_the_model_dimension(own_sandbox: Service) -> None:
+    gateway = TwelveLabsGateway(_settings(own_sandbox))
     assert len(gateway.embed_text("surfing dog")) == 512
-    gateway35 = TwelveLabsGateway(_settings(sandbox, model="marengo3.5", embedding_dimension=256))
+    gateway35 = TwelveLabsGateway(_settings(own_sandbox, model="marengo3.5", embedding_dimension=256))
     assert len(gateway35.embed_text("surfing dog")) == 256
