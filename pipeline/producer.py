@@ -43,18 +43,25 @@ class Producer:
         self.rules = rules
 
     def submit(self, paths: Sequence[Path], force: bool = False, name: str = "") -> SubmitSummary:
-        """Record a job for ``paths`` and queue its items; the job is sealed at the end."""
+        """Record a job for ``paths`` and queue its items; the job is sealed at the end.
+
+        Every manifest is opened and its header checked first: a missing or unreadable manifest
+        raises ``ManifestError`` before any job exists.
+        """
+        readers = [read_manifest(path, self.rules) for path in paths]
         job_id = self.jobs.create_job([str(p) for p in paths], self.spec, name)
         summary = SubmitSummary(job_id)
-        for path in paths:
-            self._submit_file(path, summary, force)
+        for records in readers:
+            self._submit_file(records, summary, force)
         self.jobs.seal(job_id)
         return summary
 
-    def _submit_file(self, path: Path, summary: SubmitSummary, force: bool) -> None:
+    def _submit_file(
+        self, records: Iterable[ManifestLine | Rejected], summary: SubmitSummary, force: bool
+    ) -> None:
         batch: list[Admission] = []
         rejects: list[Rejected] = []
-        for record in read_manifest(path, self.rules):
+        for record in records:
             summary.lines += 1
             if isinstance(record, Rejected):
                 rejects.append(record)

@@ -6,10 +6,14 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import redis
 
 from pipeline.errors import VidsearchError
 
 Handler = Callable[[argparse.Namespace], int]
+EXIT_REDIS_UNREACHABLE = 5
 
 
 def _sub(subs: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str,
@@ -136,5 +140,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VidsearchError as exc:
         print(f"vidsearch: error: {exc}", file=sys.stderr)
         return 2
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        print(f"vidsearch: error: cannot reach Redis at {_redis_where()}: {exc}", file=sys.stderr)
+        return EXIT_REDIS_UNREACHABLE
     except KeyboardInterrupt:
         return 130
+
+
+def _redis_where() -> str:
+    """The Redis URL in use, without its password."""
+    from pipeline.settings import env_name, get_settings  # noqa: PLC0415
+
+    parts = urlsplit(get_settings().redis_url)
+    host = parts.hostname or "?"
+    where = f"{parts.scheme}://{host}:{parts.port or 6379}{parts.path}"
+    return f"{where} (set {env_name('redis_url')}; is `vidsearch up` running?)"
