@@ -148,6 +148,26 @@ end
 return finished
 """
 
+# ARGV: prefix, now, expected_s. Pulls every in-flight check forward to max(now, submitted +
+# expected) when that is sooner than its schedule. Run when a model's task time is first learned.
+_PULL_FORWARD = """
+local p, now, expected = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local moved = 0
+local later = redis.call('ZRANGEBYSCORE', p .. ':inflight', '(' .. now, '+inf', 'WITHSCORES')
+for i = 1, #later, 2 do
+  local key, score = later[i], tonumber(later[i + 1])
+  local sub = tonumber(redis.call('HGET', p .. ':item:' .. key, 'sub'))
+  if sub then
+    local target = math.max(now, sub + expected)
+    if target < score then
+      redis.call('ZADD', p .. ':inflight', 'XX', target, key)
+      moved = moved + 1
+    end
+  end
+end
+return moved
+"""
+
 # ARGV: prefix, job. failed -> waiting for every failed item of the job; returns how many.
 _RETRY = """
 local p, job = ARGV[1], ARGV[2]
@@ -276,6 +296,7 @@ class JobStore:
         self._fail = client.register_script(_FAIL)
         self._written = client.register_script(_WRITTEN)
         self._retry = client.register_script(_RETRY)
+        self._pull_forward = client.register_script(_PULL_FORWARD)
         self._specs: dict[str, EmbeddingSpec] = {}
 
     # --- jobs -----------------------------------------------------------------------------------
@@ -423,6 +444,10 @@ class JobStore:
             if job:
                 self.r.hincrby(self.keys.job(job.decode()), "done", 1)
         return True
+
+    def pull_forward_polls(self, now: float, expected_s: float) -> int:
+        """Checks scheduled later than ``submitted + expected_s`` move to that time; returns how many."""
+        return int(self._pull_forward(args=[self.keys.prefix, now, expected_s]))
 
     def fail(self, key: str, reason: str) -> bool:
         return bool(self._fail(args=[self.keys.prefix, key, reason[:1000]]))

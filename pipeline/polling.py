@@ -3,8 +3,10 @@
 In-flight items live in a sorted set scored by their next check time; the scheduler tick claims
 the due ones. The interval adapts: the first check lands when tasks of this model have recently
 taken to finish (an exponentially weighted mean kept in Redis), later checks come at a tenth of
-that, growing with the time overdue, capped at ``poll_max_s``. Past ``task_deadline_s`` the item
-fails with a clear reason and is never polled again.
+that, growing with the time overdue, capped at ``poll_max_s``. Until a model's first task
+finishes, checks follow a geometric schedule from ``poll_initial_s``; the moment one finishes,
+every in-flight check is pulled forward to its own submission time plus what that task took.
+Past ``task_deadline_s`` the item fails with a clear reason and is never polled again.
 """
 
 from __future__ import annotations
@@ -118,7 +120,11 @@ class Poller:
         field = f"task_s:{model}"
         old = expected_task_s(self.r, self.jobs.keys, model)
         new = took_s if old is None else (1 - EWMA_WEIGHT) * old + EWMA_WEIGHT * took_s
-        self.r.hset(self.jobs.keys.stats, field, f"{new:.3f}")
+        if self.r.hsetnx(self.jobs.keys.stats, field, f"{new:.3f}"):
+            # the first task time ever learned: tasks polled blind so far move to when it says
+            self.jobs.pull_forward_polls(time.time(), new)
+        else:
+            self.r.hset(self.jobs.keys.stats, field, f"{new:.3f}")
 
     def _spec(self, item: Item) -> EmbeddingSpec:
         spec = self.jobs.spec(item.job_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import redis
 
 from pipeline.items import EmbeddingSpec, item_key
@@ -149,3 +150,16 @@ def test_a_waiting_item_costs_little_redis_memory(redis_client: redis.Redis) -> 
     per_item = (int(redis_client.info("memory")["used_memory"]) - before) / n
     print(f"redis bytes per waiting item: {per_item:.0f}")
     assert per_item < 400, per_item
+
+
+def test_learning_the_task_time_pulls_blind_checks_forward_only(redis_client: redis.Redis) -> None:
+    jobs = _store(redis_client)
+    now = time.time()
+    schedule = {"young": (now - 5, now + 20), "overdue": (now - 20, now + 20), "soon": (now - 5, now + 1)}
+    for key, (submitted, check) in schedule.items():
+        redis_client.hset(jobs.keys.item(key), mapping={"s": "processing", "sub": submitted})
+        redis_client.zadd(jobs.keys.inflight, {key: check})
+    assert jobs.pull_forward_polls(now, 8.0) == 2
+    assert redis_client.zscore(jobs.keys.inflight, "young") == pytest.approx(now + 3)
+    assert redis_client.zscore(jobs.keys.inflight, "overdue") == pytest.approx(now)
+    assert redis_client.zscore(jobs.keys.inflight, "soon") == pytest.approx(now + 1)
