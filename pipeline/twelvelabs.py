@@ -33,11 +33,13 @@ from pipeline.errors import (
     TransientError,
 )
 from pipeline.items import EmbeddingSpec
+from pipeline.logs import get_logger
 from pipeline.metrics import MetricsRecorder
 from pipeline.quota import Quota
 from pipeline.settings import Settings
 
 T = TypeVar("T")
+log = get_logger("vidsearch.twelvelabs")
 SANDBOX_KEY = "sandbox"
 SANDBOX_BASE_URL = "http://127.0.0.1:8300/v1.3"  # where ``vidsearch up`` serves the sandbox
 RECONCILE_MAX_PAGES = 20
@@ -149,12 +151,13 @@ class TwelveLabsGateway:
             if charge_next[0]:
                 self._charge()
             charge_next[0] = paid
-            return self._call(operation, fn)
+            return fn()
 
         policy = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(TransientError),
             wait=_Wait(s.retry_initial_s, s.retry_max_s),
             stop=tenacity.stop_after_delay(s.retry_total_s),
+            before_sleep=partial(_log_retry, operation),
             reraise=True,
         )
         return policy(attempt)
@@ -164,24 +167,18 @@ class TwelveLabsGateway:
             raise TransientError("global Twelve Labs quota exhausted for the whole retry budget")
 
     def _call(self, operation: str, fn: Callable[[], T]) -> T:
+        """One HTTP request through the SDK: counted, translated, a 429 pausing the quota."""
         self.calls[operation] = self.calls.get(operation, 0) + 1
-        seen = sum(self.calls.values())
         try:
             result = fn()
         except (ApiError, httpx.HTTPError, pydantic.ValidationError) as exc:
             err = translate(exc)
-            self._count(operation, seen, err)
+            self.metrics.twelve_labs_call(operation, err)
             if isinstance(err, RateLimitedError) and self.quota:
                 self.quota.pause(err.retry_after_s or self.settings.retry_initial_s)
             raise err from exc
-        self._count(operation, seen, None)
+        self.metrics.twelve_labs_call(operation, None)
         return result
-
-    def _count(self, operation: str, seen: int, err: Exception | None) -> None:
-        """Metrics count HTTP requests: a call that wrapped other calls (a retried create's
-        attempt wraps the list and create requests) is not one."""
-        if sum(self.calls.values()) == seen:
-            self.metrics.twelve_labs_call(operation, err)
 
     # --- operations ----------------------------------------------------------------------------
     def create_task(self, url: str, spec: EmbeddingSpec) -> str:
@@ -203,9 +200,8 @@ class TwelveLabsGateway:
 
     def retrieve(self, task_id: str) -> TaskResult:
         """The task's status and, when ready, its segments."""
-        r = self.retrying(
-            "retrieve", lambda: self.client.embed.v_2.tasks.retrieve(task_id), paid=False
-        )
+        request = partial(self.client.embed.v_2.tasks.retrieve, task_id)
+        r = self.retrying("retrieve", partial(self._call, "retrieve", request), paid=False)
         segments = [
             TaskSegment(
                 option=str(d.embedding_option or "visual"), scope=str(d.embedding_scope or "clip"),
@@ -231,7 +227,8 @@ class TwelveLabsGateway:
     def _list_since(self, started: datetime) -> Iterator[Any]:
         stamp = started.strftime("%Y-%m-%dT%H:%M:%SZ")
         for page in range(1, RECONCILE_MAX_PAGES + 1):
-            items = self.retrying("list", partial(self._list_page, stamp, page), paid=False)
+            request = partial(self._list_page, stamp, page)
+            items = self.retrying("list", partial(self._call, "list", request), paid=False)
             if not items:
                 return
             yield from items
@@ -252,8 +249,15 @@ class TwelveLabsGateway:
             call = lambda: self.client.embed.v_2.create(  # noqa: E731
                 input_type="text", model_name=model, text=TextInputRequest(input_text=text)
             )
-        response = self.retrying("embed", call, paid=True)
+        response = self.retrying("embed", partial(self._call, "embed", call), paid=True)
         return list(response.data[0].embedding)
+
+
+def _log_retry(operation: str, state: tenacity.RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    wait = state.next_action.sleep if state.next_action else None
+    log.warning("twelve_labs_retry", operation=operation, attempt=state.attempt_number,
+                error=str(error), wait_s=round(wait, 2) if wait is not None else None)
 
 
 def _segmentation(spec: EmbeddingSpec) -> dict[str, Any]:

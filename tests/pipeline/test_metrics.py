@@ -136,7 +136,7 @@ def test_twelve_labs_calls_are_counted_by_operation_and_outcome_through_the_gate
 
     gateway._call("retrieve", ok)
     gateway._call("retrieve", ok)
-    gateway._call("create", lambda: gateway._call("create", ok))  # an attempt wrapping a request
+    gateway.retrying("create", lambda: gateway._call("create", ok), paid=False)  # one request
     for status, error in ((429, RateLimitedError), (429, RateLimitedError), (400, ApiRejectedError)):
         with pytest.raises(error):
             gateway._call("create", answer(status))
