@@ -190,6 +190,22 @@ return n
 """
 
 
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def new_job_id(now: float) -> str:
+    """A short id that sorts by creation time: 7 base-36 digits of seconds, 4 random hex digits.
+
+    Short on purpose: every item hash carries its job's id (``vidsearch jobs`` shows the creation
+    time next to it).
+    """
+    n, digits = int(now), ""
+    while n:
+        n, r = divmod(n, 36)
+        digits = _B36[r] + digits
+    return f"{digits.rjust(7, '0')}-{secrets.token_hex(2)}"
+
+
 @dataclass(frozen=True, slots=True)
 class Admission:
     """One line the producer hands to ``submit_batch``."""
@@ -301,8 +317,8 @@ class JobStore:
 
     # --- jobs -----------------------------------------------------------------------------------
     def create_job(self, manifests: Sequence[str], spec: EmbeddingSpec, name: str = "") -> str:
-        job_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
         now = time.time()
+        job_id = new_job_id(now)
         self.r.hset(self.keys.job(job_id), mapping={
             "id": job_id, "created_at": now, "name": name, "sealed": 0,
             "manifests": json.dumps(list(manifests)), "spec": spec.to_json(),

@@ -121,9 +121,11 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(listed)
         return EXIT_OK
-    print(f"{'job':<24} {'status':<10} {'queued':>7} {'done':>7} {'failed':>7} {'rejected':>8}")
+    print(f"{'job':<13} {'created (UTC)':<17} {'status':<10} {'queued':>7} {'done':>7} "
+          f"{'failed':>7} {'rejected':>8}")
     for j in listed:
-        print(f"{j['id']:<24} {j['status']:<10} {j['queued']:>7} {j['done']:>7} "
+        created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(j["created_at"]))
+        print(f"{j['id']:<13} {created:<17} {j['status']:<10} {j['queued']:>7} {j['done']:>7} "
               f"{j['failed']:>7} {j['rejected']:>8}")
     return EXIT_OK
 

@@ -163,3 +163,11 @@ def test_learning_the_task_time_pulls_blind_checks_forward_only(redis_client: re
     assert redis_client.zscore(jobs.keys.inflight, "young") == pytest.approx(now + 3)
     assert redis_client.zscore(jobs.keys.inflight, "overdue") == pytest.approx(now)
     assert redis_client.zscore(jobs.keys.inflight, "soon") == pytest.approx(now + 1)
+
+
+def test_job_ids_are_short_and_sort_by_creation_time() -> None:
+    from pipeline.jobs import new_job_id
+
+    ids = [new_job_id(t) for t in (1.0e9, 1.8e9, 2.2e9, 4.1e9)]
+    assert all(len(i) == 12 for i in ids)
+    assert [i[:7] for i in ids] == sorted(i[:7] for i in ids)
