@@ -52,6 +52,9 @@ def _secret_values(settings: Settings) -> list[str | None]:
         settings.twelve_labs_api_key.get_secret_value() if settings.twelve_labs_api_key else None,
         settings.milvus_token.get_secret_value() if settings.milvus_token else None,
     ]
+    if settings.flower_basic_auth:
+        pairs = settings.flower_basic_auth.get_secret_value().split(",")
+        values += [pair.partition(":")[2] for pair in pairs]
     values.append(urlsplit(settings.redis_url).password)
     return values
 

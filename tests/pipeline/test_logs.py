@@ -1,0 +1,30 @@
+"""structlog configuration: secrets never reach a log line."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+from pipeline.logs import configure_logging, get_logger
+from pipeline.settings import load_settings
+
+
+def test_every_configured_secret_is_redacted_from_log_lines() -> None:
+    settings = load_settings(
+        twelve_labs_api_key="tlk-sentinel-1234", milvus_token="root:milvus-sentinel",
+        redis_url="redis://:redis-sentinel@127.0.0.1:6390/0",
+        flower_basic_auth="ops:flower-sentinel", log_format="json",
+    )
+    stream = io.StringIO()
+    configure_logging(settings, stream=stream)
+    get_logger("t").warning(
+        "leak_attempt", key="tlk-sentinel-1234", url="redis://:redis-sentinel@h/0",
+        detail=["root:milvus-sentinel", "flower-sentinel"],
+    )
+    logging.getLogger().handlers.clear()
+    line = json.loads(stream.getvalue().splitlines()[-1])
+    text = json.dumps(line)
+    assert line["event"] == "leak_attempt"
+    for sentinel in ("tlk-sentinel-1234", "redis-sentinel", "milvus-sentinel", "flower-sentinel"):
+        assert sentinel not in text
