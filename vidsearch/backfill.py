@@ -13,7 +13,7 @@
   it no longer holds.
 
 Logs (structlog) go to stderr and the log file; stdout gets one JSON summary. Exit codes are
-``EXIT_*`` below.
+``vidsearch/exit_codes.py`` (0 done, 1 failures, 2 bad input, 3 locked, 4 timeout, 5 Redis).
 """
 
 from __future__ import annotations
@@ -40,19 +40,13 @@ from pipeline.logs import configure_logging, get_logger
 from pipeline.manifest import LineRules, read_manifest
 from pipeline.producer import Producer
 from pipeline.settings import Settings
-
-EXIT_OK = 0
-"""Every item of the job is done (or there was nothing new)."""
-EXIT_FAILED = 1
-"""The job finished and some items failed (``vidsearch failures JOB``)."""
-EXIT_BAD_INPUT = 2
-"""No manifest found, a manifest cannot be read, bad settings (raised as ``VidsearchError``)."""
-EXIT_LOCKED = 3
-"""Another run with the same name holds the lock; nothing was submitted."""
-EXIT_TIMEOUT = 4
-"""``--wait-timeout`` passed before the job finished; the job keeps running in the pipeline."""
-EXIT_REDIS = 5
-"""Redis could not be reached (or was lost) during the run."""
+from vidsearch.exit_codes import (
+    EXIT_FAILED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_REDIS,
+    EXIT_TIMEOUT,
+)
 
 MANIFEST_SUFFIXES = frozenset({".csv", ".jsonl", ".ndjson"})
 PROGRESS_EVERY_S = 60.0

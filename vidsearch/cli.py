@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 import redis
 
 from pipeline.errors import VidsearchError
+from vidsearch.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_REDIS
 
 Handler = Callable[[argparse.Namespace], int]
-EXIT_REDIS_UNREACHABLE = 5
 
 
 def _sub(subs: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str,
@@ -139,12 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except VidsearchError as exc:
         print(f"vidsearch: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         print(f"vidsearch: error: cannot reach Redis at {_redis_where()}: {exc}", file=sys.stderr)
-        return EXIT_REDIS_UNREACHABLE
+        return EXIT_REDIS
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _redis_where() -> str:

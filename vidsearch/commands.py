@@ -1,6 +1,6 @@
 """What each ``vidsearch`` subcommand does. Output: a table for people, ``--json`` for scripts.
 
-Exit codes: 0 success (all items done), 1 some items failed, 2 bad input or settings.
+Exit codes: ``vidsearch/exit_codes.py``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pipeline.keys import Keys
 from pipeline.manifest import LineRules
 from pipeline.producer import Producer
 from pipeline.settings import CONFIG_ENV, Settings, get_settings
+from vidsearch.exit_codes import EXIT_FAILED, EXIT_OK
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 FLOWER_STOP_GRACE_S = 5.0  # Flower ignores SIGTERM while its broker is unreachable
 
 

@@ -31,13 +31,13 @@ from pipeline.manifest import LineRules
 from pipeline.producer import Producer
 from pipeline.settings import Settings, env_name, load_settings
 from vidsearch.commands import print_hits, wait_for_job
+from vidsearch.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from vidsearch.services import free_port
 from vidsearch.stack import EmbeddedStack, StopRequestedError, stop_signals
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 MANIFEST = SAMPLES / "demo.csv"
 CATALOG = SAMPLES / "catalog.yaml"
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 # The sandbox has no real quota: let the pipeline go as fast as this machine allows.
 FAST_FIELDS: dict[str, Any] = {

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pipeline.errors import ConfigError, VidsearchError
 from pipeline.settings import Settings, env_name
 from pipeline.twelvelabs import SANDBOX_BASE_URL
+from vidsearch.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from vidsearch.services import (
     Service,
     ServiceError,
@@ -377,7 +378,7 @@ def run_up(settings: Settings, concurrency: int = 2, sandbox_speed: float = 1.0)
             stack.start()
         except StopRequestedError:
             print("interrupted while starting; everything started was stopped", flush=True)
-            return 130
+            return EXIT_INTERRUPTED
         try:
             if stack.use_sandbox:
                 print(SANDBOX_WARNING.format(base=stack.sandbox_base), file=sys.stderr, flush=True)
@@ -412,5 +413,5 @@ def _serve(stack: EmbeddedStack, stop: threading.Event) -> int:
         if dead is not None:
             print(f"vidsearch: error: {dead.name} exited with {dead.proc.returncode}; see {dead.log_path}",
                   file=sys.stderr, flush=True)
-            return 1
-    return 0
+            return EXIT_FAILED
+    return EXIT_OK

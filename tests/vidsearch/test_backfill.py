@@ -22,7 +22,8 @@ from pipeline.keys import Keys
 from pipeline.settings import get_settings
 from tests.stack import Stack, start_stack, wait_for
 from vidsearch import cli
-from vidsearch.backfill import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, RunLock
+from vidsearch.backfill import RunLock
+from vidsearch.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK
 
 CDN = "https://cdn.example.com/backfill"
 
