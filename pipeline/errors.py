@@ -5,15 +5,20 @@
     +-- ManifestError               a manifest that cannot be read at all (missing, no url column)
     +-- TransientError              worth retrying: 429, 5xx, timeouts, dropped connections
     |   +-- RateLimitedError        429, carries the server's Retry-After in seconds
+    |   +-- OutcomeUnknownError     (twelvelabs.py) the request may have reached Twelve Labs
     +-- PermanentError              retrying cannot help
     |   +-- ApiRejectedError        Twelve Labs 4xx, carries the API's code and message
-    |   +-- TaskFailedError         a Twelve Labs task ended ``failed`` (its message)
-    |   +-- DeadlineExceededError   a task stayed ``processing`` past the deadline
     +-- StoreError                  Milvus refused or is unreachable
-        +-- SchemaMismatchError     a collection differs from what the settings ask for
+    |   +-- SchemaMismatchError     a collection differs from what the settings ask for
+    |   +-- StoreUnavailableError   (store.py; also Transient) Milvus cannot be reached
+    |   +-- StoreRejectedError      (store.py) Milvus refused a request
+    |   +-- InvalidSegmentError     (store.py; also Permanent) a row Milvus can never take
+    |       +-- DimensionMismatchError  a vector of the wrong dimension (dead-lettered)
+    +-- ServiceError                (vidsearch/services.py) an embedded server did not start
 
-Vendor exceptions (twelvelabs, pymilvus, redis) are translated at the module that calls the vendor
-and never travel further up.
+A task that ends ``failed`` or outlives its deadline is not an exception: the poller records it as
+the item's failure reason (``JobStore.fail``). Vendor exceptions (twelvelabs, pymilvus, redis) are
+translated at the module that calls the vendor and never travel further up.
 """
 
 from __future__ import annotations
@@ -55,14 +60,6 @@ class ApiRejectedError(PermanentError):
         self.status_code = status_code
         self.code = code
         self.api_message = message
-
-
-class TaskFailedError(PermanentError):
-    """A Twelve Labs embedding task ended in ``failed``."""
-
-
-class DeadlineExceededError(PermanentError):
-    """A Twelve Labs task stayed ``processing`` past its deadline."""
 
 
 class StoreError(VidsearchError):

@@ -20,7 +20,6 @@ from pipeline.settings import Settings
 
 __all__ = ["EmbeddingSpec", "collection_name", "item_key", "segment_pk"]
 
-SEGMENTATIONS = ("fixed", "dynamic")
 MAX_COLLECTION_NAME = 255
 _NAME_UNSAFE = re.compile(r"[^0-9A-Za-z_]")
 

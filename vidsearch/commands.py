@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import asdict
 from typing import Any
 
 import redis
@@ -205,14 +206,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         segments=args.segments,
     )
     if args.json:
-        _print_json([vars(h) if hasattr(h, "__dict__") else _slots(h) for h in hits])
+        _print_json([asdict(h) for h in hits])
         return EXIT_OK
     print_hits(hits)
     return EXIT_OK
-
-
-def _slots(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in getattr(obj, "__slots__", ())}
 
 
 def print_hits(hits: Any) -> None:
