@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,11 +55,12 @@ class Stack:
         return redis.Redis.from_url(self.redis_url)
 
     def vidsearch(
-        self, *args: str, timeout: float = 300, check: bool = True
+        self, *args: str, timeout: float = 300, check: bool = True, env: Mapping[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
+        """Run a ``vidsearch`` command with the stack's settings (plus ``env``, if given)."""
         proc = subprocess.run(
             [sys.executable, "-m", "vidsearch", *args],
-            env=self.env,
+            env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -70,8 +71,14 @@ class Stack:
         return proc
 
     def start_worker(
-        self, name: str, queues: str, concurrency: int = 2, beat: bool = False
+        self,
+        name: str,
+        queues: str,
+        concurrency: int = 2,
+        beat: bool = False,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
+        """``vidsearch worker`` with the stack's settings (plus ``env``, if given)."""
         argv = [
             sys.executable,
             "-m",
@@ -88,7 +95,11 @@ class Stack:
             argv.append("--beat")
         log = (self.root / f"worker-{name}.log").open("ab")
         proc = subprocess.Popen(
-            argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.workers.append(proc)
         return proc

@@ -65,14 +65,8 @@ def jobs_of(stack: Stack) -> JobStore:
 
 
 def submit(stack: Stack, manifest: Path, env: dict[str, str] | None = None) -> str:
-    """Submit without waiting; returns the job id."""
-    if env is not None:
-        saved, stack.env = stack.env, env
-    try:
-        proc = stack.vidsearch("submit", str(manifest), "--json")
-    finally:
-        if env is not None:
-            stack.env = saved
+    """Submit without waiting (with extra settings ``env``); returns the job id."""
+    proc = stack.vidsearch("submit", str(manifest), "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     return str(json.loads(proc.stdout)["job_id"])
 
@@ -236,13 +230,7 @@ def start_worker(
     """Start a worker (optionally with other settings) and wait until it consumes; returns its pid."""
     log = stack.root / f"worker-{name}.log"
     offset = log.stat().st_size if log.exists() else 0
-    saved = stack.env
-    if env is not None:
-        stack.env = {**saved, **env}
-    try:
-        proc = stack.start_worker(name, queues, concurrency=concurrency, beat=beat)
-    finally:
-        stack.env = saved
+    proc = stack.start_worker(name, queues, concurrency=concurrency, beat=beat, env=env)
 
     def ready() -> bool:
         assert proc.poll() is None, f"worker {name} exited: see {log}"

@@ -24,7 +24,7 @@ def test_wrong_dimension_segments_are_dead_lettered_and_other_batches_written(
     start_worker(stack, "p2", env=CHANGED)
     poison_urls = write_manifest(tmp_path / "poison.csv", "poison", 6)
     good_urls = write_manifest(tmp_path / "good.csv", "unaffected", 20)
-    poison = submit(stack, tmp_path / "poison.csv", env={**stack.env, "VIDSEARCH_MODEL": "marengo3.5"})
+    poison = submit(stack, tmp_path / "poison.csv", env={"VIDSEARCH_MODEL": "marengo3.5"})
     good = submit(stack, tmp_path / "good.csv")
 
     poisoned = wait_job(stack, poison, 180)
