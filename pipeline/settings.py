@@ -123,6 +123,9 @@ class Settings(BaseSettings):
         {"M": 16, "efConstruction": 200}, description="Index build parameters"
     )
     search_params: dict[str, Any] = Field({"ef": 64}, description="Index search parameters")
+    collection_search_params: dict[str, dict[str, Any]] = Field(
+        {}, description="Search parameters per collection, over search_params (`vidsearch index tune`)"
+    )
     search_consistency: Literal["Strong", "Bounded", "Session", "Eventually"] = Field(
         "Bounded", description="Search consistency (Bounded: may miss the last seconds of writes)"
     )

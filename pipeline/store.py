@@ -174,6 +174,18 @@ def upsert_misroutes(version: str) -> bool:
     return parsed is not None and parsed < UPSERT_ROUTING_FIXED
 
 
+def search_params_for(settings: Settings, collection: str, limit: int) -> dict[str, Any]:
+    """The index search parameters of ``collection`` for a top-``limit`` search.
+
+    ``collection_search_params[collection]`` overrides ``search_params`` key by key. HNSW's ``ef``
+    is raised to ``limit`` when below it (Milvus servers refuse ``ef < k``; Lite ignores it).
+    """
+    params = {**settings.search_params, **settings.collection_search_params.get(collection, {})}
+    if "ef" in params:
+        params["ef"] = max(int(params["ef"]), limit)
+    return params
+
+
 def _utf8_truncate(text: str, max_bytes: int) -> str:
     raw = text.encode("utf-8")
     if len(raw) <= max_bytes:
@@ -525,7 +537,7 @@ class MilvusStore:
             limit=limit,
             output_fields=list(OUTPUT_FIELDS),
             search_params={"metric_type": self._settings.index_metric,
-                           "params": dict(self._settings.search_params)},
+                           "params": search_params_for(self._settings, collection, limit)},
             consistency_level=self._settings.search_consistency,
         )
         hits = result[0] if result else []

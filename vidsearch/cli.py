@@ -69,6 +69,14 @@ def _add_supervise(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_milvus_engine(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--milvus", choices=["lite", "server"],
+        help="Milvus Lite, or a real Milvus standalone server (extra vidsearch[milvus-server]); "
+             "default: the setting milvus_engine",
+    )
+
+
 def _add_runtime(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = _sub(subs, "worker", "Start a Celery worker", "worker")
     p.add_argument("--queues", default="embedding,polling,writing", help="comma-separated queues")
@@ -86,8 +94,9 @@ def _add_runtime(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = _sub(subs, "beat", "Start Celery beat (the scheduler tick; run exactly one)", "beat")
     p.add_argument("--schedule", type=Path, metavar="FILE",
                    help="a beat schedule file to load (e.g. config/beat_schedule.py)")
-    p = _sub(subs, "up", "Run the embedded stack (Redis, Milvus Lite, sandbox, workers, Flower) "
+    p = _sub(subs, "up", "Run the embedded stack (Redis, Milvus, sandbox, workers, Flower) "
              "in the foreground until Ctrl-C", "up")
+    _add_milvus_engine(p)
     p.add_argument("--concurrency", type=int, default=2, help="processes of the embedding/polling worker")
     p.add_argument("--sandbox-speed", type=float, default=1.0,
                    help="sandbox speed-up of task processing (no API key only; default %(default)s)")
@@ -96,6 +105,7 @@ def _add_runtime(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--data-dir", type=Path, help="keep the demo's data and logs here (default: a temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the temporary data dir and logs")
     p.add_argument("--speed", type=float, default=20.0, help="sandbox speed-up (default %(default)s)")
+    _add_milvus_engine(p)
     from sandbox.config import build_parser  # noqa: PLC0415  (the sandbox owns its options)
 
     p = _sub(subs, "sandbox", "Run the local Twelve Labs sandbox (Embed API v1 and v2)", "sandbox")

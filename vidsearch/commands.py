@@ -286,14 +286,17 @@ def cmd_beat(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from vidsearch.stack import run_up  # noqa: PLC0415
 
-    return run_up(_settings(args), concurrency=args.concurrency, sandbox_speed=args.sandbox_speed)
+    settings = _settings(args)
+    if args.milvus:
+        settings = settings.model_copy(update={"milvus_engine": args.milvus})
+    return run_up(settings, concurrency=args.concurrency, sandbox_speed=args.sandbox_speed)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from vidsearch.demo import run_demo  # noqa: PLC0415
 
-    _settings(args)
-    return run_demo(data_dir=args.data_dir, keep=args.keep, speed=args.speed)
+    engine = args.milvus or _settings(args).milvus_engine
+    return run_demo(data_dir=args.data_dir, keep=args.keep, speed=args.speed, engine=engine)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:

@@ -63,7 +63,7 @@ SEARCHES = (
 )
 
 
-def demo_settings(data_dir: Path) -> tuple[Settings, dict[str, str]]:
+def demo_settings(data_dir: Path, engine: str = "lite") -> tuple[Settings, dict[str, str]]:
     """Settings of a demo stack on free ports in ``data_dir``, and the same as environment variables."""
     ports: set[int] = set()
     while len(ports) < 4:
@@ -76,6 +76,7 @@ def demo_settings(data_dir: Path) -> tuple[Settings, dict[str, str]]:
         "twelvelabs_base_url": f"http://127.0.0.1:{sandbox_port}/v1.3",
         "flower_port": flower_port,
         "data_dir": data_dir,
+        "milvus_engine": engine,
     }
     settings = load_settings(**fields, twelve_labs_api_key=None)
     return settings, {env_name(name): str(value) for name, value in fields.items()}
@@ -95,11 +96,13 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_demo(data_dir: Path | None = None, keep: bool = False, speed: float = 20.0) -> int:
+def run_demo(
+    data_dir: Path | None = None, keep: bool = False, speed: float = 20.0, engine: str = "lite"
+) -> int:
     """Run the demo; see the module docstring. ``data_dir`` None: a temporary directory."""
     began = time.monotonic()
     root = (data_dir or Path(tempfile.mkdtemp(prefix="vidsearch-demo-"))).resolve()
-    settings, env = demo_settings(root)
+    settings, env = demo_settings(root, engine)
     stack = EmbeddedStack(settings, sandbox=True, extra_env=env,
                           sandbox_args=["--catalog", str(CATALOG), "--speed", str(speed)])
     print(f"vidsearch demo: starting a throwaway stack in {root} (free ports; embeddings SIMULATED "
@@ -127,7 +130,8 @@ def run_demo(data_dir: Path | None = None, keep: bool = False, speed: float = 20
 
 def _run(settings: Settings, stack: EmbeddedStack) -> int:
     urls = stack.urls()
-    print(f"ready: Redis {urls['redis']}, Milvus {urls['milvus']}, sandbox {urls['twelvelabs']}\n"
+    milvus = f"{urls['milvus']} ({settings.milvus_engine})"
+    print(f"ready: Redis {urls['redis']}, Milvus {milvus}, sandbox {urls['twelvelabs']}\n"
           f"  Flower (open it while the demo runs): {urls['flower']}\n  Logs: {urls['logs']}", flush=True)
     client = redis.Redis.from_url(settings.redis_url)
     try:

@@ -1,7 +1,9 @@
-"""The embedded stack: Redis, Milvus Lite (server mode), the sandbox, Celery workers and Flower.
+"""The embedded stack: Redis, Milvus (Lite in server mode, or a real Milvus standalone server, per the
+setting ``milvus_engine``), the sandbox, Celery workers and Flower.
 
 ``vidsearch up`` runs it in the foreground; ``vidsearch demo`` runs one on free ports. Everything
-lives in ``settings.data_dir``: ``redis/`` (append-only file), ``milvus/``, ``logs/`` (one file per
+lives in ``settings.data_dir``: ``redis/`` (append-only file), ``milvus/`` (Lite) or
+``milvus-server/`` (server), ``logs/`` (one file per
 process) and ``up.lock``, an exclusive ``flock`` held for the stack's lifetime so that a second
 stack on the same directory is refused. Every child runs in its own process group; ``stop()``
 stops them in reverse order (SIGTERM, then SIGKILL after a timeout) and sweeps each group.
@@ -37,13 +39,15 @@ from vidsearch.services import (
     ServiceError,
     port_open,
     start_child,
-    start_milvus,
+    start_milvus_engine,
     start_redis,
     start_sandbox,
 )
 
 WORKER_NODE, WRITER_NODE = "vidsearch", "writer"
 LOCK_NAME = "up.lock"
+MILVUS_LABELS = {"lite": "Milvus Lite", "server": "Milvus server"}
+MILVUS_DIRS = {"lite": "milvus", "server": "milvus-server"}
 
 
 class StackLockedError(ConfigError):
@@ -177,7 +181,8 @@ class EmbeddedStack:
         self._lock = DataDirLock(self.data_dir)
         self._celery: Any = None
         self.redis = _endpoint("Redis", settings.redis_url, "redis_url", ["redis"], 6379)
-        self.milvus = _endpoint("Milvus Lite", settings.milvus_uri, "milvus_uri", ["http"], 19530)
+        self.milvus = _endpoint(MILVUS_LABELS[settings.milvus_engine], settings.milvus_uri, "milvus_uri",
+                                ["http"], 19530)
         self.sandbox_base = settings.twelvelabs_base_url or SANDBOX_BASE_URL
         self.sandbox = _endpoint("sandbox", self.sandbox_base, "twelvelabs_base_url", ["http"], 80)
         self.flower = Endpoint("Flower", "127.0.0.1", settings.flower_port, "flower_port")
@@ -266,8 +271,9 @@ class EmbeddedStack:
             timeout_s=self.ready_timeout_s, log_path=self.log_dir / "redis.log",
         ))
         self._checkpoint()
-        self.services.append(start_milvus(
-            self.data_dir / "milvus", self.milvus.port, self.milvus.host,
+        engine = self.settings.milvus_engine
+        self.services.append(start_milvus_engine(
+            engine, self.data_dir / MILVUS_DIRS[engine], self.milvus.port, self.milvus.host,
             timeout_s=self.ready_timeout_s, log_path=self.log_dir / "milvus.log",
         ))
         self._checkpoint()
@@ -394,8 +400,9 @@ def print_ready(stack: EmbeddedStack) -> None:
     urls, host = stack.urls(), socket.gethostname()
     sandbox = " (sandbox: SIMULATED embeddings)" if stack.use_sandbox else ""
     auth = "" if stack.settings.flower_basic_auth else " (no auth; API needs flower_basic_auth)"
+    milvus = f"{urls['milvus']} ({MILVUS_LABELS[stack.settings.milvus_engine]})"
     print("ready", flush=True)
-    for label, value in (("Redis", urls["redis"]), ("Milvus", urls["milvus"]),
+    for label, value in (("Redis", urls["redis"]), ("Milvus", milvus),
                          ("Twelve Labs", urls["twelvelabs"] + sandbox), ("Flower", urls["flower"] + auth),
                          ("Workers", f"{WORKER_NODE}@{host} (embedding, polling, beat), "
                                      f"{WRITER_NODE}@{host} (writing)"),

@@ -21,6 +21,7 @@ from pipeline.store import (
     StoreUnavailableError,
     build_filter,
     parse_version,
+    search_params_for,
     upsert_misroutes,
 )
 from vidsearch.services import free_port
@@ -164,6 +165,23 @@ def test_server_version_is_read_once_per_connection(store: MilvusStore) -> None:
     assert store.server_version() is version
     store.close()
     assert store.server_version() == version
+
+
+def test_search_params_are_per_collection_and_ef_is_never_below_the_limit() -> None:
+    settings = load_settings(search_params={"ef": 64}, collection_search_params={"c1": {"ef": 128}})
+    assert search_params_for(settings, "c1", 10) == {"ef": 128}
+    assert search_params_for(settings, "c2", 10) == {"ef": 64}
+    assert search_params_for(settings, "c2", 80) == {"ef": 80}
+    ivf = load_settings(search_params={"nprobe": 16})
+    assert search_params_for(ivf, "c1", 500) == {"nprobe": 16}
+
+
+def test_a_search_above_ef_is_served(store: MilvusStore) -> None:
+    """A Milvus server refuses HNSW searches with ef below top-k; the store raises ef."""
+    name = store.ensure_collection(MODEL, DIM)
+    store.upsert(name, [make_segment(i) for i in range(3)])
+    store.flush(name)
+    assert len(store.search(name, [0.5] * DIM, limit=200)) == 3
 
 
 def test_upsert_misroutes_below_2_3_10_only() -> None:

@@ -77,14 +77,15 @@ def test_a_demo_search_fails_when_the_first_hit_is_wrong_or_leaves_the_category(
 
 @pytest.mark.integration
 @pytest.mark.slow
+@pytest.mark.parametrize("engine", ["lite", "server"])
 def test_the_demo_ingests_the_sample_searches_with_time_ranges_and_tears_everything_down(
-    tmp_path: Path,
+    tmp_path: Path, engine: str
 ) -> None:
     data_dir = tmp_path / "demo"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDSEARCH_", "TWELVE", "FLOWER_"))}
     env["TWELVE_LABS_API_KEY"] = "a-real-key-the-demo-must-not-use"
-    result = subprocess.run([sys.executable, "-m", "vidsearch", "demo", "--data-dir", str(data_dir)],
-                            env=env, capture_output=True, text=True, timeout=280, check=False)
+    argv = [sys.executable, "-m", "vidsearch", "demo", "--data-dir", str(data_dir), "--milvus", engine]
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=280, check=False)
     out = result.stdout
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = sum(1 for _ in MANIFEST.open()) - 1
@@ -94,6 +95,8 @@ def test_the_demo_ingests_the_sample_searches_with_time_ranges_and_tears_everyth
     assert "UNEXPECTED" not in result.stderr
     assert f"Logs: {data_dir / 'logs'}" in out
     assert (data_dir / "logs" / "worker.log").stat().st_size > 0
+    assert f"({engine})" in out
+    assert (data_dir / {"lite": "milvus", "server": "milvus-server"}[engine]).is_dir()
     ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", out)]
     assert len(set(ports)) == 4
     assert [p for p in ports if port_open("127.0.0.1", p)] == []
@@ -108,6 +111,10 @@ def _processes_mentioning(text: str) -> list[int]:
                 cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if text in cmdline:
+            try:
+                cwd = os.readlink(entry / "cwd")  # the Milvus server runs in its data directory
+            except OSError:
+                cwd = ""
+            if text in cmdline or cwd.startswith(text):
                 found.append(int(entry.name))
     return found

@@ -179,6 +179,26 @@ def test_up_refuses_a_port_in_use_naming_the_port_and_the_setting(tmp_path: Path
     assert "ready" not in result.stdout
 
 
+def test_up_with_the_milvus_server_but_without_its_extra_exits_2_naming_the_extra(tmp_path: Path) -> None:
+    env, _ = stack_env(tmp_path / "data")
+    hidden = tmp_path / "no-milvus-wheel" / "milvus"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('the milvus wheel is not installed')\n")
+    env["PYTHONPATH"] = str(hidden.parent)
+    result = run_vidsearch(env, "up", "--milvus", "server")
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'vidsearch[milvus-server]'" in result.stderr
+    assert "--milvus lite" in result.stderr
+    assert "ready" not in result.stdout
+
+
+def test_up_refuses_an_unknown_milvus_engine(tmp_path: Path) -> None:
+    env, _ = stack_env(tmp_path / "data")
+    result = run_vidsearch(env, "up", "--milvus", "cluster")
+    assert result.returncode == 2
+    assert "invalid choice: 'cluster'" in result.stderr
+
+
 def test_the_data_dir_lock_names_its_holder_and_is_free_again_after_release(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path)
     first = DataDirLock(settings.data_dir)

@@ -80,7 +80,8 @@ def _milvus_rows(stack: Stack) -> list[dict[str, object]]:
     name = next(n for n in client.list_collections() if n.startswith("vidsearch_marengo3_0"))
     rows: list[dict[str, object]] = []
     iterator = client.query_iterator(
-        name, batch_size=1000, filter="", output_fields=["pk", "url", "category"]
+        name, batch_size=1000, filter="", output_fields=["pk", "url", "category"],
+        consistency_level="Strong",  # every acknowledged write (a server's default is Bounded)
     )
     while batch := iterator.next():
         rows.extend(batch)
