@@ -7,6 +7,8 @@ Sections (each a module of bench/, each compared with a baseline measured in the
 4. producer (bench/producer.py)
 5. search latency (bench/search.py; its corpus grows while the time budget allows)
 6. scaling with worker processes (bench/scaling.py, on section 1's stack)
+7. Milvus Lite vs a Milvus server on the same 100,000 vectors (bench/engines.py; 1,000,000 rows is
+   the separate command ``python -m bench.engines --rows 1000000``)
 
 The table and the machine go to stdout, the full results (every sample) to
 bench/results/<timestamp>[-quick].json.
@@ -39,18 +41,20 @@ def e2e_config(quick: bool) -> Any:
                        scaling_videos=300, poll_capacity=True)
 
 
-def writer_rows(quick: bool, tmp: Path) -> list[Row]:
-    """Section 3: SegmentWriter vs raw pymilvus upserts (functions of bench/writer_throughput.py)."""
+def writer_rows(quick: bool, tmp: Path, engine: str) -> list[Row]:
+    """Section 3: SegmentWriter vs raw pymilvus upserts (functions of bench/writer_throughput.py),
+    on one Milvus engine (``lite`` or ``server``)."""
     import redis
 
     from bench import writer_throughput as wt
     from pipeline.settings import load_settings
-    from vidsearch.services import start_milvus, start_redis
+    from vidsearch.services import start_milvus_engine, start_redis
 
     n = 4000 if quick else 20000
     sizes = (500, 2000) if quick else (500, 1000, 2000, 4000)
     rounds = 1 if quick else 2
-    services = [start_redis(tmp / "writer-redis"), start_milvus(tmp / "writer-milvus")]
+    services = [start_redis(tmp / f"writer-redis-{engine}"),
+                start_milvus_engine(engine, tmp / f"writer-milvus-{engine}")]
     try:
         r, m = services
         settings = load_settings(redis_url=f"redis://{r.host}:{r.port}/0", milvus_uri=m.url)
@@ -76,11 +80,11 @@ def writer_rows(quick: bool, tmp: Path) -> list[Row]:
     log(f"writer: {n / writer_s:,.0f}/s, raw best {n / raw_s:,.0f}/s (batch {best}), "
         f"per video {n / video_s:,.0f}/s")
     return [
-        Row("3", f"writer segments/s ({n:,} segments, batch {best}, flush every {flush_s:g} s, "
-                 f"median of {rounds})", f"{n / writer_s:,.0f}",
+        Row("3", f"writer segments/s, Milvus {engine} ({n:,} segments, batch {best}, flush every "
+                 f"{flush_s:g} s, median of {rounds})", f"{n / writer_s:,.0f}",
             f"raw pymilvus upsert, best batch ({best}): {n / raw_s:,.0f}/s", f"{ratio:.2f}",
             ">= 0.90", ratio >= 0.9, info),
-        Row("3", f"  writer vs one insert per video ({wt.SEGMENTS_PER_VIDEO} segments each)",
+        Row("3", f"  {engine}: writer vs one insert per video ({wt.SEGMENTS_PER_VIDEO} segments each)",
             f"{n / writer_s:,.0f}", f"{n / video_s:,.0f}/s", f"{video_s / writer_s:.1f}x",
             "reported", None),
     ]
@@ -116,10 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, under 3 minutes")
     parser.add_argument("--readme", action="store_true",
                         help="also put the table into bench/README.md (between the bench:table marks)")
-    parser.add_argument("--only", default="", help="comma-separated sections to run (1..6); 2 and 6 "
+    parser.add_argument("--only", default="", help="comma-separated sections to run (1..7); 2 and 6 "
                         "run with 1")
     args = parser.parse_args(argv)
-    only = set(args.only.split(",")) if args.only else {"1", "3", "4", "5"}
+    only = set(args.only.split(",")) if args.only else {"1", "3", "4", "5", "7"}
     if only & {"2", "6"}:
         only.add("1")
     quick = args.quick
@@ -136,7 +140,16 @@ def main(argv: list[str] | None = None) -> int:
             cfg = e2e_config(quick)
             rows += guarded("sections 1, 2, 6 (one stack)", lambda: e2e.run(tmp / "stack", cfg), "1")
         if "3" in only:
-            rows += guarded("section 3: writer", lambda: writer_rows(quick, tmp), "3")
+            for engine in ("lite", "server"):
+                rows += guarded(f"section 3: writer ({engine})",
+                                lambda e=engine: writer_rows(quick, tmp, e), "3")  # type: ignore[misc]
+        if "7" in only:
+            from bench import engines
+
+            size = 20_000 if quick else 100_000
+            rows += guarded("section 7: Milvus Lite vs server",
+                            lambda: engines.table_rows(engines.compare(
+                                size, ["server", "lite"], {"server": 200, "lite": 200}, 300.0)), "7")
         if "4" in only:
             from bench import producer
 

@@ -45,7 +45,9 @@ from typing import Any
 import grpc
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
+from pymilvus.grpc_gen import milvus_pb2
 
+from pipeline.columns import Columns, columns_of, metadata_json, request
 from pipeline.errors import PermanentError, SchemaMismatchError, StoreError, TransientError
 from pipeline.items import collection_name
 from pipeline.segments import Segment
@@ -55,6 +57,7 @@ CALL_TIMEOUT_S = 30.0
 """Bound on one Milvus call, pymilvus's internal retries included."""
 
 READ_CONSISTENCY = "Strong"
+SEARCH_CONSISTENCY_TUNE = "Bounded"
 MAX_SEARCH_LIMIT = 16384
 """Milvus's upper bound on ``limit`` (topk) of one search."""
 
@@ -138,8 +141,9 @@ def build_filter(
 
 
 def _unreachable(exc: Exception) -> bool:
-    if isinstance(exc, grpc.RpcError):
-        return True
+    if isinstance(exc, grpc.RpcError):  # an engine lacking a method answers, it is not down
+        code = exc.code() if callable(getattr(exc, "code", None)) else None
+        return code != grpc.StatusCode.UNIMPLEMENTED
     if isinstance(exc, MilvusException):
         message = str(exc.message)
         return (
@@ -211,10 +215,8 @@ def _check_lengths(segment: Segment) -> None:
             raise InvalidSegmentError(f"segment {segment.pk}: {name} is longer than {limit} bytes")
 
 
-def to_row(
-    segment: Segment, dimension: int, collection: str, ingested_at_ms: int
-) -> dict[str, Any]:
-    """The Milvus row of a segment; raises InvalidSegmentError when it cannot fit ``collection``."""
+def check_segment(segment: Segment, dimension: int, collection: str) -> Any:
+    """The segment's parsed metadata; raises InvalidSegmentError when it cannot fit ``collection``."""
     got = segment.dim
     if got != dimension:
         raise DimensionMismatchError(
@@ -222,6 +224,14 @@ def to_row(
             f"collection {collection} has vector dimension {dimension}"
         )
     _check_lengths(segment)
+    return _metadata(segment)
+
+
+def to_row(
+    segment: Segment, dimension: int, collection: str, ingested_at_ms: int
+) -> dict[str, Any]:
+    """The Milvus row of a segment; raises InvalidSegmentError when it cannot fit ``collection``."""
+    metadata = check_segment(segment, dimension, collection)
     return {
         "pk": segment.pk,
         "vector": np.frombuffer(segment.vector, dtype=FLOAT32),
@@ -236,7 +246,7 @@ def to_row(
         "job_id": segment.job_id,
         "ingested_at": ingested_at_ms,
         "title": _utf8_truncate(segment.title or "", 512),
-        "metadata": _metadata(segment),
+        "metadata": metadata,
     }
 
 
@@ -430,34 +440,73 @@ class MilvusStore:
 
     def prepare(
         self, collection: str, segments: Sequence[Segment]
-    ) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, str]]]:
-        """Rows of the segments that fit ``collection`` and the reasons of those that never will.
+    ) -> tuple[list[int], Columns, list[tuple[int, str]]]:
+        """Columns of the segments that fit ``collection``, and why the others never will.
 
-        Returns ``([(index, row), ...], [(index, reason), ...])`` (indexes into ``segments``).
+        Returns ``(kept, columns, [(index, reason), ...])``: row ``j`` of ``columns`` is
+        ``segments[kept[j]]`` (indexes into ``segments``).
         """
         dimension = self.dimension_of(collection)
-        now_ms = int(time.time() * 1000)
-        rows: list[tuple[int, dict[str, Any]]] = []
+        kept: list[int] = []
+        metadata: list[bytes] = []
         rejects: list[tuple[int, str]] = []
         for i, segment in enumerate(segments):
             try:
-                rows.append((i, to_row(segment, dimension, collection, now_ms)))
+                metadata.append(metadata_json(check_segment(segment, dimension, collection)))
             except InvalidSegmentError as exc:
                 rejects.append((i, str(exc)))
-        return rows, rejects
+            else:
+                kept.append(i)
+        chosen = [segments[i] for i in kept]
+        titles = [_utf8_truncate(s.title or "", 512) for s in chosen]
+        columns = columns_of(chosen, dimension, int(time.time() * 1000), metadata, titles)
+        return kept, columns, rejects
 
     def reject_reason(self, collection: str, segment: Segment) -> str | None:
         """Why ``segment`` can never be written to ``collection``, or None when it can."""
-        rejects = self.prepare(collection, [segment])[1]
+        rejects = self.prepare(collection, [segment])[2]
         return rejects[0][1] if rejects else None
 
     def upsert(self, collection: str, segments: Sequence[Segment]) -> None:
-        """Upsert segments (one row per pk; never a partition name: category is the key)."""
-        if segments:
-            self.upsert_rows(collection, self.rows(collection, segments))
+        """Upsert segments (one row per pk, the last kept); InvalidSegmentError for a bad one."""
+        if not segments:
+            return
+        dimension = self.dimension_of(collection)
+        for segment in segments:
+            check_segment(segment, dimension, collection)  # raises the specific error
+        self.upsert_columns(collection, self.prepare(collection, segments)[1].unique())
+
+    def upsert_columns(self, collection: str, columns: Columns) -> None:
+        """Upsert columns built by ``prepare`` (unique pks; never a partition name)."""
+        if not len(columns):
+            return
+        if upsert_misroutes(self.server_version()):
+            self._send(f"delete from {collection}", "Delete", self._delete_request(collection, columns))
+            self._send(f"insert into {collection}", "Insert", request(collection, columns, upsert=False))
+        else:
+            self._send(f"upsert into {collection}", "Upsert", request(collection, columns, upsert=True))
+
+    @staticmethod
+    def _delete_request(collection: str, columns: Columns) -> Any:
+        pks = ", ".join(quote(pk) for pk in columns.pks)
+        return milvus_pb2.DeleteRequest(collection_name=collection, expr=f"pk in [{pks}]")
+
+    def _send(self, action: str, rpc: str, message: Any) -> None:
+        """One prepared request on the client's channel; a failed status raises like pymilvus."""
+        client = self._connect()
+        try:
+            stub = client._get_connection()._stub
+            status = getattr(stub, rpc)(message, timeout=self._timeout_s).status
+            if status.code or status.error_code:
+                raise MilvusException(code=status.code or status.error_code, message=status.reason)
+        except (MilvusException, grpc.RpcError, OSError) as exc:
+            error = translate(exc, action)
+            if isinstance(error, StoreUnavailableError):
+                self._dimensions.clear()
+            raise error from exc
 
     def upsert_rows(self, collection: str, rows: Sequence[dict[str, Any]]) -> None:
-        """Upsert rows built by ``rows`` / ``prepare``."""
+        """Upsert row dicts through pymilvus (benchmarks' baseline; the writer uses columns)."""
         if not rows:
             return
         if upsert_misroutes(self.server_version()):
@@ -495,6 +544,43 @@ class MilvusStore:
         for key in counts:
             counts[key] = self.count(collection, f"item_key == {quote(key)}")
         return counts
+
+    # --- index ---------------------------------------------------------------------------------
+    def collections(self) -> list[str]:
+        """This deployment's collections (names starting with the collection prefix)."""
+        names = self._call("list_collections", "list_collections")
+        prefix = f"{self._settings.collection_prefix}_"
+        return sorted(str(n) for n in names if str(n).startswith(prefix))
+
+    def describe_vector_index(self, collection: str) -> dict[str, Any]:
+        """The vector index: type, metric, build params and, where the engine reports them,
+        ``indexed_rows`` / ``pending_index_rows`` / ``total_rows``."""
+        info = self._call(f"describe_index {collection}", "describe_index", collection, "vector")
+        return dict(info or {})
+
+    def segment_rows(self, collection: str) -> list[int] | None:
+        """Rows per sealed (persistent) segment, or None when the engine does not list them."""
+        try:
+            infos = self._call(f"list segments {collection}", "list_persistent_segments", collection)
+        except StoreRejectedError:
+            return None
+        return [int(info.num_rows) for info in infos]
+
+    def sample_vectors(self, collection: str, n: int) -> np.ndarray:
+        """Up to ``n`` stored vectors (the first the engine returns)."""
+        rows = self._call(f"query {collection}", "query", collection, filter="", limit=n,
+                          output_fields=["vector"], consistency_level=READ_CONSISTENCY)
+        return np.asarray([r["vector"] for r in rows], dtype=np.float32).reshape(len(rows), -1)
+
+    def search_pks(self, collection: str, vectors: np.ndarray, limit: int,
+                   params: dict[str, Any]) -> list[list[str]]:
+        """The pks of the ``limit`` nearest rows of each vector with these search params."""
+        result = self._call(
+            f"search {collection}", "search", collection, data=vectors.tolist(), limit=limit,
+            search_params={"metric_type": self._settings.index_metric, "params": params},
+            output_fields=["pk"], consistency_level=SEARCH_CONSISTENCY_TUNE,
+        )
+        return [[str(h.get("pk", h.get("id"))) for h in hits] for hits in result]
 
     def iter_rows(
         self, collection: str, filter: str, fields: Sequence[str], batch_size: int = 1000

@@ -24,6 +24,8 @@ Failures:
 * An entry delivered more than ``writer_max_deliveries`` times (it keeps killing writers) is
   dead-lettered when reclaimed.
 
+A batch is written column-wise (``pipeline.columns``): one list per field and the vectors straight
+from the packed float32 bytes into the request, with no row dicts and no per-float Python work.
 While a batch is upserted, the next one is read from Redis on a helper thread (the read overlaps
 the Milvus round trip). When the drain stops on a failure, entries read ahead stay pending and are
 reclaimed like the failed batch.
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
 else:
     Redis = redis.Redis
 
+from pipeline.columns import Columns
 from pipeline.errors import SchemaMismatchError, StoreError
 from pipeline.keys import Keys
 from pipeline.metrics import MetricsRecorder
@@ -386,43 +389,47 @@ class SegmentWriter:
         return MODEL_DEFAULT_DIMENSION
 
     def _write_batch(self, batch: Batch, by_id: dict[str, Fields], stats: DrainStats) -> None:
-        """Dead-letter the segments that can never fit, upsert the rest (rows built once)."""
+        """Dead-letter the segments that can never fit, upsert the rest (columns built once)."""
         collection = self._call(self._store.ensure_collection, batch.model,
                                 self.target_dimension(batch.model))
-        rows, rejects = self._call(self._store.prepare, collection, batch.segments)
+        kept, columns, rejects = self._call(self._store.prepare, collection, batch.segments)
         for i, reason in rejects:
             for entry_id in batch.entry_ids[i]:
                 self._dead_letter(entry_id, by_id[entry_id], reason, stats)
-        if rows:
-            self._upsert(collection, batch, rows, by_id, stats)
+        if kept:
+            self._upsert(collection, batch, (kept, columns), by_id, stats)
             stats.batches += 1
 
     def _upsert(
-        self, collection: str, batch: Batch, rows: list[tuple[int, dict[str, Any]]],
+        self, collection: str, batch: Batch, part: tuple[list[int], Columns],
         by_id: dict[str, Fields], stats: DrainStats,
     ) -> None:
-        """Upsert, then ledger, then ack; split on a rejection to isolate the rejected rows."""
+        """Upsert, then ledger, then ack; split on a rejection to isolate the rejected rows.
+
+        ``part`` is ``(kept, columns)``: row ``j`` of ``columns`` is ``batch.segments[kept[j]]``.
+        """
+        kept, columns = part
         started = time.perf_counter()
         try:
-            self._store.upsert_rows(collection, [row for _, row in rows])
+            self._store.upsert_columns(collection, columns)
         except StoreRejectedError as exc:
-            if len(rows) == 1:
-                for entry_id in batch.entry_ids[rows[0][0]]:
+            if len(kept) == 1:
+                for entry_id in batch.entry_ids[kept[0]]:
                     self._dead_letter(entry_id, by_id[entry_id], str(exc), stats)
                 return
-            half = len(rows) // 2
-            self._upsert(collection, batch, rows[:half], by_id, stats)
-            self._upsert(collection, batch, rows[half:], by_id, stats)
+            half = len(kept) // 2
+            self._upsert(collection, batch, (kept[:half], columns.slice(0, half)), by_id, stats)
+            self._upsert(collection, batch, (kept[half:], columns.slice(half, len(kept))), by_id, stats)
             return
         except SchemaMismatchError:
             raise
         except StoreError as exc:
             raise _UnavailableError(str(exc)) from exc
-        self._metrics.writer_batch(len(rows), time.perf_counter() - started)
+        self._metrics.writer_batch(len(kept), time.perf_counter() - started)
         self._unflushed.setdefault(collection, self._clock())
-        segments = [batch.segments[i] for i, _ in rows]
+        segments = [batch.segments[i] for i in kept]
         self._ledger.record_written([(s.item_key, s.pk) for s in segments])
-        self._ack([e for i, _ in rows for e in batch.entry_ids[i]])
+        self._ack([e for i in kept for e in batch.entry_ids[i]])
         stats.rows += len(segments)
 
     def _call(self, func: Callable[..., Any], *args: Any) -> Any:

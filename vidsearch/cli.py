@@ -62,6 +62,19 @@ def _add_search(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
+def _add_index(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _sub(subs, "index", "Vector index: status, search-parameter tuning, rebuild", "index")
+    actions = p.add_subparsers(dest="index_action", required=True, metavar="ACTION")
+    status = actions.add_parser("status", help="index type and params, rows indexed, segments")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    tune = actions.add_parser("tune", help="sweep ef/nprobe: recall vs latency; print the setting")
+    tune.add_argument("--collection", help="collection (default: the current model's)")
+    tune.add_argument("--queries", type=int, default=100, help="stored vectors used as queries")
+    tune.add_argument("--target-recall", type=float, default=0.95, help="recall@k to reach")
+    tune.add_argument("--top-k", type=int, default=10, help="k of recall@k")
+    tune.add_argument("--json", action="store_true", help="print JSON")
+
+
 def _add_supervise(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-supervise", dest="supervise", action="store_false",
@@ -135,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     subs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_ingest(subs)
     _add_search(subs)
+    _add_index(subs)
     _add_runtime(subs)
     _add_ops(subs)
     return parser

@@ -283,6 +283,12 @@ def cmd_beat(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_index(args: argparse.Namespace) -> int:
+    from vidsearch.index import run  # noqa: PLC0415
+
+    return run(args, _settings(args))
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from vidsearch.stack import run_up  # noqa: PLC0415
 

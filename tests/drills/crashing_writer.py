@@ -12,10 +12,10 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 import redis
 
+from pipeline.columns import Columns
 from pipeline.jobs import JobStore
 from pipeline.keys import Keys
 from pipeline.settings import load_settings
@@ -28,8 +28,8 @@ def _die() -> None:
 
 
 class CrashAfterUpsert(MilvusStore):
-    def upsert_rows(self, collection: str, rows: Sequence[dict[str, Any]]) -> None:
-        super().upsert_rows(collection, rows)
+    def upsert_columns(self, collection: str, columns: Columns) -> None:
+        super().upsert_columns(collection, columns)
         _die()
 
 

@@ -1,0 +1,118 @@
+"""Index status and tuning on both Milvus engines; exact top-k by brute force against numpy."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import numpy as np
+import pytest
+
+from pipeline.index import exact_top_k, index_status, settings_lines, tune
+from pipeline.segments import Segment, pack_vector
+from pipeline.settings import Settings, load_settings
+from pipeline.store import MilvusStore, search_params_for
+
+pytestmark = pytest.mark.both_engines
+
+MODEL = "marengo3.0"
+DIM = 16
+ROWS = 1500
+
+
+def seeded_store(milvus_uri: str) -> tuple[Settings, MilvusStore, str]:
+    settings = load_settings(milvus_uri=milvus_uri, collection_prefix=f"x{uuid.uuid4().hex[:8]}")
+    store = MilvusStore(settings)
+    name = store.ensure_collection(MODEL, DIM)
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((ROWS, DIM), dtype=np.float32)
+    segments = [
+        Segment(pk=f"{i:032x}", item_key=f"{i // 10:032x}", job_id="j", url=f"https://v.example.com/{i}",
+                category=f"c{i % 4}", title="", metadata="", model=MODEL, option="visual", scope="clip",
+                start_s=0.0, end_s=6.0, vector=pack_vector(vectors[i].tolist()))
+        for i in range(ROWS)
+    ]
+    for start in range(0, ROWS, 500):
+        store.upsert(name, segments[start:start + 500])
+    store.flush(name)
+    return settings, store, name
+
+
+@pytest.fixture(scope="module")
+def seeded(milvus_uri: str) -> tuple[Settings, MilvusStore, str]:
+    return seeded_store(milvus_uri)
+
+
+def test_exact_top_k_streams_batches_and_matches_numpy() -> None:
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((2500, 8)).astype(np.float32)
+    queries = vectors[:5] + 0.01
+    rows = [{"pk": str(i), "vector": v} for i, v in enumerate(vectors)]
+    for metric in ("COSINE", "IP", "L2"):
+        got = exact_top_k(lambda: iter(rows), queries, 7, metric)
+        if metric == "L2":
+            scores = -((queries[:, None, :] - vectors[None, :, :]) ** 2).sum(axis=2)
+        elif metric == "COSINE":
+            unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+            scores = (queries / np.linalg.norm(queries, axis=1, keepdims=True)) @ unit.T
+        else:
+            scores = queries @ vectors.T
+        want = [{str(i) for i in np.argsort(-row)[:7]} for row in scores]
+        assert got == want, metric
+
+
+def test_status_reports_the_index_its_params_and_every_row(seeded) -> None:
+    settings, store, name = seeded
+    status = index_status(store, settings, name)
+    assert status.index_type == "HNSW" and status.metric == "COSINE"
+    assert status.params in ({}, {"M": "16", "efConstruction": "200"})  # Lite reports no build params
+    assert status.rows == ROWS
+    assert status.indexed_rows is None or 0 <= status.indexed_rows <= ROWS
+    assert status.search_params == {"ef": 64}
+
+
+def test_tune_reaches_the_target_and_its_line_sets_that_collection_only(seeded) -> None:
+    settings, store, name = seeded
+    result = tune(store, settings, name, queries=20, top_k=10, target=0.9)
+    assert result.param == "ef" and result.queries == 20
+    assert result.chosen is not None and result.chosen.recall >= 0.9
+    assert [p.value for p in result.points] == sorted(p.value for p in result.points)
+    assert all(p.recall < 0.9 for p in result.points[:-1])
+    toml, env = settings_lines(name, "ef", result.chosen.value)
+    assert toml == f"collection_search_params = {{ {name} = {{ ef = {result.chosen.value} }} }}"
+    value = json.loads(env.split("=", 1)[1])
+    applied = load_settings(collection_search_params=value)
+    assert search_params_for(applied, name, 10) == {"ef": max(10, result.chosen.value)}
+    assert search_params_for(applied, "other", 10) == {"ef": 64}
+
+
+def _vidsearch(milvus_uri: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDSEARCH_")}
+    env["VIDSEARCH_MILVUS_URI"] = milvus_uri
+    return subprocess.run([sys.executable, "-m", "vidsearch", *args], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_index_tune_refuses_a_bad_target_and_an_unknown_collection_with_exit_2(milvus_uri: str) -> None:
+    bad = _vidsearch(milvus_uri, "index", "tune", "--target-recall", "1.5")
+    assert bad.returncode == 2 and "--target-recall" in bad.stderr
+    missing = _vidsearch(milvus_uri, "index", "tune", "--collection", "vidsearch_nope")
+    assert missing.returncode == 2 and "no collection vidsearch_nope" in missing.stderr
+
+
+def test_index_status_prints_every_collection_of_the_prefix(seeded, milvus_uri: str) -> None:
+    settings, _, name = seeded
+    env_prefix = settings.collection_prefix
+    proc = subprocess.run(
+        [sys.executable, "-m", "vidsearch", "index", "status", "--json"],
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("VIDSEARCH_")},
+             "VIDSEARCH_MILVUS_URI": milvus_uri, "VIDSEARCH_COLLECTION_PREFIX": env_prefix},
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    statuses = json.loads(proc.stdout)
+    assert [s["collection"] for s in statuses] == [name]
+    assert statuses[0]["rows"] == ROWS

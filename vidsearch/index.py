@@ -1,0 +1,79 @@
+"""``vidsearch index status|tune``: print what ``pipeline.index`` finds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+
+from pipeline.errors import ConfigError
+from pipeline.index import IndexStatus, SweepPoint, TuneResult, index_status, settings_lines, tune
+from pipeline.settings import Settings
+from pipeline.store import MilvusStore
+from vidsearch.exit_codes import EXIT_FAILED, EXIT_OK
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    store = MilvusStore(settings)
+    try:
+        if args.index_action == "status":
+            return _status(store, settings, args.json)
+        return _tune(store, settings, args)
+    finally:
+        store.close()
+
+
+def _status(store: MilvusStore, settings: Settings, as_json: bool) -> int:
+    statuses = [index_status(store, settings, name) for name in store.collections()]
+    if as_json:
+        print(json.dumps([asdict(s) for s in statuses], indent=2, default=str))
+    elif not statuses:
+        print(f"no collections with prefix {settings.collection_prefix!r}")
+    for status in [] if as_json else statuses:
+        print(_status_text(status))
+    return EXIT_OK
+
+
+def _status_text(s: IndexStatus) -> str:
+    indexed = "not reported" if s.indexed_rows is None else f"{s.indexed_rows:,}"
+    pending = "" if s.pending_rows is None else f", {s.pending_rows:,} pending"
+    segments = "not listed by this engine" if s.segments is None else (
+        f"{len(s.segments)} sealed ({', '.join(f'{n:,}' for n in s.segments[:12])}"
+        f"{' ...' if len(s.segments) > 12 else ''} rows)")
+    return (f"{s.collection}\n  index     {s.index_type} {s.metric} {json.dumps(s.params)}\n"
+            f"  rows      {s.rows:,} (indexed: {indexed}{pending})\n  segments  {segments}\n"
+            f"  search    {json.dumps(s.search_params)}")
+
+
+def _tune(store: MilvusStore, settings: Settings, args: argparse.Namespace) -> int:
+    if not 0 < args.target_recall <= 1 or args.queries < 1 or args.top_k < 1:
+        raise ConfigError("--target-recall must be in (0, 1], --queries and --top-k at least 1")
+    collection = args.collection or store.collection_for(settings.model, settings.dimension)
+    if not store.has_collection(collection):
+        raise ConfigError(f"no collection {collection}; collections: {', '.join(store.collections())}")
+
+    def show(point: SweepPoint) -> None:
+        if not args.json:
+            print(f"  {point.value:>6}  recall@{args.top_k} {point.recall:.3f}  "
+                  f"p50 {point.p50_ms:7.1f} ms  p95 {point.p95_ms:7.1f} ms", flush=True)
+
+    if not args.json:
+        print(f"{collection}: exact top-{args.top_k} of {args.queries} stored vectors by brute force ...",
+              flush=True)
+    result = tune(store, settings, collection, queries=args.queries, top_k=args.top_k,
+                  target=args.target_recall, progress=show)
+    return _tune_report(result, args.json)
+
+
+def _tune_report(result: TuneResult, as_json: bool) -> int:
+    lines = settings_lines(result.collection, result.param, result.chosen.value) if result.chosen else None
+    if as_json:
+        print(json.dumps({**asdict(result), "settings": lines}, indent=2))
+    elif lines:
+        print(f"chosen: {result.param} = {result.chosen.value if result.chosen else ''} "
+              f"(smallest reaching recall {result.target}); add to the settings file:\n  {lines[0]}\n"
+              f"or to the environment:\n  {lines[1]}")
+    else:
+        print(f"no {result.param} reached recall {result.target}; consider rebuilding the index "
+              "with larger build parameters")
+    return EXIT_OK if lines else EXIT_FAILED
