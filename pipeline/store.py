@@ -143,7 +143,7 @@ def build_filter(
 def _unreachable(exc: Exception) -> bool:
     if isinstance(exc, grpc.RpcError):  # an engine lacking a method answers, it is not down
         code = exc.code() if callable(getattr(exc, "code", None)) else None
-        return code != grpc.StatusCode.UNIMPLEMENTED
+        return bool(code != grpc.StatusCode.UNIMPLEMENTED)
     if isinstance(exc, MilvusException):
         message = str(exc.message)
         return (
