@@ -136,3 +136,13 @@ def request(collection: str, columns: Columns, *, upsert: bool) -> Any:
     fields += [scalar_field(name, values) for name, values in columns.scalars.items()]
     kind = milvus_pb2.UpsertRequest if upsert else milvus_pb2.InsertRequest
     return kind(collection_name=collection, num_rows=len(columns), fields_data=fields)
+
+
+def columns_from_rows(rows: Sequence[dict[str, Any]]) -> Columns:
+    """Columns of rows read back from Milvus (every field; ``metadata`` as parsed JSON)."""
+    scalars = {
+        name: [metadata_json(r[name]) if name == "metadata" else r[name] for r in rows]
+        for name in SCALAR_COLUMNS
+    }
+    vectors = np.asarray([r["vector"] for r in rows], dtype=FLOAT32)
+    return Columns(pks=[str(r["pk"]) for r in rows], vectors=vectors, scalars=scalars)

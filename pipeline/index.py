@@ -1,4 +1,4 @@
-"""Vector index status and search-parameter tuning (``vidsearch index status|tune``).
+"""Vector index status, search-parameter tuning and rebuilds (``vidsearch index status|tune|rebuild``).
 
 ``status`` reports, per collection, the index type, metric and build params, rows indexed vs not
 yet indexed (as the engine reports them) and the sealed segments.
@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.columns import SCALAR_COLUMNS, columns_from_rows
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings
 from pipeline.store import MilvusStore
@@ -189,3 +190,75 @@ def settings_lines(collection: str, param: str, value: int) -> tuple[str, str]:
     toml = f"collection_search_params = {{ {collection} = {{ {param} = {value} }} }}"
     env = f'VIDSEARCH_COLLECTION_SEARCH_PARAMS={{"{collection}":{{"{param}":{value}}}}}'
     return toml, env
+
+
+@dataclass
+class RebuildResult:
+    collection: str
+    old: str
+    new: str
+    copied: int = 0
+    caught_up: int = 0
+    seconds: float = 0.0
+
+
+CATCH_UP_MARGIN_MS = 10_000
+"""Rows written this long before a catch-up pass starts are copied again (clock skew, Bounded reads)."""
+
+
+def _copy(store: MilvusStore, source: str, target: str, filter: str) -> int:
+    fields = ["pk", "vector", *SCALAR_COLUMNS]
+    batch: list[dict[str, Any]] = []
+    copied = 0
+    for row in store.iter_rows(source, filter, fields):
+        batch.append(row)
+        if len(batch) >= SCAN_BATCH:
+            store.upsert_columns(target, columns_from_rows(batch).unique())
+            copied += len(batch)
+            batch = []
+    if batch:
+        store.upsert_columns(target, columns_from_rows(batch).unique())
+        copied += len(batch)
+    return copied
+
+
+def _since(ms: int) -> str:
+    return f"ingested_at >= {ms - CATCH_UP_MARGIN_MS}"
+
+
+def rebuild(store: MilvusStore, collection: str, index_type: str, index_params: dict[str, Any],
+            progress: Callable[[str], None] = lambda _m: None) -> RebuildResult:
+    """Build ``collection`` again with a new index while searches keep using the old one.
+
+    A new collection (``<name>__<unix time>``) gets the production schema and the new index; every
+    row is copied into it, then the rows written meanwhile (two catch-up passes by
+    ``ingested_at``), and the name is switched over: an alias switch is atomic; a collection that
+    is not yet an alias (created before any rebuild) is dropped and the alias created right away,
+    a gap of well under a second in which a search fails and a write is retried later. After an
+    alias switch, one more pass copies what reached the old collection just before it (a row
+    rewritten in those seconds may keep its earlier version). The old collection is dropped last.
+    """
+    started = time.monotonic()
+    target_of_alias = store.alias_target(collection)
+    source = target_of_alias or collection
+    new = f"{collection}__{int(time.time())}"
+    result = RebuildResult(collection, source, new)
+    store.create_indexed(new, store.dimension_of(source), index_type, index_params)
+    progress(f"created {new} ({index_type} {index_params}); copying {source} ...")
+    mark = int(time.time() * 1000)
+    result.copied = _copy(store, source, new, "")
+    progress(f"copied {result.copied:,} rows; catching up on writes made meanwhile ...")
+    for _ in range(2):
+        previous, mark = mark, int(time.time() * 1000)
+        result.caught_up += _copy(store, source, new, _since(previous))
+    store.flush(new)
+    if target_of_alias:
+        store.point_alias(collection, new, exists=True)
+        result.caught_up += _copy(store, source, new, _since(mark))
+    else:
+        store.drop(source)
+        store.point_alias(collection, new, exists=False)
+    if target_of_alias:
+        store.drop(source)
+    result.seconds = time.monotonic() - started
+    return result

@@ -84,6 +84,7 @@ PK_MAX_LENGTH = 32
 _CHECKED_LENGTHS = ("category", "url", "option", "scope", "model", "item_key", "job_id")
 FLOAT32 = np.dtype("<f4")
 _UNREACHABLE_CODES = frozenset({2})  # legacy ErrorCode.ConnectFailed
+_MISSING_COLLECTION = ("does not exist", "not found", "can't find collection")
 UPSERT_ROUTING_FIXED = (2, 3, 10)
 """First Milvus release whose upsert routes partition-key rows right (milvus-io/milvus#30773)."""
 
@@ -407,14 +408,15 @@ class MilvusStore:
             schema.add_field(field, dtype, **extra)
         return schema
 
-    def _create(self, name: str, dimension: int) -> None:
+    def _create(self, name: str, dimension: int, index_type: str | None = None,
+                index_params: dict[str, Any] | None = None) -> None:
         settings = self._settings
         index = MilvusClient.prepare_index_params()
         index.add_index(
             field_name="vector",
-            index_type=settings.index_type,
+            index_type=index_type or settings.index_type,
             metric_type=settings.index_metric,
-            params=dict(settings.index_params),
+            params=dict(settings.index_params if index_params is None else index_params),
         )
         try:
             self._call(
@@ -492,7 +494,20 @@ class MilvusStore:
         return milvus_pb2.DeleteRequest(collection_name=collection, expr=f"pk in [{pks}]")
 
     def _send(self, action: str, rpc: str, message: Any) -> None:
-        """One prepared request on the client's channel; a failed status raises like pymilvus."""
+        """One prepared request on the client's channel; a failed status raises like pymilvus.
+
+        A collection missing at write time is transient (``vidsearch index rebuild`` swaps the
+        name to its new collection): the writer keeps the rows pending and retries.
+        """
+        try:
+            self._send_once(action, rpc, message)
+        except StoreRejectedError as exc:
+            if any(text in str(exc) for text in _MISSING_COLLECTION):
+                self._dimensions.clear()
+                raise StoreUnavailableError(str(exc)) from exc
+            raise
+
+    def _send_once(self, action: str, rpc: str, message: Any) -> None:
         client = self._connect()
         try:
             stub = client._get_connection()._stub
@@ -547,10 +562,15 @@ class MilvusStore:
 
     # --- index ---------------------------------------------------------------------------------
     def collections(self) -> list[str]:
-        """This deployment's collections (names starting with the collection prefix)."""
-        names = self._call("list_collections", "list_collections")
+        """This deployment's collections by the names vidsearch uses (an alias instead of the
+        collection it names, after ``vidsearch index rebuild``), prefix ``collection_prefix``."""
         prefix = f"{self._settings.collection_prefix}_"
-        return sorted(str(n) for n in names if str(n).startswith(prefix))
+        names: list[str] = []
+        for name in self._call("list_collections", "list_collections"):
+            if str(name).startswith(prefix):
+                info = self._call(f"list_aliases {name}", "list_aliases", name)
+                names += [str(a) for a in (info or {}).get("aliases", [])] or [str(name)]
+        return sorted(names)
 
     def describe_vector_index(self, collection: str) -> dict[str, Any]:
         """The vector index: type, metric, build params and, where the engine reports them,
@@ -565,6 +585,34 @@ class MilvusStore:
         except StoreRejectedError:
             return None
         return [int(info.num_rows) for info in infos]
+
+    def create_indexed(self, name: str, dimension: int, index_type: str,
+                       index_params: dict[str, Any]) -> None:
+        """A new collection with the production schema and this index, loaded."""
+        if self.has_collection(name):
+            raise StoreRejectedError(f"Milvus refused create_collection {name}: it exists")
+        self._create(name, dimension, index_type, index_params)
+        self._call(f"load_collection {name}", "load_collection", name)
+
+    def alias_target(self, name: str) -> str | None:
+        """The collection an alias points to, or None when ``name`` is no alias."""
+        try:
+            info = self._call(f"describe_alias {name}", "describe_alias", name)
+        except StoreRejectedError:
+            return None
+        target = str((info or {}).get("collection_name") or "")
+        return target if target and target != name else None
+
+    def point_alias(self, alias: str, collection: str, *, exists: bool) -> None:
+        """Make ``alias`` name ``collection`` (atomically when the alias already exists)."""
+        method = "alter_alias" if exists else "create_alias"
+        self._call(f"{method} {alias} -> {collection}", method, collection, alias)
+        self._dimensions.pop(alias, None)
+
+    def drop(self, name: str) -> None:
+        """Drop a collection (only ``vidsearch index rebuild`` drops, and only what it replaced)."""
+        self._call(f"drop_collection {name}", "drop_collection", name)
+        self._dimensions.pop(name, None)
 
     def sample_vectors(self, collection: str, n: int) -> np.ndarray:
         """Up to ``n`` stored vectors (the first the engine returns)."""

@@ -73,6 +73,10 @@ def _add_index(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     tune.add_argument("--target-recall", type=float, default=0.95, help="recall@k to reach")
     tune.add_argument("--top-k", type=int, default=10, help="k of recall@k")
     tune.add_argument("--json", action="store_true", help="print JSON")
+    rebuild = actions.add_parser("rebuild", help="a new index type or build params; search keeps working")
+    rebuild.add_argument("--collection", help="collection (default: the current model's)")
+    rebuild.add_argument("--index-type", required=True, help="e.g. HNSW, IVF_FLAT, IVF_SQ8")
+    rebuild.add_argument("--params", default="{}", help='build params as JSON, e.g. {"M": 32}')
 
 
 def _add_supervise(parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,4 @@
-"""``vidsearch index status|tune``: print what ``pipeline.index`` finds."""
+"""``vidsearch index status|tune|rebuild``: run ``pipeline.index`` and print what it finds."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ import json
 from dataclasses import asdict
 
 from pipeline.errors import ConfigError
-from pipeline.index import IndexStatus, SweepPoint, TuneResult, index_status, settings_lines, tune
+from pipeline.index import (
+    IndexStatus,
+    SweepPoint,
+    TuneResult,
+    index_status,
+    rebuild,
+    settings_lines,
+    tune,
+)
 from pipeline.settings import Settings
 from pipeline.store import MilvusStore
 from vidsearch.exit_codes import EXIT_FAILED, EXIT_OK
@@ -18,6 +26,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.index_action == "status":
             return _status(store, settings, args.json)
+        if args.index_action == "rebuild":
+            return _rebuild(store, settings, args)
         return _tune(store, settings, args)
     finally:
         store.close()
@@ -45,12 +55,35 @@ def _status_text(s: IndexStatus) -> str:
             f"  search    {json.dumps(s.search_params)}")
 
 
+def _collection(store: MilvusStore, settings: Settings, args: argparse.Namespace) -> str:
+    collection: str = args.collection or store.collection_for(settings.model, settings.dimension)
+    if not store.has_collection(collection):
+        raise ConfigError(f"no collection {collection}; collections: {', '.join(store.collections())}")
+    return collection
+
+
+def _rebuild(store: MilvusStore, settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        params = json.loads(args.params)
+    except ValueError as exc:
+        raise ConfigError(f"--params is not JSON: {exc}") from exc
+    if not isinstance(params, dict):
+        raise ConfigError("--params must be a JSON object")
+    collection = _collection(store, settings, args)
+    result = rebuild(store, collection, args.index_type, params, progress=lambda m: print(m, flush=True))
+    print(f"{collection} now uses {result.new} ({args.index_type} {json.dumps(params)}): "
+          f"{result.copied:,} rows copied, {result.caught_up:,} caught up, {result.old} dropped, "
+          f"{result.seconds:.1f} s")
+    if args.index_type != settings.index_type or params != settings.index_params:
+        print(f"new collections still get {settings.index_type} {json.dumps(settings.index_params)}; "
+              f"set index_type / index_params to match")
+    return EXIT_OK
+
+
 def _tune(store: MilvusStore, settings: Settings, args: argparse.Namespace) -> int:
     if not 0 < args.target_recall <= 1 or args.queries < 1 or args.top_k < 1:
         raise ConfigError("--target-recall must be in (0, 1], --queries and --top-k at least 1")
-    collection = args.collection or store.collection_for(settings.model, settings.dimension)
-    if not store.has_collection(collection):
-        raise ConfigError(f"no collection {collection}; collections: {', '.join(store.collections())}")
+    collection = _collection(store, settings, args)
 
     def show(point: SweepPoint) -> None:
         if not args.json:

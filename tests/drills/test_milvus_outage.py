@@ -1,9 +1,11 @@
-"""Drill 3: stop the Milvus Lite server for 20 s mid-job, then start it again on the same data: the
-writer holds the segments in the stream and resumes; nothing is dropped, nothing doubled."""
+"""Drill 3: stop Milvus for 20 s mid-job, then start it again on the same data: the writer holds the
+segments in the stream and resumes; nothing is dropped, nothing doubled. Run on Milvus Lite (the
+drills' shared stack) and on a real Milvus server (a stack of its own)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,8 @@ import pytest
 from pipeline.settings import load_settings
 from pipeline.writer import stream_backlog
 from tests.drills.harness import (
+    DRILL_SETTINGS,
+    SANDBOX_ARGS,
     assert_same_counts,
     finish_time,
     job,
@@ -19,8 +23,7 @@ from tests.drills.harness import (
     wait_progress,
     write_manifest,
 )
-from tests.stack import Stack
-from vidsearch.services import start_milvus
+from tests.stack import Stack, start_stack
 
 pytestmark = [pytest.mark.drill, pytest.mark.integration, pytest.mark.slow]
 
@@ -28,7 +31,19 @@ ITEMS = 40
 OUTAGE_S = 20
 
 
-def test_a_20_s_milvus_outage_mid_job_loses_nothing(stack: Stack, tmp_path: Path) -> None:
+@pytest.fixture(params=["lite", "server"])
+def engine_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if request.param == "lite":
+        yield request.getfixturevalue("stack")
+        return
+    own = start_stack(tmp_path_factory.mktemp("drill-server"), sandbox_args=SANDBOX_ARGS, engine="server",
+                      **DRILL_SETTINGS)
+    yield own
+    own.stop()
+
+
+def test_a_20_s_milvus_outage_mid_job_loses_nothing(engine_stack: Stack, tmp_path: Path) -> None:
+    stack = engine_stack
     start_worker(stack, "m1", beat=True)
     start_worker(stack, "m2")
     urls = write_manifest(tmp_path / "m.csv", "milvus-outage", ITEMS)
@@ -41,7 +56,7 @@ def test_a_20_s_milvus_outage_mid_job_loses_nothing(stack: Stack, tmp_path: Path
     during = job(stack, job_id).counters
     print(f"\nafter {OUTAGE_S} s without Milvus: {held} segments held in the stream, counters {during}")
     assert held > 0 and during["failed"] == 0 and during["done"] < ITEMS
-    stack.milvus = start_milvus(stack.root / "milvus", port=port)
+    stack.restart_milvus(port)
     restarted = time.monotonic()
     recover_s = finish_time(stack, job_id, restarted)
     assert_same_counts(stack, job_id, urls, f"milvus down {OUTAGE_S} s", recover_s=recover_s)

@@ -6,15 +6,17 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 
 import numpy as np
 import pytest
 
-from pipeline.index import exact_top_k, index_status, settings_lines, tune
+from pipeline.errors import StoreError
+from pipeline.index import exact_top_k, index_status, rebuild, settings_lines, tune
 from pipeline.segments import Segment, pack_vector
 from pipeline.settings import Settings, load_settings
-from pipeline.store import MilvusStore, search_params_for
+from pipeline.store import MilvusStore, StoreUnavailableError, search_params_for
 
 pytestmark = pytest.mark.both_engines
 
@@ -116,3 +118,52 @@ def test_index_status_prints_every_collection_of_the_prefix(seeded, milvus_uri: 
     statuses = json.loads(proc.stdout)
     assert [s["collection"] for s in statuses] == [name]
     assert statuses[0]["rows"] == ROWS
+
+
+def test_rebuild_swaps_in_a_new_index_while_searches_keep_answering(milvus_uri: str) -> None:
+    settings, store, name = seeded_store(milvus_uri)
+    probe = np.asarray(store.sample_vectors(name, 1))
+    failures: list[str] = []
+    answered: list[int] = []
+    stop = threading.Event()
+
+    def search_loop() -> None:
+        searcher = MilvusStore(settings)
+        while not stop.is_set():
+            try:
+                answered.append(len(searcher.search_pks(name, probe, 5, {"ef": 64, "nprobe": 16})[0]))
+            except StoreError as exc:
+                failures.append(str(exc))
+
+    thread = threading.Thread(target=search_loop)
+    thread.start()
+    try:
+        first = rebuild(store, name, "IVF_FLAT", {"nlist": 32})
+        during_second = len(failures)
+        second = rebuild(store, name, "HNSW", {"M": 8, "efConstruction": 64})
+    finally:
+        stop.set()
+        thread.join()
+    assert first.old == name and first.copied == ROWS
+    assert second.old == first.new and second.copied == ROWS
+    assert store.alias_target(name) == second.new
+    assert not store.has_collection(first.new)
+    assert store.count(name) == ROWS
+    assert len(failures) == during_second  # an alias switch loses no search
+    assert answered and set(answered) == {5}
+    assert store.collections() == [name]
+    status = index_status(store, settings, name)
+    assert status.index_type == "HNSW" and status.rows == ROWS
+    assert store.search_pks(name, probe, 1, {"ef": 64})[0]
+
+
+def test_a_write_to_a_collection_being_swapped_is_retried_not_rejected(milvus_uri: str) -> None:
+    settings = load_settings(milvus_uri=milvus_uri, collection_prefix=f"g{uuid.uuid4().hex[:8]}")
+    store = MilvusStore(settings)
+    name = store.ensure_collection(MODEL, DIM)
+    MilvusStore(settings).drop(name)  # what the first rebuild does for a moment before the alias exists
+    segment = Segment(pk="p" * 32, item_key="i" * 32, job_id="j", url="https://v.example.com/1",
+                      category="c", title="", metadata="", model=MODEL, option="visual", scope="clip",
+                      start_s=0.0, end_s=6.0, vector=pack_vector([0.1] * DIM))
+    with pytest.raises(StoreUnavailableError):
+        store.upsert(name, [segment])  # the writer's store: collection and dimension known
