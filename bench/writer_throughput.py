@@ -1,7 +1,7 @@
 """Writer throughput: SegmentWriter (stream -> Milvus) vs raw pymilvus upserts of the same rows.
 
-Runs against one Milvus (a Lite server started here unless ``--milvus-uri``) and one redis-server
-(started here unless ``--redis-url``), in one process, and prints segments/s for:
+Runs against one Milvus (started here unless ``--milvus-uri``: Lite, or ``--engine server``) and
+one redis-server (started here unless ``--redis-url``), in one process, and prints segments/s for:
 
 * raw pymilvus ``upsert`` of prepared rows at several batch sizes (the best one is the baseline),
 * raw pymilvus, one insert per video (what the tutorials do),
@@ -36,7 +36,7 @@ from pipeline.segments import Segment, pack_vector
 from pipeline.settings import Settings, load_settings
 from pipeline.store import MilvusStore
 from pipeline.writer import SegmentWriter
-from vidsearch.services import Service, start_milvus, start_redis
+from vidsearch.services import Service, start_milvus_engine, start_redis
 
 MODEL = "marengo3.0"
 DIM = 512
@@ -142,7 +142,7 @@ def services(args: argparse.Namespace, tmp: Path) -> tuple[str, str, list[Servic
         started.append(service)
         redis_url = f"redis://{service.host}:{service.port}/0"
     if not milvus_uri:
-        service = start_milvus(tmp / "milvus")
+        service = start_milvus_engine(args.engine, tmp / "milvus")
         started.append(service)
         milvus_uri = service.url
     return redis_url, milvus_uri, started
@@ -168,6 +168,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--redis-url")
     parser.add_argument("--milvus-uri")
+    parser.add_argument("--engine", choices=["lite", "server"], default="lite",
+                        help="the Milvus started here when no --milvus-uri is given")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         redis_url, milvus_uri, started = services(args, Path(tmp))
