@@ -307,6 +307,32 @@ def table_rows(results: list[EngineResult], section: str = "7") -> list[Row]:
     return rows
 
 
+def side_by_side(results: list[dict[str, Any]]) -> str:
+    """A markdown table: one row per figure, one column per engine (from the JSON results)."""
+    by = {r["engine"]: r for r in results}
+    engines = [e for e in ("server", "lite") if e in by]
+    labels = [
+        ("start_s", "engine start, s (binary unpacked)"),
+        ("load_rows_per_s", "insert rows/s (5,000 per call, flush included)"),
+        ("fresh_p95_ms", "search p95 ms, first 60 s after the load"),
+        ("p50_ms", "search top-10 videos p50 ms, no filter"),
+        ("p95_ms", "search top-10 videos p95 ms, no filter"),
+        ("filtered_p50_ms", "search p50 ms, category filter"),
+        ("filtered_p95_ms", "search p95 ms, category filter"),
+        ("recall", "recall@10 vs brute force, no filter"),
+        ("filtered_recall", "recall@10 vs brute force, category filter"),
+        ("index_wait_s", "wait until every row indexed, s"),
+        ("peak_rss_mb", "peak RSS of the engine, MB"),
+        ("disk_mb", "data on disk, MB"),
+    ]
+    names = {"server": "Milvus 2.3.5 server", "lite": "Milvus Lite 3.2"}
+    lines = ["| figure | " + " | ".join(names[e] for e in engines) + " |",
+             "|---|" + "---|" * len(engines)]
+    for key, label in labels:
+        lines.append(f"| {label} | " + " | ".join(_fmt(by[e].get(key)) for e in engines) + " |")
+    return "\n".join(lines)
+
+
 def _fmt(value: float | None) -> str:
     if value is None:
         return "-"
@@ -321,7 +347,11 @@ def main() -> None:
     parser.add_argument("--lite-queries", type=int, help="fewer queries for Lite (slow at 1M rows)")
     parser.add_argument("--index-wait", type=float, default=600.0, help="longest wait for index builds")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--table", type=Path, help="only print the side-by-side table of a --json file")
     args = parser.parse_args()
+    if args.table:
+        print(side_by_side(json.loads(args.table.read_text())))
+        return
     engines: list[MilvusEngine] = [e for e in ("server", "lite") if e in args.engines.split(",")]
     queries = {"server": args.queries, "lite": args.lite_queries or args.queries}
     results = compare(args.rows, engines, queries, args.index_wait)
@@ -330,6 +360,8 @@ def main() -> None:
     from bench.common import table
 
     print(table(table_rows(results)))
+    print()
+    print(side_by_side([asdict(r) for r in results]))
 
 
 if __name__ == "__main__":
