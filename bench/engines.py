@@ -115,14 +115,16 @@ class Corpus:
 
     def exact(self, queries: np.ndarray, category: str | None) -> list[set[str]]:
         """The exact top-10 pks of each query (cosine = dot product of unit vectors)."""
-        mask = np.ones(self.rows, dtype=bool) if category is None else self.categories == category
-        index = np.nonzero(mask)[0]
-        out: list[set[str]] = []
-        for q in queries:
-            scores = self.vectors[index] @ q
-            top = index[np.argpartition(-scores, TOP)[:TOP]]
-            out.append({f"{i:032x}" for i in top})
-        return out
+        index = np.arange(self.rows) if category is None else np.nonzero(self.categories == category)[0]
+        best = np.empty((len(queries), 0), dtype=np.int64)
+        best_scores = np.empty((len(queries), 0), dtype=np.float32)
+        for start in range(0, len(index), 100_000):  # one matrix product per block, no per-query copy
+            block = index[start:start + 100_000]
+            scores = np.concatenate([best_scores, queries @ self.vectors[block].T], axis=1)
+            ids = np.concatenate([best, np.broadcast_to(block, (len(queries), len(block)))], axis=1)
+            keep = np.argpartition(-scores, TOP, axis=1)[:, :TOP]
+            best, best_scores = np.take_along_axis(ids, keep, 1), np.take_along_axis(scores, keep, 1)
+        return [{f"{i:032x}" for i in row} for row in best]
 
 
 def group_pids(service: Service) -> list[int]:
