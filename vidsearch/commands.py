@@ -10,7 +10,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict
 from typing import Any
 
 import redis
@@ -190,25 +189,32 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 # --- search ---------------------------------------------------------------------------------------
-def cmd_search(args: argparse.Namespace) -> int:
-    from pipeline.quota import Quota  # noqa: PLC0415  (heavy imports only where used)
-    from pipeline.search import Searcher  # noqa: PLC0415
-    from pipeline.store import MilvusStore  # noqa: PLC0415
-    from pipeline.twelvelabs import TwelveLabsGateway  # noqa: PLC0415
+SEARCH_FIELDS = {
+    "text": "text", "clip": "clip_url", "clip_start": "clip_start_s", "clip_end": "clip_end_s",
+    "image": "image_url", "text_image": "text_image", "weights": "weights",
+    "modality_weights": "modality_weights", "moments": "moments", "max_moments": "max_moments",
+    "like": "like_url", "at": "like_at_s", "category": "categories", "top_k": "top_k",
+    "option": "option", "segments": "segments",
+}
 
-    s = _settings(args)
-    client = redis.Redis.from_url(s.redis_url)
-    keys = Keys(s.redis_prefix)
-    gateway = TwelveLabsGateway(s, Quota(client, keys.quota, s.rate_limit_per_min, s.rate_burst))
-    searcher = Searcher(s, client, MilvusStore(s), gateway.embed_text)
-    hits = searcher.search(
-        args.text, categories=args.category, top_k=args.top_k, option=args.option,
-        segments=args.segments,
-    )
+
+def search_query(args: argparse.Namespace) -> Any:
+    """The ``Query`` of ``vidsearch search`` arguments (QueryError on bad input: exit 2)."""
+    from pipeline.query import Query  # noqa: PLC0415
+
+    given = {name: getattr(args, attr) for attr, name in SEARCH_FIELDS.items()}
+    return Query.from_mapping({k: v for k, v in given.items() if v not in (None, False, [])})
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from pipeline.search import build_searcher, result_to_json  # noqa: PLC0415
+
+    query = search_query(args)
+    result = build_searcher(_settings(args)).search(query)
     if args.json:
-        _print_json([asdict(h) for h in hits])
+        _print_json(result_to_json(result))
         return EXIT_OK
-    print_hits(hits)
+    print_hits(result.hits)
     return EXIT_OK
 
 
@@ -218,6 +224,8 @@ def print_hits(hits: Any) -> None:
         span = f"{h.start_s:6.1f}-{h.end_s:6.1f}"
         title = f" ({h.title})" if h.title else ""
         print(f"{h.score:6.3f}  {span:>13}  {h.category:<12} {h.url}{title}")
+        for m in h.moments[1:]:
+            print(f"{m.score:6.3f}  {m.start_s:6.1f}-{m.end_s:6.1f}  {'':<12}   another moment")
 
 
 # --- runtime --------------------------------------------------------------------------------------
