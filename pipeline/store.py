@@ -21,9 +21,9 @@ within that bound.
 
 Writes are upserts keyed by the primary key ``pk``: Milvus keeps one row per pk, so replays and
 duplicates never add rows (no duplicate check is needed). ``count`` and ``rows_by_item`` read with
-``Strong`` consistency (read-after-write across processes). ``search`` uses ``Bounded`` consistency
-(the collection default would be ``Strong``): the writer flushes soon after each batch, and search
-must not wait for every in-flight write.
+``Strong`` consistency (read-after-write across processes). ``search`` uses the setting
+``search_consistency``, ``Bounded`` by default: on a Milvus server a search then never waits for
+in-flight writes and may miss the last few seconds of them (Milvus Lite shows every write at once).
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ from pipeline.settings import Settings
 CALL_TIMEOUT_S = 30.0
 """Bound on one Milvus call, pymilvus's internal retries included."""
 
-SEARCH_CONSISTENCY = "Bounded"
 READ_CONSISTENCY = "Strong"
 MAX_SEARCH_LIMIT = 16384
 """Milvus's upper bound on ``limit`` (topk) of one search."""
@@ -581,7 +580,7 @@ class MilvusStore:
             limit=limit,
             output_fields=list(OUTPUT_FIELDS),
             search_params=self._search_params(limit * max(1, group_by_url)),
-            consistency_level=SEARCH_CONSISTENCY,
+            consistency_level=self._settings.search_consistency,
             **extra,
         )
         hits = result[0] if result else []
@@ -610,7 +609,8 @@ class MilvusStore:
         fuser = WeightedRanker(*weights) if ranker == "weighted" else RRFRanker()
         result = self._call(
             f"hybrid_search {collection}", "hybrid_search", collection, requests, fuser,
-            limit=limit, output_fields=list(OUTPUT_FIELDS), consistency_level=SEARCH_CONSISTENCY,
+            limit=limit, output_fields=list(OUTPUT_FIELDS),
+            consistency_level=self._settings.search_consistency,
         )
         hits = result[0] if result else []
         return [self._hit(h, raw_score=True) for h in hits]
@@ -619,7 +619,7 @@ class MilvusStore:
         """Rows matching ``where`` (Bounded consistency, as searches see them)."""
         result = self._call(
             f"count {collection}", "query", collection, filter=where.expression(),
-            output_fields=["count(*)"], consistency_level=SEARCH_CONSISTENCY,
+            output_fields=["count(*)"], consistency_level=self._settings.search_consistency,
         )
         return int(result[0]["count(*)"]) if result else 0
 

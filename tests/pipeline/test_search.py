@@ -1,4 +1,4 @@
-"""Searcher against real Milvus Lite and redis-server with hand-made concept vectors."""
+"""Searcher against both Milvus engines (Lite, a real server) and redis-server, hand-made vectors."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pipeline.search import Query, Searcher, normalize_query
 from pipeline.segments import Segment, pack_vector
 from pipeline.settings import Settings, load_settings
 from pipeline.store import MilvusStore
+
+pytestmark = pytest.mark.both_engines
 
 MODEL = "marengo3.5"
 DIM = 16

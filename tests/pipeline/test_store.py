@@ -1,4 +1,4 @@
-"""MilvusStore against a real Milvus Lite server: collections, upserts, counts, errors."""
+"""MilvusStore against Milvus Lite and a real Milvus server: collections, upserts, counts, errors."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from pipeline.store import (
 )
 from vidsearch.services import free_port
 
+pytestmark = pytest.mark.both_engines
+
 MODEL = "marengo3.0"
 DIM = 8
 
@@ -46,7 +48,8 @@ def make_segment(i: int, *, dim: int = DIM, item: str = "item0", **fields: objec
 
 @pytest.fixture
 def store(milvus_uri: str) -> MilvusStore:
-    return MilvusStore(make_settings(milvus_uri))
+    """A store whose searches see its own writes at once (Strong; the default Bounded may not)."""
+    return MilvusStore(make_settings(milvus_uri, search_consistency="Strong"))
 
 
 def raw_client(uri: str) -> MilvusClient:

@@ -1,4 +1,5 @@
-"""SegmentWriter against real redis-server and Milvus Lite; assemble_batches by property."""
+"""SegmentWriter against real redis-server and both Milvus engines (Lite, a real server);
+assemble_batches by property."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from pipeline.segments import Segment, pack_vector
 from pipeline.settings import Settings, load_settings
 from pipeline.store import MilvusStore, StoreUnavailableError
 from pipeline.writer import GROUP, SegmentWriter, assemble_batches, stream_backlog
+
+pytestmark = pytest.mark.both_engines
 
 MODEL = "marengo3.5"
 DIM = 32
