@@ -173,6 +173,9 @@ def _release(version: str) -> tuple[int, int] | None:
 def capabilities_of(version: str) -> Capabilities:
     """Grouping search with ``group_size`` and ``hybrid_search`` from a server version string.
 
+    The version decides because an older server does not refuse a grouping search: Milvus 2.3.5
+    ignores ``group_by_field`` and answers ungrouped rows.
+
     Milvus Lite (``milvus_lite-3.x``) and Milvus >= 2.5 have both; ``hybrid_search`` came in 2.4
     and ``group_by_field`` with ``group_size`` in 2.5; Milvus 2.3 has neither. An unknown version
     is assumed to have neither (the client-side paths always work).
