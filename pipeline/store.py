@@ -20,7 +20,13 @@ here passes ``timeout=timeout_s`` (default :data:`CALL_TIMEOUT_S`), which bounds
 within that bound.
 
 Writes are upserts keyed by the primary key ``pk``: Milvus keeps one row per pk, so replays and
-duplicates never add rows (no duplicate check is needed). ``count`` and ``rows_by_item`` read with
+duplicates never add rows (no duplicate check is needed). Milvus servers before 2.3.10 hash the
+wrong field when an upsert routes rows by partition key (milvus-io/milvus#30607, fixed by #30773):
+the rows land in another category's partition and category-filtered searches miss them. On those
+servers (version read once per connection) a write is a delete of the batch's pks followed by an
+insert, which routes correctly; a crash between the two is repaired by the writer's replay.
+
+``count`` and ``rows_by_item`` read with
 ``Strong`` consistency (read-after-write across processes). ``search`` uses the setting
 ``search_consistency``, ``Bounded`` by default: on a Milvus server a search then never waits for
 in-flight writes and may miss the last few seconds of them (Milvus Lite shows every write at once).
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -74,6 +81,8 @@ PK_MAX_LENGTH = 32
 _CHECKED_LENGTHS = ("category", "url", "option", "scope", "model", "item_key", "job_id")
 FLOAT32 = np.dtype("<f4")
 _UNREACHABLE_CODES = frozenset({2})  # legacy ErrorCode.ConnectFailed
+UPSERT_ROUTING_FIXED = (2, 3, 10)
+"""First Milvus release whose upsert routes partition-key rows right (milvus-io/milvus#30773)."""
 
 
 class StoreUnavailableError(StoreError, TransientError):
@@ -162,14 +171,6 @@ class Capabilities:
     hybrid: bool
 
 
-def _release(version: str) -> tuple[int, int] | None:
-    digits = version.lstrip("vV").split("-")[0].split(".")
-    try:
-        return int(digits[0]), int(digits[1])
-    except (IndexError, ValueError):
-        return None
-
-
 def capabilities_of(version: str) -> Capabilities:
     """Grouping search with ``group_size`` and ``hybrid_search`` from a server version string.
 
@@ -182,7 +183,7 @@ def capabilities_of(version: str) -> Capabilities:
     """
     if version.startswith("milvus_lite"):
         return Capabilities(version, grouping=True, hybrid=True)
-    release = _release(version)
+    release = parse_version(version)
     if release is None:
         return Capabilities(version, grouping=False, hybrid=False)
     return Capabilities(version, grouping=release >= (2, 5), hybrid=release >= (2, 4))
@@ -211,6 +212,18 @@ def _released(exc: StoreError) -> bool:
     """Whether Milvus refused because the collection is not loaded (e.g. after a restart)."""
     text = str(exc)
     return "released" in text or "not loaded" in text or "call load()" in text
+
+
+def parse_version(text: str) -> tuple[int, ...] | None:
+    """``(2, 3, 5)`` from ``v2.3.5-lite``; None when the text names no version."""
+    match = re.match(r"v?(\d+)\.(\d+)\.(\d+)", text.strip())
+    return tuple(int(part) for part in match.groups()) if match else None
+
+
+def upsert_misroutes(version: str) -> bool:
+    """Whether a server of ``version`` upserts partition-key rows into the wrong partition."""
+    parsed = parse_version(version)
+    return parsed is not None and parsed < UPSERT_ROUTING_FIXED
 
 
 def _utf8_truncate(text: str, max_bytes: int) -> str:
@@ -318,7 +331,7 @@ class MilvusStore:
         self._timeout_s = timeout_s
         self._client: MilvusClient | None = None
         self._dimensions: dict[str, int] = {}
-        self._capabilities: Capabilities | None = None
+        self._server_version: str | None = None
         self.calls = 0
         """Milvus requests made (one per attempted call, counted before it is sent)."""
 
@@ -330,6 +343,7 @@ class MilvusStore:
                 kwargs["token"] = self._settings.milvus_token.get_secret_value()
             try:
                 self._client = MilvusClient(**kwargs)
+                self._server_version = None
             except (MilvusException, grpc.RpcError, OSError) as exc:
                 raise StoreUnavailableError(
                     f"cannot connect to Milvus at {self._settings.milvus_uri}: "
@@ -356,8 +370,14 @@ class MilvusStore:
             error = translate(exc, action)
             if isinstance(error, StoreUnavailableError):
                 self._dimensions.clear()  # a restarted Milvus has released every collection
-                self._capabilities = None  # ... and may be another version
+                self._server_version = None  # ... and may be another version
             raise error from exc
+
+    def server_version(self) -> str:
+        """The server's version string (read once per connection)."""
+        if self._server_version is None:
+            self._server_version = str(self._call("server version", "get_server_version"))
+        return self._server_version
 
     def ping(self) -> None:
         """Raise StoreUnavailableError unless Milvus answers."""
@@ -482,8 +502,19 @@ class MilvusStore:
 
     def upsert_rows(self, collection: str, rows: Sequence[dict[str, Any]]) -> None:
         """Upsert rows built by ``rows`` / ``prepare``."""
-        if rows:
+        if not rows:
+            return
+        if upsert_misroutes(self.server_version()):
+            self._delete_then_insert(collection, rows)
+        else:
             self._call(f"upsert into {collection}", "upsert", collection, list(rows))
+
+    def _delete_then_insert(self, collection: str, rows: Sequence[dict[str, Any]]) -> None:
+        """An upsert on servers whose upsert misroutes partition-key rows (see the module doc)."""
+        unique = list({row["pk"]: row for row in rows}.values())
+        pks = ", ".join(quote(str(row["pk"])) for row in unique)
+        self._call(f"delete from {collection}", "delete", collection, filter=f"pk in [{pks}]")
+        self._call(f"insert into {collection}", "insert", collection, unique)
 
     def flush(self, collection: str) -> None:
         """Seal growing segments so searches use the index."""
@@ -530,11 +561,8 @@ class MilvusStore:
             iterator.close()
 
     def capabilities(self) -> Capabilities:
-        """What this server can do for search, from its version (asked once per connection)."""
-        if self._capabilities is None:
-            version = str(self._call("get_server_version", "get_server_version"))
-            self._capabilities = capabilities_of(version)
-        return self._capabilities
+        """What this server can do for search, from its version (read once per connection)."""
+        return capabilities_of(self.server_version())
 
     def _search_params(self, limit: int) -> dict[str, Any]:
         params = dict(self._settings.search_params)

@@ -22,6 +22,8 @@ from pipeline.store import (
     StoreUnavailableError,
     build_filter,
     capabilities_of,
+    parse_version,
+    upsert_misroutes,
 )
 from vidsearch.services import free_port
 
@@ -139,6 +141,41 @@ def test_search_filters_by_category_with_quotes_escaped(store: MilvusStore) -> N
     hits = store.search(name, [0.5] * DIM, categories=['we"ird'], limit=10)
     assert [h.category for h in hits] == ['we"ird']
     assert hits[0].metadata == {"n": 1}
+
+
+def test_every_category_filter_finds_its_rows_after_upserts_and_a_category_change(
+    store: MilvusStore,
+) -> None:
+    """Milvus before 2.3.10 upserts partition-key rows into the wrong partition (milvus#30607)."""
+    name = store.ensure_collection(MODEL, DIM)
+    categories = [f"cat{i}" for i in range(8)]
+    store.upsert(name, [make_segment(i, category=c) for i, c in enumerate(categories)])
+    store.upsert(name, [make_segment(0, category="moved"), make_segment(0, category="moved")])
+    store.flush(name)
+    for i, category in enumerate(categories[1:], start=1):
+        hits = store.search(name, [0.5] * DIM, categories=[category], limit=10)
+        assert [h.pk for h in hits] == [make_segment(i).pk], category
+    assert [h.category for h in store.search(name, [0.5] * DIM, categories=["moved"], limit=10)] == ["moved"]
+    assert store.search(name, [0.5] * DIM, categories=["cat0"], limit=10) == []
+    assert store.count(name) == len(categories)
+
+
+def test_server_version_is_read_once_per_connection(store: MilvusStore) -> None:
+    version = store.server_version()  # "v2.3.5-lite" (server), "milvus_lite-3.2.2" (Lite)
+    assert version.startswith(("v2.", "milvus_lite-"))
+    assert store.server_version() is version
+    store.close()
+    assert store.server_version() == version
+
+
+def test_upsert_misroutes_below_2_3_10_only() -> None:
+    assert upsert_misroutes("v2.3.5-lite")
+    assert upsert_misroutes("2.2.16")
+    assert not upsert_misroutes("v2.3.10")
+    assert not upsert_misroutes("v2.4.0")
+    assert not upsert_misroutes("v2.6.3")
+    assert not upsert_misroutes("milvus_lite-3.2.2")
+    assert parse_version("v2.3.5-lite") == (2, 3, 5)
 
 
 def test_build_filter_quotes_and_escapes_every_value() -> None:
