@@ -135,7 +135,7 @@ class Settings(BaseSettings):
         "client", description="How query parts are fused: client-side, Milvus WeightedRanker or RRFRanker"
     )
     moment_tolerance: float = Field(
-        0.5, ge=0, le=1, description="Share of a video's best-to-median score gap a moment may drop"
+        0.5, ge=0, le=1, description="Share of a video's best-to-lowest segment score gap a moment may drop"
     )
 
     # --- Celery ------------------------------------------------------------------------------------

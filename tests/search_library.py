@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,11 @@ import redis
 from pipeline.items import EmbeddingSpec, item_key, segment_pk
 from pipeline.keys import Keys
 from pipeline.segments import Segment, pack_vector
-from pipeline.settings import Settings
+from pipeline.settings import Settings, load_settings
 from pipeline.store import MilvusStore
 from pipeline.twelvelabs import TwelveLabsGateway
 from pipeline.writer import SegmentWriter
+from vidsearch.services import Service, start_sandbox
 
 
 class Ledger:
@@ -37,6 +39,21 @@ class Ledger:
 def write_catalog(path: Path, catalog: Mapping[str, Any]) -> Path:
     path.write_text(json.dumps(catalog), encoding="utf-8")
     return path
+
+
+def library(
+    root: Path, redis_url: str, milvus_uri: str, catalog: Mapping[str, Any], videos: Mapping[str, str]
+) -> tuple[Settings, Service]:
+    """A sandbox serving ``catalog`` and settings of a fresh collection holding ``videos``."""
+    path = write_catalog(root / "catalog.json", catalog)
+    sandbox = start_sandbox(root, args=["--speed", "200", "--catalog", str(path)])
+    settings = load_settings(
+        redis_url=redis_url, milvus_uri=milvus_uri, twelvelabs_base_url=f"{sandbox.url}/v1.3",
+        collection_prefix=f"ss{uuid.uuid4().hex[:8]}", redis_prefix=f"ss{uuid.uuid4().hex[:6]}",
+        embedding_options=["visual", "audio"], writer_max_wait_s=0.05,
+    )
+    ingest(settings, redis.Redis.from_url(redis_url), videos)
+    return settings, sandbox
 
 
 def embed(gateway: TwelveLabsGateway, spec: EmbeddingSpec, urls: Sequence[str]) -> dict[str, Any]:

@@ -12,10 +12,10 @@ import redis
 
 from pipeline.query import QueryError
 from pipeline.search import Query, Searcher, SearchResult, build_searcher, result_to_json
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import Settings
 from pipeline.store import MilvusStore
-from tests.search_library import ingest, write_catalog
-from vidsearch.services import start_sandbox
+from tests.search_library import ingest
+from tests.search_library import library as make_library
 
 LIB = "https://media.example.org/lib"
 SURF = f"{LIB}/alpha.mp4"  # the surfing scene runs 9-21 s
@@ -55,15 +55,7 @@ CATEGORIES = {SURF: "sports", CHEER_AUDIO: "sports", CHEER_VISUAL: "events", KAY
 def library(tmp_path_factory: pytest.TempPathFactory, redis_url: str, milvus_uri: str
             ) -> Iterator[Settings]:
     root: Path = tmp_path_factory.mktemp("search-stack")
-    catalog = write_catalog(root / "catalog.json", CATALOG)
-    sandbox = start_sandbox(root, args=["--speed", "200", "--catalog", str(catalog)])
-    settings = load_settings(
-        redis_url=redis_url, milvus_uri=milvus_uri, twelvelabs_base_url=f"{sandbox.url}/v1.3",
-        collection_prefix=f"ss{uuid.uuid4().hex[:8]}", redis_prefix=f"ss{uuid.uuid4().hex[:6]}",
-        embedding_options=["visual", "audio"], writer_max_wait_s=0.05,
-    )
-    client = redis.Redis.from_url(redis_url)
-    ingest(settings, client, CATEGORIES)
+    settings, sandbox = make_library(root, redis_url, milvus_uri, CATALOG, CATEGORIES)
     yield settings
     sandbox.stop()
 
