@@ -49,7 +49,7 @@ def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     (("--clip", CLIP, "--clip-start", "10", "--clip-end", "10"), "clip range is empty"),
     (("--clip", CLIP, "--clip-start", "5", "--clip-end", "2"), "clip range is empty"),
     (("--clip", CLIP, "--clip-end", "700"), "longer than the 600 s"),
-    (("--clip", CLIP, "--clip-start", "abc"), "clip_start_s must be a number"),
+    (("--clip", CLIP, "--clip-start", "abc"), "clip_start must be a number"),
     (("--clip", "file:///tmp/clip.mp4"), "clip must be an http(s) URL"),
     (("--image", "ftp://example.org/dog.jpg"), "image must be an http(s) URL"),
     (("--like", "example.org/dog.mp4"), "like must be an http(s) URL"),
