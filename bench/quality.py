@@ -445,6 +445,7 @@ def measure(settings: Settings, lib: Library) -> list[Row]:
 
 def run(videos: int, queries: dict[str, int], tmp: Path) -> list[Row]:
     lib = build_library(videos, queries)
+    tmp.mkdir(parents=True, exist_ok=True)
     catalog = tmp / "quality-catalog.json"
     catalog.write_text(json.dumps(lib.catalog), encoding="utf-8")
     services: list[Service] = []
