@@ -24,7 +24,6 @@ exist yet the search returns no hits. Only ``clip``-scope rows are searched.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -208,20 +207,22 @@ class Searcher:
     def _candidates(
         self, parts: Sequence[_Part], where: Filter, videos: int
     ) -> dict[str, SegmentHit]:
-        """Up to ``videos`` videos per part (url -> a row of it), best first by part weight."""
+        """Up to ``videos`` videos per part (url -> a row of it), ranked by their part-weighted
+        best scores (a part that missed a video counts its lowest score), at most 1.5 x ``videos``.
+        """
         grouping = self._store.capabilities().grouping
-        best: dict[str, float] = {}
+        tables = [PartScores(p.weight) for p in parts]
         rows: dict[str, SegmentHit] = {}
-        for part in parts:
+        for part, table in zip(parts, tables, strict=True):
             hits = (self._grouped(part.vector, where, videos) if grouping
                     else self._widened(part.vector, where, videos))
             for hit in hits:
-                score = part.weight * hit.score
                 rows.setdefault(hit.url, hit)
-                if score > best.get(hit.url, -math.inf):
-                    best[hit.url] = score
-        ranked = sorted(best, key=lambda u: best[u], reverse=True)[: videos * len(parts)]
-        return {url: rows[url] for url in ranked}
+                table.add((hit.url, 0.0, 0.0), "best", hit.score)
+        merged = fuse(tables, {"best": 1.0})
+        ranked = sorted(merged, key=lambda k: merged[k], reverse=True)
+        cap = videos if len(parts) == 1 else videos + videos // 2
+        return {key[0]: rows[key[0]] for key in ranked[:cap]}
 
     def _grouped(self, vector: list[float], where: Filter, videos: int) -> list[SegmentHit]:
         return self._store.search_where(self.collection, vector, where, limit=videos, group_by_url=1)
