@@ -61,11 +61,16 @@ def test_when_the_leader_dies_the_other_worker_takes_over(stack: Stack, tmp_path
     os.killpg(leader.pid, signal.SIGKILL)
     leader.wait(30)
 
-    proc = stack.vidsearch("submit", str(_manifest(tmp_path / "m.csv", "after", 4)), "--wait", "--json",
+    proc = stack.vidsearch("submit", str(_manifest(tmp_path / "m.csv", "after", 4)), "--wait",
                            timeout=300)
 
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout)["done"] == 4
+    job_id = proc.stdout.split()[0]
+    assert json.loads(stack.vidsearch("status", job_id, "--json").stdout)["done"] == 4
+    # stderr is a pipe here, not a terminal: plain lines (no redrawn bar), the last one complete
+    progress = [x for x in proc.stderr.splitlines() if f"job {job_id}: [" in x]
+    assert progress and "\r" not in proc.stderr
+    assert "4/4 items" in progress[-1]
 
 
 def _leader(stack: Stack):  # type: ignore[no-untyped-def]
