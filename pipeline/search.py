@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import redis
 
+from pipeline.clients import Clients
 from pipeline.fusion import PartScores, SegmentKey, fuse
 from pipeline.keys import Keys
 from pipeline.moments import (
@@ -338,14 +339,8 @@ def _mean_vector(vectors: Sequence[Any]) -> list[float]:
     return [float(x) for x in mean / norm]
 
 
-def build_searcher(settings: Settings) -> Searcher:
-    """A Searcher on the configured Redis, Milvus and Twelve Labs (the CLI's and the API's)."""
-    from pipeline.quota import Quota  # noqa: PLC0415  (heavy imports only where used)
-    from pipeline.twelvelabs import TwelveLabsGateway  # noqa: PLC0415
-
-    client = redis.Redis.from_url(settings.redis_url)
-    keys = Keys(settings.redis_prefix)
-    gateway = TwelveLabsGateway(
-        settings, Quota(client, keys.quota, settings.rate_limit_per_min, settings.rate_burst)
-    )
-    return Searcher(settings, client, MilvusStore(settings), gateway.embed_part)
+def build_searcher(settings: Settings, clients: Clients | None = None) -> Searcher:
+    """A Searcher on the Redis, Milvus and Twelve Labs of ``clients`` (default: built from
+    ``settings``; the CLI's, the demo's and the API's)."""
+    clients = clients or Clients.from_settings(settings)
+    return Searcher(settings, clients.redis, clients.store, clients.gateway.embed_part)
