@@ -7,7 +7,9 @@ Sections (each a module of bench/, each compared with a baseline measured in the
 4. producer (bench/producer.py)
 5. search latency (bench/search.py; its corpus grows while the time budget allows)
 6. scaling with worker processes (bench/scaling.py, on section 1's stack)
-7. Milvus Lite vs a Milvus server on the same 100,000 vectors (bench/engines.py; 1,000,000 rows is
+7. search quality: text, clip, image and hybrid queries, moments, fusion, result cache
+   (bench/quality.py; 210 labelled videos of 60-600 s, --quick 60)
+8. Milvus Lite vs a Milvus server on the same 100,000 vectors (bench/engines.py; 1,000,000 rows is
    the separate command ``python -m bench.engines --rows 1000000``)
 
 The table and the machine go to stdout, the full results (every sample) to
@@ -120,10 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, under 3 minutes")
     parser.add_argument("--readme", action="store_true",
                         help="also put the table into bench/README.md (between the bench:table marks)")
-    parser.add_argument("--only", default="", help="comma-separated sections to run (1..7); 2 and 6 "
+    parser.add_argument("--only", default="", help="comma-separated sections to run (1..8); 2 and 6 "
                         "run with 1")
     args = parser.parse_args(argv)
-    only = set(args.only.split(",")) if args.only else {"1", "3", "4", "5", "7"}
+    only = set(args.only.split(",")) if args.only else {"1", "3", "4", "5", "7", "8"}
     if only & {"2", "6"}:
         only.add("1")
     quick = args.quick
@@ -143,13 +145,13 @@ def main(argv: list[str] | None = None) -> int:
             for engine in ("lite", "server"):
                 rows += guarded(f"section 3: writer ({engine})",
                                 lambda e=engine: writer_rows(quick, tmp, e), "3")  # type: ignore[misc]
-        if "7" in only:
+        if "8" in only:
             from bench import engines
 
             size = 20_000 if quick else 100_000
-            rows += guarded("section 7: Milvus Lite vs server",
+            rows += guarded("section 8: Milvus Lite vs server",
                             lambda: engines.table_rows(engines.compare(
-                                size, ["server", "lite"], {"server": 200, "lite": 200}, 300.0)), "7")
+                                size, ["server", "lite"], {"server": 200, "lite": 200}, 300.0)), "8")
         if "4" in only:
             from bench import producer
 
@@ -163,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
             log(f"search budget {budget:.0f} s")
             rows += guarded("section 5: search",
                             lambda: search.run(sizes, 20 if quick else 50, tmp, budget)[0], "5")
+        if "7" in only:
+            from bench import quality
+
+            videos, queries = quality.sizes(quick)
+            rows += guarded("section 7: search quality",
+                            lambda: quality.run(videos, queries, tmp / "quality"), "7")
     rows.sort(key=lambda r: r.section)
     meta["seconds"] = time.monotonic() - started
     path = write_results(rows, meta, time.strftime("%Y%m%d-%H%M%S") + ("-quick" if quick else "") + ".json")

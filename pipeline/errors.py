@@ -3,6 +3,8 @@
     VidsearchError                  root of everything vidsearch raises on purpose
     +-- ConfigError                 settings that cannot work (bad file, bad value)
     +-- ManifestError               a manifest that cannot be read at all (missing, no url column)
+    +-- BadInputError               a request that cannot be served as given (CLI exit 2)
+    |   +-- QueryError              (query.py) a search query that is malformed or names nothing
     +-- TransientError              worth retrying: 429, 5xx, timeouts, dropped connections
     |   +-- RateLimitedError        429, carries the server's Retry-After in seconds
     |   +-- OutcomeUnknownError     (twelvelabs.py) the request may have reached Twelve Labs
@@ -15,6 +17,7 @@
     |   +-- InvalidSegmentError     (store.py; also Permanent) a row Milvus can never take
     |       +-- DimensionMismatchError  a vector of the wrong dimension (dead-lettered)
     +-- ServiceError                (vidsearch/services.py) an embedded server did not start
+    +-- LeaseLostError              a lock's lease ran out and another holder owns it now
 
 A task that ends ``failed`` or outlives its deadline is not an exception: the poller records it as
 the item's failure reason (``JobStore.fail``). Vendor exceptions (twelvelabs, pymilvus, redis) are
@@ -34,6 +37,10 @@ class ConfigError(VidsearchError):
 
 class ManifestError(VidsearchError):
     """A manifest that cannot be read at all."""
+
+
+class BadInputError(VidsearchError):
+    """A request that cannot be served as given; the message says what to change."""
 
 
 class TransientError(VidsearchError):
@@ -60,6 +67,10 @@ class ApiRejectedError(PermanentError):
         self.status_code = status_code
         self.code = code
         self.api_message = message
+
+
+class LeaseLostError(VidsearchError):
+    """This process's lock expired (it was paused or too slow) and another holder took it over."""
 
 
 class StoreError(VidsearchError):

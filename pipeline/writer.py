@@ -33,7 +33,8 @@ reclaimed like the failed batch.
 Batches of one model and dimension are written in stream order, so when a primary key spans two
 batches the later segment still wins. Written collections are flushed every
 ``writer_flush_interval_s`` and once at the end of every drain that wrote rows (search over
-unflushed rows is ~40x slower).
+unflushed rows is ~40x slower). Each successful flush bumps the collection's generation
+(``result_cache.bump_generation``), which retires every cached search result of that collection.
 """
 
 from __future__ import annotations
@@ -55,11 +56,12 @@ from pipeline.columns import Columns
 from pipeline.errors import SchemaMismatchError, StoreError
 from pipeline.keys import Keys
 from pipeline.metrics import MetricsRecorder
+from pipeline.result_cache import bump_generation
 from pipeline.segments import Segment
 from pipeline.settings import Settings
 from pipeline.store import MilvusStore, StoreRejectedError
+from pipeline.stream import GROUP
 
-GROUP = "writers"
 MODEL_DEFAULT_DIMENSION = 512
 """Dimension of a model other than ``settings.model`` (every Marengo 3.x defaults to 512)."""
 
@@ -175,22 +177,6 @@ def _add(
     current.nbytes += size
 
 
-def stream_backlog(client: Redis, settings: Settings) -> int:
-    """Entries the writers still owe: not yet delivered (group lag) plus pending (unacked)."""
-    stream = Keys(settings.redis_prefix).segments
-    try:
-        groups = client.xinfo_groups(stream)  # type: ignore[no-untyped-call]
-    except redis.ResponseError:  # no such stream
-        return 0
-    for info in groups:
-        name = info["name"]
-        if (name.decode() if isinstance(name, bytes) else name) == GROUP:
-            lag = info.get("lag")
-            undelivered = int(lag) if lag is not None else int(client.xlen(stream))
-            return undelivered + int(info["pending"])
-    return int(client.xlen(stream))
-
-
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -219,7 +205,7 @@ class SegmentWriter:
         self._consumer = consumer
         self._clock = clock
         self._metrics = MetricsRecorder(redis_client, settings.redis_prefix)
-        keys = Keys(settings.redis_prefix)
+        keys = self._keys = Keys(settings.redis_prefix)
         self.stream = keys.segments
         self.dead_stream = keys.dead
         self._claim_cursor = "0-0"
@@ -453,4 +439,5 @@ class SegmentWriter:
                 continue
             del self._unflushed[collection]
             stats.flushes += 1
+            bump_generation(self._redis, self._keys, collection)
 

@@ -16,10 +16,12 @@ from pipeline.segments import Segment, pack_vector
 from pipeline.settings import Settings, load_settings
 from pipeline.store import (
     DimensionMismatchError,
+    Filter,
     InvalidSegmentError,
     MilvusStore,
     StoreUnavailableError,
     build_filter,
+    capabilities_of,
     parse_version,
     search_params_for,
     upsert_misroutes,
@@ -208,3 +210,22 @@ def test_unreachable_milvus_raises_store_unavailable_within_seconds() -> None:
     with pytest.raises(StoreUnavailableError):
         store.ensure_collection(MODEL, DIM)
     assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize(("version", "grouping", "hybrid"), [
+    ("milvus_lite-3.2.2", True, True), ("v2.3.5-lite", False, False), ("v2.3.5", False, False),
+    ("v2.4.10", False, True), ("v2.5.4", True, True), ("v3.0.0", True, True),
+    ("something else", False, False),
+])
+def test_capabilities_follow_the_server_version(version: str, grouping: bool, hybrid: bool) -> None:
+    caps = capabilities_of(version)
+    assert (caps.grouping, caps.hybrid) == (grouping, hybrid)
+
+
+def test_filters_quote_every_value_and_exclude_urls() -> None:
+    where = Filter(categories=("a",), options=("visual", "audio"), scope="clip",
+                   urls=('u"1',), exclude_urls=("u2",))
+    assert where.expression() == (
+        'category in ["a"] and option in ["visual", "audio"] and scope == "clip" and '
+        'url in ["u\\"1"] and url not in ["u2"]'
+    )

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pymilvus import MilvusClient, MilvusException
+from pymilvus import MilvusClient
 from twelvelabs import TwelveLabs
 
 from tests.stack import Stack, start_stack
@@ -78,20 +77,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, milvus_engine: MilvusEngine)
 
 
 def _milvus_rows(stack: Stack) -> list[dict[str, object]]:
-    """Every row, Strong; a connection refused by a loaded Milvus Lite ("Too many pings") is
-    retried, as the drills' harness retries its Milvus reads."""
-    for attempt in range(3):
-        try:
-            return _read_rows(stack)
-        except MilvusException:
-            if attempt == 2:
-                raise
-            time.sleep(2.0)
-    raise AssertionError("unreachable")
-
-
-def _read_rows(stack: Stack) -> list[dict[str, object]]:
-    client = MilvusClient(uri=stack.milvus.url)
+    # its own connection, closed after use: a shared cached channel left idle between tests is
+    # dropped by the server ("too many pings") and pymilvus fails to recover it
+    client = MilvusClient(uri=stack.milvus.url, dedicated=True)
     name = next(n for n in client.list_collections() if n.startswith("vidsearch_marengo3_0"))
     rows: list[dict[str, object]] = []
     iterator = client.query_iterator(
@@ -101,6 +89,7 @@ def _read_rows(stack: Stack) -> list[dict[str, object]]:
     while batch := iterator.next():
         rows.extend(batch)
     iterator.close()
+    client.close()
     return rows
 
 
