@@ -63,3 +63,7 @@ class Keys:
 
     def qcache(self, model: str, dimension: int, digest: str) -> str:
         return f"{self.prefix}:qcache:{model}:{dimension}:{digest}"
+
+    def api_rate(self, key_name: str) -> str:
+        """The request token bucket of one API key (by its name, never the key)."""
+        return f"{self.prefix}:api:rate:{key_name}"
