@@ -18,7 +18,7 @@ import redis
 from pipeline.jobs import JobStore
 from pipeline.quota import Quota
 from pipeline.settings import Settings
-from pipeline.writer import stream_backlog
+from pipeline.stream import stream_backlog
 
 POLL_BATCH = 1000
 

@@ -32,10 +32,10 @@ from typing import Any
 
 import redis
 
+from pipeline.clients import Clients
 from pipeline.errors import ManifestError
 from pipeline.items import EmbeddingSpec
 from pipeline.jobs import Job, JobStore
-from pipeline.keys import Keys
 from pipeline.logs import configure_logging, get_logger
 from pipeline.manifest import LineRules, read_manifest
 from pipeline.producer import Producer
@@ -140,29 +140,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for path in manifests:
         read_manifest(path, rules)  # raises ManifestError now if the file cannot be read
     configure_logging(settings, stream=sys.stderr)
-    client = redis.Redis.from_url(settings.redis_url)
-    try:
-        return _locked_run(args, settings, client, manifests)
-    except redis.RedisError as exc:
-        log.error("backfill_redis_error", error=str(exc))
-        _emit({"status": "redis_error", "error": str(exc)})
-        return EXIT_REDIS
-    finally:
-        client.close()
+    with Clients.from_settings(settings) as clients:
+        try:
+            return _locked_run(args, clients, manifests)
+        except redis.RedisError as exc:
+            log.error("backfill_redis_error", error=str(exc))
+            _emit({"status": "redis_error", "error": str(exc)})
+            return EXIT_REDIS
 
 
-def _locked_run(
-    args: argparse.Namespace, settings: Settings, client: redis.Redis[bytes], manifests: list[Path]
-) -> int:
-    keys = Keys(settings.redis_prefix)
-    lock = RunLock(client, keys.lock(f"backfill:{args.name}"), args.lock_ttl)
+def _locked_run(args: argparse.Namespace, clients: Clients, manifests: list[Path]) -> int:
+    settings, jobs = clients.settings, clients.jobs
+    lock = RunLock(clients.redis, clients.keys.lock(f"backfill:{args.name}"), args.lock_ttl)
     if not lock.acquire():
         holder = lock.holder()
         log.warning("backfill_locked", name=args.name, holder=holder)
         _emit({"status": "locked", "name": args.name, "holder": holder})
         return EXIT_LOCKED
     try:
-        jobs = JobStore(client, keys)
         rules = LineRules.from_settings(settings, default_category=args.category)
         producer = Producer(jobs, EmbeddingSpec.from_settings(settings), rules)
         summary = producer.submit(manifests, force=False, name=args.name)
