@@ -64,6 +64,16 @@ class Keys:
     def qcache(self, model: str, dimension: int, digest: str) -> str:
         return f"{self.prefix}:qcache:{model}:{dimension}:{digest}"
 
+    def generation(self, collection: str) -> str:
+        return f"{self.prefix}:gen:{collection}"
+
+    def rcache(self, collection: str, generation: int, digest: str) -> str:
+        return f"{self.prefix}:rcache:{collection}:{generation}:{digest}"
+
+    @property
+    def rcache_index(self) -> str:
+        return f"{self.prefix}:rcache:index"
+
     def api_rate(self, key_name: str) -> str:
         """The request token bucket of one API key (by its name, never the key)."""
         return f"{self.prefix}:api:rate:{key_name}"

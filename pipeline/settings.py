@@ -124,6 +124,14 @@ class Settings(BaseSettings):
 
     # --- search ------------------------------------------------------------------------------------
     query_cache_ttl_s: int = Field(7 * 86400, ge=0, description="Query embedding cache lifetime")
+    result_cache_ttl_s: int = Field(3600, ge=0, description="Search result cache lifetime (0: off)")
+    result_cache_max_entries: int = Field(10000, ge=0, description="Most cached search results")
+    search_fusion: Literal["client", "weighted", "rrf"] = Field(
+        "client", description="How query parts are fused: client-side, Milvus WeightedRanker or RRFRanker"
+    )
+    moment_tolerance: float = Field(
+        0.5, ge=0, le=1, description="Share of a video's best-to-median score gap a moment may drop"
+    )
 
     # --- HTTP API (`vidsearch serve`) -------------------------------------------------------------
     api_port: int = Field(8080, ge=1, le=65535, description="Port of `vidsearch serve` (and `vidsearch up`)")

@@ -115,18 +115,75 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _in(field: str, values: Sequence[str]) -> str:
+    return f"{field} in [" + ", ".join(quote(v) for v in values) + "]"
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """What a search or query is restricted to (empty fields restrict nothing)."""
+
+    categories: Sequence[str] = ()
+    options: Sequence[str] = ()
+    scope: str | None = "clip"
+    urls: Sequence[str] = ()
+    exclude_urls: Sequence[str] = ()
+
+    def expression(self) -> str:
+        """The boolean filter expression; every value is quoted and escaped."""
+        parts: list[str] = []
+        if self.categories:
+            parts.append(_in("category", self.categories))
+        if len(self.options) == 1:
+            parts.append(f"option == {quote(self.options[0])}")
+        elif self.options:
+            parts.append(_in("option", self.options))
+        if self.scope is not None:
+            parts.append(f"scope == {quote(self.scope)}")
+        if self.urls:
+            parts.append(_in("url", self.urls))
+        if self.exclude_urls:
+            parts.append(_in("url not", self.exclude_urls))
+        return " and ".join(parts)
+
+
 def build_filter(
     categories: Sequence[str] = (), option: str | None = None, scope: str | None = None
 ) -> str:
     """A boolean filter expression; every value is quoted and escaped."""
-    parts: list[str] = []
-    if categories:
-        parts.append("category in [" + ", ".join(quote(c) for c in categories) + "]")
-    if option is not None:
-        parts.append(f"option == {quote(option)}")
-    if scope is not None:
-        parts.append(f"scope == {quote(scope)}")
-    return " and ".join(parts)
+    return Filter(categories, (option,) if option is not None else (), scope).expression()
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a Milvus server can do for search (see ``capabilities_of``)."""
+
+    version: str
+    grouping: bool
+    hybrid: bool
+
+
+def _release(version: str) -> tuple[int, int] | None:
+    digits = version.lstrip("vV").split("-")[0].split(".")
+    try:
+        return int(digits[0]), int(digits[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def capabilities_of(version: str) -> Capabilities:
+    """Grouping search with ``group_size`` and ``hybrid_search`` from a server version string.
+
+    Milvus Lite (``milvus_lite-3.x``) and Milvus >= 2.5 have both; ``hybrid_search`` came in 2.4
+    and ``group_by_field`` with ``group_size`` in 2.5; Milvus 2.3 has neither. An unknown version
+    is assumed to have neither (the client-side paths always work).
+    """
+    if version.startswith("milvus_lite"):
+        return Capabilities(version, grouping=True, hybrid=True)
+    release = _release(version)
+    if release is None:
+        return Capabilities(version, grouping=False, hybrid=False)
+    return Capabilities(version, grouping=release >= (2, 5), hybrid=release >= (2, 4))
 
 
 def _unreachable(exc: Exception) -> bool:
@@ -259,6 +316,9 @@ class MilvusStore:
         self._timeout_s = timeout_s
         self._client: MilvusClient | None = None
         self._dimensions: dict[str, int] = {}
+        self._capabilities: Capabilities | None = None
+        self.calls = 0
+        """Milvus requests made (one per attempted call, counted before it is sent)."""
 
     # --- connection ------------------------------------------------------------------------
     def _connect(self) -> MilvusClient:
@@ -287,12 +347,14 @@ class MilvusStore:
 
     def _call_once(self, action: str, method: str, *args: Any, **kwargs: Any) -> Any:
         client = self._connect()
+        self.calls += 1
         try:
             return getattr(client, method)(*args, timeout=self._timeout_s, **kwargs)
         except (MilvusException, grpc.RpcError, OSError) as exc:
             error = translate(exc, action)
             if isinstance(error, StoreUnavailableError):
                 self._dimensions.clear()  # a restarted Milvus has released every collection
+                self._capabilities = None  # ... and may be another version
             raise error from exc
 
     def ping(self) -> None:
@@ -472,6 +534,19 @@ class MilvusStore:
         finally:
             iterator.close()
 
+    def capabilities(self) -> Capabilities:
+        """What this server can do for search, from its version (asked once per connection)."""
+        if self._capabilities is None:
+            version = str(self._call("get_server_version", "get_server_version"))
+            self._capabilities = capabilities_of(version)
+        return self._capabilities
+
+    def _search_params(self, limit: int) -> dict[str, Any]:
+        params = dict(self._settings.search_params)
+        if "ef" in params:
+            params["ef"] = max(int(params["ef"]), limit)  # HNSW needs ef >= limit
+        return {"metric_type": self._settings.index_metric, "params": params}
+
     def search(
         self,
         collection: str,
@@ -483,26 +558,90 @@ class MilvusStore:
         limit: int,
     ) -> list[SegmentHit]:
         """The ``limit`` nearest segments, best first, restricted by category/option/scope."""
+        where = Filter(categories, (option,) if option is not None else (), scope)
+        return self.search_where(collection, vector, where, limit=limit)
+
+    def search_where(
+        self,
+        collection: str,
+        vector: Sequence[float],
+        where: Filter,
+        *,
+        limit: int,
+        group_by_url: int = 0,
+    ) -> list[SegmentHit]:
+        """The nearest rows matching ``where``, best first.
+
+        ``group_by_url=N`` asks for ``limit`` videos with at most N rows each (grouping search;
+        only where ``capabilities().grouping``).
+        """
         limit = max(1, min(limit, MAX_SEARCH_LIMIT))
+        extra: dict[str, Any] = {}
+        if group_by_url:
+            extra = {"group_by_field": "url", "group_size": group_by_url, "strict_group_size": False}
         result = self._call(
             f"search {collection}",
             "search",
             collection,
             data=[np.asarray(vector, dtype=np.float32).tolist()],
-            filter=build_filter(categories, option, scope),
+            filter=where.expression(),
             limit=limit,
             output_fields=list(OUTPUT_FIELDS),
-            search_params={"metric_type": self._settings.index_metric,
-                           "params": dict(self._settings.search_params)},
+            search_params=self._search_params(limit * max(1, group_by_url)),
             consistency_level=SEARCH_CONSISTENCY,
+            **extra,
         )
         hits = result[0] if result else []
         return [self._hit(h) for h in hits]
 
-    def _hit(self, raw: dict[str, Any]) -> SegmentHit:
+    def hybrid_search(
+        self,
+        collection: str,
+        vectors: Sequence[Sequence[float]],
+        weights: Sequence[float],
+        where: Filter,
+        *,
+        ranker: str,
+        limit: int,
+    ) -> list[SegmentHit]:
+        """One multi-request search fused by Milvus (``ranker``: "weighted" or "rrf")."""
+        from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker  # noqa: PLC0415
+
+        limit = max(1, min(limit, MAX_SEARCH_LIMIT))
+        expression = where.expression()
+        requests = [
+            AnnSearchRequest(data=[np.asarray(v, dtype=np.float32).tolist()], anns_field="vector",
+                             param=self._search_params(limit), limit=limit, expr=expression)
+            for v in vectors
+        ]
+        fuser = WeightedRanker(*weights) if ranker == "weighted" else RRFRanker()
+        result = self._call(
+            f"hybrid_search {collection}", "hybrid_search", collection, requests, fuser,
+            limit=limit, output_fields=list(OUTPUT_FIELDS), consistency_level=SEARCH_CONSISTENCY,
+        )
+        hits = result[0] if result else []
+        return [self._hit(h, raw_score=True) for h in hits]
+
+    def count_where(self, collection: str, where: Filter) -> int:
+        """Rows matching ``where`` (Bounded consistency, as searches see them)."""
+        result = self._call(
+            f"count {collection}", "query", collection, filter=where.expression(),
+            output_fields=["count(*)"], consistency_level=SEARCH_CONSISTENCY,
+        )
+        return int(result[0]["count(*)"]) if result else 0
+
+    def vectors_where(self, collection: str, where: Filter, limit: int = 16384) -> list[dict[str, Any]]:
+        """Rows matching ``where`` with their vectors (``start_s``, ``end_s``, ``option``)."""
+        return list(self._call(
+            f"query {collection}", "query", collection, filter=where.expression(), limit=limit,
+            output_fields=["vector", "start_s", "end_s", "option", "scope"],
+            consistency_level=READ_CONSISTENCY,
+        ))
+
+    def _hit(self, raw: dict[str, Any], *, raw_score: bool = False) -> SegmentHit:
         entity = raw.get("entity", {})
         score = float(raw["distance"])
-        if self._settings.index_metric == "L2":
+        if self._settings.index_metric == "L2" and not raw_score:
             score = -score
         return SegmentHit(
             pk=str(raw.get("pk", raw.get("id", ""))),

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from pipeline.search import Searcher, normalize_query
+from pipeline.query import QueryPart
+from pipeline.search import Query, Searcher, normalize_query
 from pipeline.segments import Segment, pack_vector
 from pipeline.settings import Settings, load_settings
 from pipeline.store import MilvusStore
@@ -37,9 +38,10 @@ class Embedder:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def __call__(self, text: str) -> list[float]:
-        self.calls.append(text)
-        return concept_vector(text.split(maxsplit=1)[0])
+    def __call__(self, part: QueryPart) -> list[float]:
+        assert part.kind == "text" and part.text
+        self.calls.append(part.text)
+        return concept_vector(part.text.split(maxsplit=1)[0])
 
 
 def video_segments() -> list[Segment]:
@@ -60,7 +62,8 @@ def video_segments() -> list[Segment]:
 @pytest.fixture(scope="module")
 def seeded(redis_url: str, milvus_uri: str) -> Iterator[Settings]:
     settings = load_settings(redis_url=redis_url, milvus_uri=milvus_uri, model=MODEL,
-                             embedding_dimension=DIM, collection_prefix=f"s{uuid.uuid4().hex[:10]}")
+                             embedding_dimension=DIM, collection_prefix=f"s{uuid.uuid4().hex[:10]}",
+                             result_cache_ttl_s=0)
     store = MilvusStore(settings)
     name = store.ensure_collection(MODEL, DIM)
     store.upsert(name, video_segments())
@@ -77,24 +80,24 @@ def searcher(seeded: Settings, redis_client) -> tuple[Searcher, Embedder]:
 
 def test_query_ranks_videos_of_the_matching_concept_first(searcher) -> None:
     s, _ = searcher
-    hits = s.search("dogs", top_k=4)
+    hits = s.search(Query(text="dogs", top_k=4)).hits
     assert {h.url for h in hits[:2]} == {"https://v.example/dog1", "https://v.example/dog2"}
     assert hits[0].score >= hits[1].score >= hits[2].score
-    assert s.search("ocean", top_k=1)[0].url == "https://v.example/sea1"
+    assert s.search(Query(text="ocean", top_k=1)).hits[0].url == "https://v.example/sea1"
 
 
 def test_category_filter_restricts_results(searcher) -> None:
     s, _ = searcher
-    hits = s.search("dogs", categories=["vehicles", "nature"], top_k=10)
+    hits = s.search(Query(text="dogs", categories=("vehicles", "nature"), top_k=10)).hits
     assert {h.category for h in hits} == {"vehicles", "nature"}
-    assert [h.url for h in s.search("dogs", categories=["pets"], top_k=10)] == [
+    assert [h.url for h in s.search(Query(text="dogs", categories=("pets",), top_k=10)).hits] == [
         "https://v.example/dog2"
     ]
 
 
 def test_default_returns_the_best_segment_once_per_video(searcher) -> None:
     s, _ = searcher
-    hits = s.search("cars", top_k=10)
+    hits = s.search(Query(text="cars", top_k=10)).hits
     assert len(hits) == len(VIDEOS) == len({h.url for h in hits})
     best = hits[0]
     assert (best.url, best.start_s, best.end_s) == ("https://v.example/car1", 0.0, 6.0)
@@ -102,17 +105,17 @@ def test_default_returns_the_best_segment_once_per_video(searcher) -> None:
 
 def test_segments_mode_returns_several_segments_of_one_video(searcher) -> None:
     s, _ = searcher
-    hits = s.search("cars", top_k=6, segments=True, option="visual")
+    hits = s.search(Query(text="cars", top_k=6, segments=True, option="visual")).hits
     assert len(hits) == 6
     assert [h.url for h in hits[:SEGMENTS_PER_VIDEO]] == ["https://v.example/car1"] * 5
-    assert {h.option for h in hits} == {"visual"} and {h.scope for h in hits} == {"clip"}
+    assert {h.option for h in hits} == {"visual"}
 
 
 def test_cache_hit_serves_the_query_without_an_embed_call(searcher, redis_client) -> None:
     s, embedder = searcher
-    first = s.search("  Dogs   ", top_k=2)
+    first = s.search(Query(text="  Dogs   ", top_k=2)).hits
     assert s.last_cache_hit is False
-    second = s.search("dogs", top_k=2)
+    second = s.search(Query(text="dogs", top_k=2)).hits
     assert s.last_cache_hit is True
     assert embedder.calls == ["dogs"] and (s.cache_hits, s.cache_misses) == (1, 1)
     assert first == second
@@ -127,4 +130,4 @@ def test_normalize_query_strips_collapses_and_lowercases() -> None:
 def test_missing_collection_returns_no_hits(seeded: Settings, redis_client) -> None:
     settings = seeded.model_copy(update={"collection_prefix": f"none{uuid.uuid4().hex[:8]}"})
     s = Searcher(settings, redis_client, MilvusStore(settings), Embedder())
-    assert s.search("dogs") == []
+    assert s.search(Query(text="dogs")).hits == []

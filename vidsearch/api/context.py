@@ -43,10 +43,9 @@ class ApiContext:
     def searcher(self) -> Any:
         with self._lock:
             if self._searcher is None:
-                from pipeline.search import Searcher  # noqa: PLC0415  (pymilvus loads slowly)
+                from pipeline.search import build_searcher  # noqa: PLC0415  (pymilvus loads slowly)
 
-                c = self.clients
-                self._searcher = Searcher(self.settings, c.redis, c.store, c.gateway.embed_text)
+                self._searcher = build_searcher(self.clients)
             return self._searcher
 
     def warm(self) -> None:

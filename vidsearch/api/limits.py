@@ -42,7 +42,8 @@ class BodyLimit:
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             exc = too_large(limit, what)
-            response = problem_response(Request(scope), 413, exc.slug, exc.title, str(exc.detail), limit=limit)
+            response = problem_response(Request(scope), 413, exc.slug, exc.title, str(exc.detail),
+                                        limit=limit)
             response.headers["connection"] = "close"
             await response(scope, receive, send)
             return

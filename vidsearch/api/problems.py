@@ -56,7 +56,7 @@ class ProblemError(HTTPException):
 
 
 def problem_response(
-    request: Request | None, status: int, slug: str | None, title: str, detail: str,
+    request: Request | None, status: int, slug: str | None, title: str, detail: str, *,
     headers: Mapping[str, str] | None = None, **extensions: Any,
 ) -> JSONResponse:
     body: dict[str, Any] = {
@@ -73,9 +73,9 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     if isinstance(exc, ProblemError):
         return problem_response(request, exc.status_code, exc.slug, exc.title, str(exc.detail),
-                                exc.headers, **exc.extensions)
+                                headers=exc.headers, **exc.extensions)
     title = _PLAIN_TITLES.get(exc.status_code, "Error")
-    return problem_response(request, exc.status_code, None, title, str(exc.detail), exc.headers)
+    return problem_response(request, exc.status_code, None, title, str(exc.detail), headers=exc.headers)
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:

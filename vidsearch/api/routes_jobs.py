@@ -57,8 +57,8 @@ def _ctx(request: Request) -> ApiContext:
     return ctx
 
 
-def _submit(ctx: ApiContext, path: Path, label: str, category: str | None, force: bool,
-            name: str) -> SubmitSummary:
+def _submit(ctx: ApiContext, path: Path, label: str, options: ServerManifest) -> SubmitSummary:
+    category, force, name = options.category, options.force, options.name
     s = ctx.settings
     producer = Producer(ctx.clients.jobs, EmbeddingSpec.from_settings(s),
                         LineRules.from_settings(s, default_category=category))
@@ -117,7 +117,7 @@ async def _json_manifest(request: Request) -> ServerManifest:
 
 
 def _created(summary: SubmitSummary) -> JSONResponse:
-    body = SubmitOut(**summary.to_dict()).model_dump()  # type: ignore[arg-type]
+    body = SubmitOut.model_validate(summary.to_dict()).model_dump()
     return JSONResponse(body, status_code=201, headers={"Location": f"/v1/jobs/{summary.job_id}"})
 
 
@@ -135,13 +135,13 @@ async def submit(
     if content_type == "application/json":
         body = await _json_manifest(request)
         path = _server_path(ctx, body.path)
-        summary = await run_in_threadpool(_submit, ctx, path, body.path, body.category, body.force,
-                                          body.name)
+        summary = await run_in_threadpool(_submit, ctx, path, body.path, body)
         return _created(summary)
     spooled = await _spool(request)
     try:
         label = upload_label(filename, content_type)
-        summary = await run_in_threadpool(_submit, ctx, spooled, label, category, force, name)
+        options = ServerManifest(path=label, category=category, force=force, name=name)
+        summary = await run_in_threadpool(_submit, ctx, spooled, label, options)
     finally:
         with contextlib.suppress(OSError):
             spooled.unlink()

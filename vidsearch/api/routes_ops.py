@@ -4,7 +4,7 @@ the collection is loaded), ``/metrics`` (Prometheus: the fleet's counters read f
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import redis
 from fastapi import APIRouter, Depends, Request
@@ -19,8 +19,9 @@ from vidsearch.api.schemas import Health, Ready
 from vidsearch.api.security import read_access
 
 router = APIRouter(tags=["operations"])
-METRICS_BODY = {200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
-                      "description": "Prometheus text exposition"}}
+METRICS_BODY: dict[int | str, dict[str, Any]] = {200: {
+    "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+    "description": "Prometheus text exposition"}}
 
 
 @router.get("/healthz", response_model=Health, summary="The process is up")
