@@ -17,6 +17,7 @@
     |   +-- InvalidSegmentError     (store.py; also Permanent) a row Milvus can never take
     |       +-- DimensionMismatchError  a vector of the wrong dimension (dead-lettered)
     +-- ServiceError                (vidsearch/services.py) an embedded server did not start
+    +-- LeaseLostError              a lock's lease ran out and another holder owns it now
 
 A task that ends ``failed`` or outlives its deadline is not an exception: the poller records it as
 the item's failure reason (``JobStore.fail``). Vendor exceptions (twelvelabs, pymilvus, redis) are
@@ -66,6 +67,10 @@ class ApiRejectedError(PermanentError):
         self.status_code = status_code
         self.code = code
         self.api_message = message
+
+
+class LeaseLostError(VidsearchError):
+    """This process's lock expired (it was paused or too slow) and another holder took it over."""
 
 
 class StoreError(VidsearchError):

@@ -14,11 +14,19 @@ from typing import Any
 
 from pipeline.clients import Clients
 from pipeline.items import EmbeddingSpec
-from pipeline.jobs import Job, JobStore
+from pipeline.jobs import Job, JobStore, SubmitMode
 from pipeline.manifest import LineRules
 from pipeline.producer import Producer
 from pipeline.settings import CONFIG_ENV, Settings, get_settings
-from vidsearch.display import print_hits, wait_for_job
+from vidsearch.display import (
+    iso,
+    print_hits,
+    status_dict,
+    status_lines,
+    stderr_progress,
+    ticking,
+    wait_for_job,
+)
 from vidsearch.exit_codes import EXIT_FAILED, EXIT_OK
 
 FLOWER_STOP_GRACE_S = 5.0  # Flower ignores SIGTERM while its broker is unreachable
@@ -49,7 +57,9 @@ def _submit(args: argparse.Namespace, clients: Clients) -> int:
     settings, jobs = clients.settings, clients.jobs
     rules = LineRules.from_settings(settings, default_category=args.category)
     producer = Producer(jobs, EmbeddingSpec.from_settings(settings), rules)
-    summary = producer.submit(args.manifests, force=args.force, name=args.name)
+    mode = SubmitMode(force=args.force, retry_failed=args.retry_failed,
+                      retry_transient=settings.resubmit_transient_failures)
+    summary = producer.submit(args.manifests, mode, name=args.name)
     if not args.json:
         print(summary.job_id)
         print(_summary_line(summary.to_dict()), file=sys.stderr)
@@ -57,16 +67,18 @@ def _submit(args: argparse.Namespace, clients: Clients) -> int:
         if args.json:
             _print_json(summary.to_dict())
         return EXIT_OK
-    job = wait_for_job(jobs, summary.job_id, progress=not args.json)
+    progress = None if args.json else stderr_progress(settings.progress_interval_s)
+    job = wait_for_job(jobs, summary.job_id, progress, lambda: ticking(clients))
     if args.json:
         _print_json({"job_id": job.id, **job.to_dict(), "rejects": jobs.rejects(job.id, 99)})
-    return EXIT_FAILED if job.counters["failed"] else EXIT_OK
+    return EXIT_FAILED if job.failures else EXIT_OK
 
 
 def _summary_line(d: dict[str, Any]) -> str:
     return (
         f"lines {d['lines']}: accepted {d['accepted']} (queued {d['queued']}, already ingested "
-        f"{d['skipped']}, in progress elsewhere {d['in_progress']}), duplicates "
+        f"{d['skipped']}, in progress elsewhere {d['in_progress']}, previously failed "
+        f"{d['previously_failed']}), duplicates "
         f"{d['duplicates']}, rejected {d['rejected']}"
     )
 
@@ -81,19 +93,21 @@ def _job_or_latest(jobs: JobStore, job_id: str | None) -> Job:
 
 def cmd_status(args: argparse.Namespace) -> int:
     with _clients(args) as clients:
-        return _status(args, clients.jobs)
+        return _status(args, clients)
 
 
-def _status(args: argparse.Namespace, jobs: JobStore) -> int:
+def _status(args: argparse.Namespace, clients: Clients) -> int:
+    jobs = clients.jobs
     job = _job_or_latest(jobs, args.job)
     if args.watch:
-        job = wait_for_job(jobs, job.id, progress=not args.json)
+        progress = None if args.json else stderr_progress(clients.settings.progress_interval_s)
+        job = wait_for_job(jobs, job.id, progress, lambda: ticking(clients))
+    now = time.time()
     if args.json:
-        _print_json(job.to_dict())
+        _print_json(status_dict(job, ticking(clients), now))
     else:
-        for key, value in job.to_dict().items():
-            print(f"{key:>12}: {value}")
-    return EXIT_FAILED if job.finished and job.counters["failed"] else EXIT_OK
+        print("\n".join(status_lines(job, ticking(clients), now)))
+    return EXIT_FAILED if job.finished and job.failures else EXIT_OK
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
@@ -102,12 +116,11 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(listed)
         return EXIT_OK
-    print(f"{'job':<13} {'created (UTC)':<17} {'status':<10} {'queued':>7} {'done':>7} "
+    print(f"{'job':<13} {'created (UTC)':<21} {'status':<18} {'queued':>7} {'done':>7} "
           f"{'failed':>7} {'rejected':>8}")
     for j in listed:
-        created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(j["created_at"]))
-        print(f"{j['id']:<13} {created:<17} {j['status']:<10} {j['queued']:>7} {j['done']:>7} "
-              f"{j['failed']:>7} {j['rejected']:>8}")
+        print(f"{j['id']:<13} {iso(j['created_at']):<21} {j['status']:<18} {j['queued']:>7} "
+              f"{j['done']:>7} {j['failed']:>7} {j['rejected']:>8}")
     return EXIT_OK
 
 
@@ -117,14 +130,16 @@ def cmd_failures(args: argparse.Namespace) -> int:
         job = _job_or_latest(jobs, args.job)
         rows = [
             {"item": i.key, "url": i.url, "category": i.category, "reason": i.reason,
-             "attempts": i.attempts, "task_id": i.task_id}
+             "attempts": i.attempts, "task_id": i.task_id,
+             "failed_in_job": i.job_id if i.job_id != job.id else None}
             for i in jobs.failures(job.id)
         ]
     if args.json:
         _print_json(rows)
     else:
         for row in rows:
-            print(f"{row['url']}\n    {row['reason']} (attempts: {row['attempts']})")
+            earlier = f", in job {row['failed_in_job']}" if row["failed_in_job"] else ""
+            print(f"{row['url']}\n    {row['reason']} (attempts: {row['attempts']}{earlier})")
         print(f"{len(rows)} failed item(s)", file=sys.stderr)
     return EXIT_OK
 

@@ -24,11 +24,11 @@ from typing import Any
 
 from pipeline.clients import Clients
 from pipeline.items import EmbeddingSpec
-from pipeline.jobs import Job, JobStore
+from pipeline.jobs import Job
 from pipeline.manifest import LineRules
 from pipeline.producer import Producer
 from pipeline.settings import Settings, env_name, load_settings
-from vidsearch.display import print_hits, wait_for_job
+from vidsearch.display import print_hits, stderr_progress, ticking, wait_for_job
 from vidsearch.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from vidsearch.services import free_port
 from vidsearch.stack import EmbeddedStack, StopRequestedError, stop_signals
@@ -128,17 +128,19 @@ def _run(settings: Settings, stack: EmbeddedStack) -> int:
     print(f"ready: Redis {urls['redis']}, Milvus {urls['milvus']}, sandbox {urls['twelvelabs']}\n"
           f"  Flower (open it while the demo runs): {urls['flower']}\n  Logs: {urls['logs']}", flush=True)
     with Clients.from_settings(settings) as clients:
-        job = _ingest(settings, clients.jobs)
+        job = _ingest(settings, clients)
         searched = _search_all(clients)
-    return EXIT_OK if job.counters["failed"] == 0 and searched else EXIT_FAILED
+    return EXIT_OK if job.failures == 0 and searched else EXIT_FAILED
 
 
-def _ingest(settings: Settings, jobs: JobStore) -> Job:
+def _ingest(settings: Settings, clients: Clients) -> Job:
+    jobs = clients.jobs
     producer = Producer(jobs, EmbeddingSpec.from_settings(settings), LineRules.from_settings(settings))
     started = time.monotonic()
     summary = producer.submit([MANIFEST], name="demo")
     print(f"submitted {summary.accepted} videos from {MANIFEST.name} as job {summary.job_id}", flush=True)
-    job = wait_for_job(jobs, summary.job_id, progress=True)
+    job = wait_for_job(jobs, summary.job_id, stderr_progress(settings.progress_interval_s),
+                       lambda: ticking(clients))
     c = job.counters
     print(f"ingested in {time.monotonic() - started:.0f} s: {c['done']} done, {c['failed']} failed, "
           f"{c['segments']} segments in Milvus", flush=True)

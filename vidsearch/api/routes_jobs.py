@@ -13,6 +13,7 @@ import contextlib
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from pipeline.errors import ManifestError
 from pipeline.items import EmbeddingSpec
-from pipeline.jobs import Job
+from pipeline.jobs import Job, SubmitMode
 from pipeline.manifest import LineRules
 from pipeline.producer import Producer, SubmitSummary
 from vidsearch.api.context import ApiContext
@@ -39,6 +40,7 @@ from vidsearch.api.schemas import (
     job_out,
 )
 from vidsearch.api.security import admin_access
+from vidsearch.display import status_dict, ticking
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(admin_access)])
 JobId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="job id")]
@@ -58,12 +60,12 @@ def _ctx(request: Request) -> ApiContext:
 
 
 def _submit(ctx: ApiContext, path: Path, label: str, options: ServerManifest) -> SubmitSummary:
-    category, force, name = options.category, options.force, options.name
     s = ctx.settings
     producer = Producer(ctx.clients.jobs, EmbeddingSpec.from_settings(s),
-                        LineRules.from_settings(s, default_category=category))
+                        LineRules.from_settings(s, default_category=options.category))
+    mode = SubmitMode(force=options.force, retry_transient=s.resubmit_transient_failures)
     try:
-        return producer.submit([path], force=force, name=name, labels=[label])
+        return producer.submit([path], mode, name=options.name, labels=[label])
     except ManifestError as exc:
         raise ProblemError(400, "invalid-manifest", "Manifest unusable", str(exc)) from exc
 
@@ -155,15 +157,23 @@ def _job(ctx: ApiContext, job_id: str) -> Job:
     return job
 
 
+def _out(ctx: ApiContext, jobs: list[Job]) -> list[JobOut]:
+    """Counters plus rate, ETA and the tick's state, as ``vidsearch status --json`` has them."""
+    tick, now = ticking(ctx.clients), time.time()
+    return [job_out(status_dict(job, tick, now)) for job in jobs]
+
+
 @router.get("", response_model=list[JobOut], summary="Recent jobs, newest first")
 def list_jobs(request: Request,
               limit: Annotated[int, Query(ge=1, le=200, description="how many")] = 20) -> list[JobOut]:
-    return [job_out(j.to_dict()) for j in _ctx(request).clients.jobs.list_jobs(limit)]
+    ctx = _ctx(request)
+    return _out(ctx, ctx.clients.jobs.list_jobs(limit))
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="A job's counters, progress, rate and ETA")
 def get_job(request: Request, job_id: JobId) -> JobOut:
-    return job_out(_job(_ctx(request), job_id).to_dict())
+    ctx = _ctx(request)
+    return _out(ctx, [_job(ctx, job_id)])[0]
 
 
 @router.get("/{job_id}/failures", response_model=list[FailureOut], summary="A job's failed items")

@@ -74,7 +74,7 @@ class JobOut(BaseModel):
     name: str
     created_at: float
     manifests: list[str]
-    status: Literal["submitting", "running", "done", "failed"]
+    status: Literal["running", "done", "done with failures", "failed"]
     model: str
     lines: int
     accepted: int
@@ -86,8 +86,13 @@ class JobOut(BaseModel):
     done: int
     failed: int
     segments: int
+    previously_failed: int = 0
+    failed_elsewhere: int = 0
+    open_elsewhere: int = 0
+    tick_stalled: bool = Field(False, description="no scheduler tick ran lately: nothing moves")
+    last_tick_at: float | None = None
     progress: float = Field(description="finished (done + failed) / queued, 0..1")
-    rate_per_s: float | None = Field(None, description="items finished per second lately")
+    rate_per_s: float | None = Field(None, description="items settled per second since creation")
     eta_s: float | None = Field(None, description="seconds until every queued item is finished")
 
 
@@ -101,6 +106,7 @@ class SubmitOut(BaseModel):
     duplicates: int
     skipped: int
     in_progress: int
+    previously_failed: int = 0
     queued: int
 
 
@@ -147,6 +153,6 @@ class Ready(BaseModel):
 def job_out(job_dict: dict[str, Any]) -> JobOut:
     queued = job_dict.get("queued", 0)
     finished = job_dict.get("done", 0) + job_dict.get("failed", 0)
-    progress = 1.0 if not queued and job_dict.get("status") in ("done", "failed") else (
+    progress = 1.0 if not queued and job_dict.get("status") != "running" else (
         finished / queued if queued else 0.0)
     return JobOut(**{**job_dict, "progress": min(1.0, progress)})
