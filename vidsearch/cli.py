@@ -112,7 +112,8 @@ def _add_runtime(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = _sub(subs, "demo", "Ingest and search a bundled sample on a throwaway stack, then tear it down",
              "demo")
     p.add_argument("--data-dir", type=Path, help="keep the demo's data and logs here (default: a temp dir)")
-    p.add_argument("--keep", action="store_true", help="keep the temporary data dir and logs")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the stack up (web page, API, Flower) until Ctrl-C, and keep its data and logs")
     p.add_argument("--speed", type=float, default=20.0, help="sandbox speed-up (default %(default)s)")
     from sandbox.config import build_parser  # noqa: PLC0415  (the sandbox owns its options)
 

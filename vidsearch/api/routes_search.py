@@ -13,15 +13,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from pipeline.apikeys import ApiKey
 from pipeline.errors import RateLimitedError, StoreError, TransientError, VidsearchError
 from pipeline.search import Query as SearchQuery
 from pipeline.search import QueryError, result_to_json
 from vidsearch.api.context import ApiContext
 from vidsearch.api.problems import ProblemError
 from vidsearch.api.schemas import HitOut, SearchBody, SearchParams
-from vidsearch.api.security import read_access
+from vidsearch.api.security import charge, read_identity
 
-router = APIRouter(prefix="/v1", tags=["search"], dependencies=[Depends(read_access)])
+router = APIRouter(prefix="/v1", tags=["search"])
+Caller = Annotated[ApiKey, Depends(read_identity)]
 CACHE_HEADER = "X-Vidsearch-Cache"
 HITS = {"model": list[HitOut], "headers": {CACHE_HEADER: {
     "description": "hit when the result came from the result cache, else miss",
@@ -60,8 +62,9 @@ def _unavailable(exc: VidsearchError) -> ProblemError:
     return ProblemError(503, "unavailable", "Service unavailable", f"{what} failed: {exc}")
 
 
-def run_search(ctx: ApiContext, data: dict[str, Any]) -> Response:
-    """Validate, search, answer with the hits and the cache header."""
+def run_search(ctx: ApiContext, key: ApiKey, data: dict[str, Any]) -> Response:
+    """Charge the key's rate, validate, search, answer with the hits and the cache header."""
+    charge(ctx, key)
     check_limits(ctx, data)
     query = _query(data)
     try:
@@ -82,18 +85,20 @@ def _mapping(params: SearchParams) -> dict[str, Any]:
 
 
 @router.get("/search", responses={200: HITS}, summary="Search videos (query parameters)")
-def search_get(request: Request, params: Annotated[SearchParams, Query()]) -> Response:
-    return run_search(request.app.state.ctx, _mapping(params))
+def search_get(request: Request, key: Caller, params: Annotated[SearchParams, Query()]) -> Response:
+    return run_search(request.app.state.ctx, key, _mapping(params))
 
 
 @router.post("/search", responses={200: HITS}, summary="Search videos (JSON body)")
-def search_post(request: Request, body: SearchBody) -> Response:
-    return run_search(request.app.state.ctx, _mapping(body))
+def search_post(request: Request, key: Caller, body: SearchBody) -> Response:
+    return run_search(request.app.state.ctx, key, _mapping(body))
 
 
 @router.get("/videos/similar", responses={200: HITS}, summary="Videos like an ingested one")
 def similar(
     request: Request,
+    key: Caller,
+    *,
     url: Annotated[str, Query(description="an ingested video's URL")],
     top_k: Annotated[int, Query(ge=1)] = 10,
     category: Annotated[list[str] | None, Query(description="restrict (repeatable)")] = None,
@@ -104,4 +109,4 @@ def similar(
         data["category"] = category
     if at_s is not None:
         data["like_at_s"] = at_s
-    return run_search(request.app.state.ctx, data)
+    return run_search(request.app.state.ctx, key, data)
