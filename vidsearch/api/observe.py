@@ -2,7 +2,8 @@
 
 Counted per route template, method and status (``vidsearch_api_requests_total``) with a latency
 histogram (``vidsearch_api_request_seconds``). The log line carries method, route, status, the
-key's *name* and the duration: never a header, so never a credential.
+key's *name* and the duration: never a header, so never a credential. Every answer carries
+``Server-Timing: app;dur=MS``, the time from the request's arrival to its answer's headers.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class Observe:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                took_ms = (time.perf_counter() - started) * 1000
+                headers = [*message.get("headers", []), (b"server-timing", b"app;dur=%.2f" % took_ms)]
+                message = {**message, "headers": headers}
             await send(message)
 
         try:

@@ -3,6 +3,8 @@ Milvus when it is unreachable), /metrics (fleet and request metrics, behind a ke
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.stack import Stack
@@ -13,7 +15,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_healthz_and_readyz_answer_on_the_ingested_stack(open_api: Api) -> None:
-    assert open_api.get("/healthz").json() == {"status": "ok"}
+    health = open_api.get("/healthz")
+    assert health.json() == {"status": "ok"}
+    assert re.fullmatch(r"app;dur=\d+\.\d\d", health.headers["server-timing"])
     ready = open_api.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready",
