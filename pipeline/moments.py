@@ -2,8 +2,8 @@
 
 The moment rule, per video, over its clip segments with their fused scores:
 
-* ``best`` is the video's highest segment score and ``floor`` the median of its segment scores
-  (what an unrelated stretch of this video scores against the query);
+* ``best`` is the video's highest segment score and ``floor`` its lowest (what the least related
+  stretch of this video scores against the query);
 * a segment is *close to the best* when its score is at least
   ``best - tolerance x (best - floor)`` (``moment_tolerance``, 0..1; 0 keeps the best segment only);
 * adjacent or overlapping close segments (a gap of at most ``MAX_GAP_S``) are stitched into one
@@ -14,7 +14,6 @@ The moment rule, per video, over its clip segments with their fused scores:
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -80,8 +79,7 @@ def hits_from_json(rows: Sequence[dict[str, Any]]) -> list[VideoHit]:
 def threshold(scores: Sequence[float], tolerance: float) -> float:
     """The score a segment needs to be close to the best (see the module docstring)."""
     best = max(scores)
-    floor = statistics.median(scores)
-    return best - tolerance * (best - floor)
+    return best - tolerance * (best - min(scores))
 
 
 def stitch(

@@ -250,7 +250,7 @@ class Query:
             name, parse = _PARSERS[key]
             if raw is None or (raw == "" and name != "text"):
                 continue
-            kwargs[name] = parse(name, raw)
+            kwargs[name] = parse(key, raw)
         return cls(**kwargs)
 
 

@@ -20,16 +20,23 @@ here passes ``timeout=timeout_s`` (default :data:`CALL_TIMEOUT_S`), which bounds
 within that bound.
 
 Writes are upserts keyed by the primary key ``pk``: Milvus keeps one row per pk, so replays and
-duplicates never add rows (no duplicate check is needed). ``count`` and ``rows_by_item`` read with
-``Strong`` consistency (read-after-write across processes). ``search`` uses ``Bounded`` consistency
-(the collection default would be ``Strong``): the writer flushes soon after each batch, and search
-must not wait for every in-flight write.
+duplicates never add rows (no duplicate check is needed). Milvus servers before 2.3.10 hash the
+wrong field when an upsert routes rows by partition key (milvus-io/milvus#30607, fixed by #30773):
+the rows land in another category's partition and category-filtered searches miss them. On those
+servers (version read once per connection) a write is a delete of the batch's pks followed by an
+insert, which routes correctly; a crash between the two is repaired by the writer's replay.
+
+``count`` and ``rows_by_item`` read with
+``Strong`` consistency (read-after-write across processes). ``search`` uses the setting
+``search_consistency``, ``Bounded`` by default: on a Milvus server a search then never waits for
+in-flight writes and may miss the last few seconds of them (Milvus Lite shows every write at once).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -47,7 +54,6 @@ from pipeline.settings import Settings
 CALL_TIMEOUT_S = 30.0
 """Bound on one Milvus call, pymilvus's internal retries included."""
 
-SEARCH_CONSISTENCY = "Bounded"
 READ_CONSISTENCY = "Strong"
 MAX_SEARCH_LIMIT = 16384
 """Milvus's upper bound on ``limit`` (topk) of one search."""
@@ -75,6 +81,8 @@ PK_MAX_LENGTH = 32
 _CHECKED_LENGTHS = ("category", "url", "option", "scope", "model", "item_key", "job_id")
 FLOAT32 = np.dtype("<f4")
 _UNREACHABLE_CODES = frozenset({2})  # legacy ErrorCode.ConnectFailed
+UPSERT_ROUTING_FIXED = (2, 3, 10)
+"""First Milvus release whose upsert routes partition-key rows right (milvus-io/milvus#30773)."""
 
 
 class StoreUnavailableError(StoreError, TransientError):
@@ -163,16 +171,11 @@ class Capabilities:
     hybrid: bool
 
 
-def _release(version: str) -> tuple[int, int] | None:
-    digits = version.lstrip("vV").split("-")[0].split(".")
-    try:
-        return int(digits[0]), int(digits[1])
-    except (IndexError, ValueError):
-        return None
-
-
 def capabilities_of(version: str) -> Capabilities:
     """Grouping search with ``group_size`` and ``hybrid_search`` from a server version string.
+
+    The version decides because an older server does not refuse a grouping search: Milvus 2.3.5
+    ignores ``group_by_field`` and answers ungrouped rows.
 
     Milvus Lite (``milvus_lite-3.x``) and Milvus >= 2.5 have both; ``hybrid_search`` came in 2.4
     and ``group_by_field`` with ``group_size`` in 2.5; Milvus 2.3 has neither. An unknown version
@@ -180,7 +183,7 @@ def capabilities_of(version: str) -> Capabilities:
     """
     if version.startswith("milvus_lite"):
         return Capabilities(version, grouping=True, hybrid=True)
-    release = _release(version)
+    release = parse_version(version)
     if release is None:
         return Capabilities(version, grouping=False, hybrid=False)
     return Capabilities(version, grouping=release >= (2, 5), hybrid=release >= (2, 4))
@@ -209,6 +212,18 @@ def _released(exc: StoreError) -> bool:
     """Whether Milvus refused because the collection is not loaded (e.g. after a restart)."""
     text = str(exc)
     return "released" in text or "not loaded" in text or "call load()" in text
+
+
+def parse_version(text: str) -> tuple[int, ...] | None:
+    """``(2, 3, 5)`` from ``v2.3.5-lite``; None when the text names no version."""
+    match = re.match(r"v?(\d+)\.(\d+)\.(\d+)", text.strip())
+    return tuple(int(part) for part in match.groups()) if match else None
+
+
+def upsert_misroutes(version: str) -> bool:
+    """Whether a server of ``version`` upserts partition-key rows into the wrong partition."""
+    parsed = parse_version(version)
+    return parsed is not None and parsed < UPSERT_ROUTING_FIXED
 
 
 def _utf8_truncate(text: str, max_bytes: int) -> str:
@@ -316,7 +331,7 @@ class MilvusStore:
         self._timeout_s = timeout_s
         self._client: MilvusClient | None = None
         self._dimensions: dict[str, int] = {}
-        self._capabilities: Capabilities | None = None
+        self._server_version: str | None = None
         self.calls = 0
         """Milvus requests made (one per attempted call, counted before it is sent)."""
 
@@ -328,6 +343,7 @@ class MilvusStore:
                 kwargs["token"] = self._settings.milvus_token.get_secret_value()
             try:
                 self._client = MilvusClient(**kwargs)
+                self._server_version = None
             except (MilvusException, grpc.RpcError, OSError) as exc:
                 raise StoreUnavailableError(
                     f"cannot connect to Milvus at {self._settings.milvus_uri}: "
@@ -354,8 +370,14 @@ class MilvusStore:
             error = translate(exc, action)
             if isinstance(error, StoreUnavailableError):
                 self._dimensions.clear()  # a restarted Milvus has released every collection
-                self._capabilities = None  # ... and may be another version
+                self._server_version = None  # ... and may be another version
             raise error from exc
+
+    def server_version(self) -> str:
+        """The server's version string (read once per connection)."""
+        if self._server_version is None:
+            self._server_version = str(self._call("server version", "get_server_version"))
+        return self._server_version
 
     def ping(self) -> None:
         """Raise StoreUnavailableError unless Milvus answers."""
@@ -487,8 +509,19 @@ class MilvusStore:
 
     def upsert_rows(self, collection: str, rows: Sequence[dict[str, Any]]) -> None:
         """Upsert rows built by ``rows`` / ``prepare``."""
-        if rows:
+        if not rows:
+            return
+        if upsert_misroutes(self.server_version()):
+            self._delete_then_insert(collection, rows)
+        else:
             self._call(f"upsert into {collection}", "upsert", collection, list(rows))
+
+    def _delete_then_insert(self, collection: str, rows: Sequence[dict[str, Any]]) -> None:
+        """An upsert on servers whose upsert misroutes partition-key rows (see the module doc)."""
+        unique = list({row["pk"]: row for row in rows}.values())
+        pks = ", ".join(quote(str(row["pk"])) for row in unique)
+        self._call(f"delete from {collection}", "delete", collection, filter=f"pk in [{pks}]")
+        self._call(f"insert into {collection}", "insert", collection, unique)
 
     def flush(self, collection: str) -> None:
         """Seal growing segments so searches use the index."""
@@ -535,11 +568,8 @@ class MilvusStore:
             iterator.close()
 
     def capabilities(self) -> Capabilities:
-        """What this server can do for search, from its version (asked once per connection)."""
-        if self._capabilities is None:
-            version = str(self._call("get_server_version", "get_server_version"))
-            self._capabilities = capabilities_of(version)
-        return self._capabilities
+        """What this server can do for search, from its version (read once per connection)."""
+        return capabilities_of(self.server_version())
 
     def _search_params(self, limit: int) -> dict[str, Any]:
         params = dict(self._settings.search_params)
@@ -588,7 +618,7 @@ class MilvusStore:
             limit=limit,
             output_fields=list(OUTPUT_FIELDS),
             search_params=self._search_params(limit * max(1, group_by_url)),
-            consistency_level=SEARCH_CONSISTENCY,
+            consistency_level=self._settings.search_consistency,
             **extra,
         )
         hits = result[0] if result else []
@@ -617,7 +647,8 @@ class MilvusStore:
         fuser = WeightedRanker(*weights) if ranker == "weighted" else RRFRanker()
         result = self._call(
             f"hybrid_search {collection}", "hybrid_search", collection, requests, fuser,
-            limit=limit, output_fields=list(OUTPUT_FIELDS), consistency_level=SEARCH_CONSISTENCY,
+            limit=limit, output_fields=list(OUTPUT_FIELDS),
+            consistency_level=self._settings.search_consistency,
         )
         hits = result[0] if result else []
         return [self._hit(h, raw_score=True) for h in hits]
@@ -626,7 +657,7 @@ class MilvusStore:
         """Rows matching ``where`` (Bounded consistency, as searches see them)."""
         result = self._call(
             f"count {collection}", "query", collection, filter=where.expression(),
-            output_fields=["count(*)"], consistency_level=SEARCH_CONSISTENCY,
+            output_fields=["count(*)"], consistency_level=self._settings.search_consistency,
         )
         return int(result[0]["count(*)"]) if result else 0
 

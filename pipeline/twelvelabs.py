@@ -269,7 +269,8 @@ class TwelveLabsGateway:
             return {"input_type": "multi_input", "model_name": model,
                     "embedding_dimension": self.settings.dimension,
                     "multi_input": _multi_input(part)}
-        body: dict[str, Any] = {"input_type": part.kind, "model_name": model}
+        input_type = "video" if part.kind == "clip" else part.kind
+        body: dict[str, Any] = {"input_type": input_type, "model_name": model}
         source = MediaSource(url=part.url) if part.url else None
         if part.kind == "text":
             body["text"] = TextInputRequest(input_text=part.text or "")

@@ -185,20 +185,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 # --- search ---------------------------------------------------------------------------------------
-SEARCH_FIELDS = {
-    "text": "text", "clip": "clip_url", "clip_start": "clip_start_s", "clip_end": "clip_end_s",
-    "image": "image_url", "text_image": "text_image", "weights": "weights",
-    "modality_weights": "modality_weights", "moments": "moments", "max_moments": "max_moments",
-    "like": "like_url", "at": "like_at_s", "category": "categories", "top_k": "top_k",
-    "option": "option", "segments": "segments",
-}
+SEARCH_FIELDS = ("text", "clip", "clip_start", "clip_end", "image", "text_image", "weights",
+                 "modality_weights", "moments", "max_moments", "like", "at", "category", "top_k",
+                 "option", "segments")
+"""``vidsearch search`` arguments, named as ``Query.from_mapping`` takes them."""
 
 
 def search_query(args: argparse.Namespace) -> Any:
     """The ``Query`` of ``vidsearch search`` arguments (QueryError on bad input: exit 2)."""
     from pipeline.query import Query  # noqa: PLC0415
 
-    given = {name: getattr(args, attr) for attr, name in SEARCH_FIELDS.items()}
+    given = {name: getattr(args, name) for name in SEARCH_FIELDS}
     return Query.from_mapping({k: v for k, v in given.items() if v not in (None, False, [])})
 
 

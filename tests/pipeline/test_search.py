@@ -1,4 +1,4 @@
-"""Searcher against real Milvus Lite and redis-server with hand-made concept vectors."""
+"""Searcher against both Milvus engines (Lite, a real server) and redis-server, hand-made vectors."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pipeline.query import QueryPart
 from pipeline.search import Query, Searcher, normalize_query
 from pipeline.segments import Segment, pack_vector
 from pipeline.settings import Settings, load_settings
-from pipeline.store import MilvusStore
+from pipeline.store import Filter, MilvusStore
+
+pytestmark = pytest.mark.both_engines
 
 MODEL = "marengo3.5"
 DIM = 16
@@ -39,6 +41,9 @@ class Embedder:
         self.calls: list[str] = []
 
     def __call__(self, part: QueryPart) -> list[float]:
+        """Text means its first word; an image URL means its last path word."""
+        if part.kind == "image" and part.url:
+            return concept_vector(part.url.rsplit("/", 1)[-1])
         assert part.kind == "text" and part.text
         self.calls.append(part.text)
         return concept_vector(part.text.split(maxsplit=1)[0])
@@ -62,6 +67,7 @@ def video_segments() -> list[Segment]:
 @pytest.fixture(scope="module")
 def seeded(redis_url: str, milvus_uri: str) -> Iterator[Settings]:
     settings = load_settings(redis_url=redis_url, milvus_uri=milvus_uri, model=MODEL,
+                             search_consistency="Strong",
                              embedding_dimension=DIM, collection_prefix=f"s{uuid.uuid4().hex[:10]}",
                              result_cache_ttl_s=0)
     store = MilvusStore(settings)
@@ -131,3 +137,52 @@ def test_missing_collection_returns_no_hits(seeded: Settings, redis_client) -> N
     settings = seeded.model_copy(update={"collection_prefix": f"none{uuid.uuid4().hex[:8]}"})
     s = Searcher(settings, redis_client, MilvusStore(settings), Embedder())
     assert s.search(Query(text="dogs")).hits == []
+
+
+def test_the_server_version_decides_grouping_and_hybrid_search(seeded: Settings,
+                                                              milvus_engine: str) -> None:
+    caps = MilvusStore(seeded).capabilities()
+    expected = milvus_engine == "lite"  # Milvus Lite 3.x has both; the Milvus 2.3.5 server neither
+    assert (caps.grouping, caps.hybrid) == (expected, expected), caps.version
+
+
+def test_only_a_server_with_grouping_groups_and_the_old_one_silently_does_not(
+    seeded: Settings, milvus_engine: str
+) -> None:
+    """Why the version decides: Milvus 2.3.5 ignores group_by_field instead of refusing it."""
+    store = MilvusStore(seeded)
+    name = store.collection_for(MODEL, DIM)
+    hits = store.search_where(name, concept_vector("dogs"), Filter(scope="clip"), limit=2,
+                              group_by_url=1)
+    distinct = len({h.url for h in hits})
+    if milvus_engine == "lite":
+        assert distinct == len(hits) == 2
+    else:
+        assert distinct < len(hits), "the visual and audio rows of one segment, ungrouped"
+
+
+def test_video_search_finds_distinct_videos_on_either_engine(searcher) -> None:
+    """Lite groups by URL in Milvus; the 2.3.5 server gets the widened kNN fallback."""
+    s, _ = searcher
+    hits = s.search(Query(text="dogs", top_k=3, option="visual")).hits
+    assert {h.url for h in hits[:2]} == {"https://v.example/dog1", "https://v.example/dog2"}
+    assert len({h.url for h in hits}) == 3
+
+
+@pytest.mark.parametrize("fusion", ["weighted", "rrf"])
+def test_milvus_fusion_or_its_client_fallback_ranks_the_hybrid_query(
+    seeded: Settings, redis_client, fusion: str, milvus_engine: str
+) -> None:
+    """Lite fuses the parts with hybrid_search; the 2.3.5 server has none and fuses client-side."""
+    query = Query(text="dogs", image_url="https://i.example/p/ocean", top_k=4,
+                  weights={"text": 1, "image": 1})
+    client_side = Searcher(seeded, redis_client, MilvusStore(seeded), Embedder()).search(query)
+    settings = seeded.model_copy(update={"search_fusion": fusion})
+    store = MilvusStore(settings)
+    fused = Searcher(settings, redis_client, store, Embedder()).search(query)
+    assert store.capabilities().hybrid is (milvus_engine == "lite")
+    top = {h.url for h in fused.hits[:3]}
+    assert {"https://v.example/sea1"} <= top and top & {"https://v.example/dog1",
+                                                         "https://v.example/dog2"}
+    if fusion == "weighted" or milvus_engine == "server":
+        assert [h.url for h in fused.hits] == [h.url for h in client_side.hits]

@@ -1,4 +1,5 @@
-"""SegmentWriter against real redis-server and Milvus Lite; assemble_batches by property."""
+"""SegmentWriter against real redis-server and both Milvus engines (Lite, a real server);
+assemble_batches by property."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from pipeline.settings import Settings, load_settings
 from pipeline.store import MilvusStore, StoreUnavailableError
 from pipeline.stream import GROUP, stream_backlog
 from pipeline.writer import SegmentWriter, assemble_batches
+
+pytestmark = pytest.mark.both_engines
 
 MODEL = "marengo3.5"
 DIM = 32
