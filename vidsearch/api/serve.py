@@ -10,6 +10,9 @@ from pipeline.settings import Settings
 from vidsearch.api.security import is_loopback
 
 LOOPBACK = "127.0.0.1"
+SWITCH_INTERVAL_S = 0.0005
+"""GIL switch interval of the server process (Python's default is 5 ms): a thread-pool handler
+back from Redis waits at most this long for the event loop thread to let go of the GIL."""
 
 
 def bind_host(settings: Settings, host: str) -> tuple[str, str]:
@@ -36,6 +39,7 @@ def run_serve(settings: Settings, host: str, port: int) -> int:
     from vidsearch.api.app import create_app  # noqa: PLC0415
 
     configure_logging(settings)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     host, note = bind_host(settings, host)
     print(f"vidsearch serve: {page_url(host, port)} (API docs: {page_url(host, port)}docs); {note}",
           file=sys.stderr, flush=True)
