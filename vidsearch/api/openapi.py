@@ -16,13 +16,14 @@ from vidsearch.api.problems import PROBLEM_MEDIA_TYPE, Problem
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 COMMON = {"401": "Missing or invalid API key", "422": "Request does not match the API",
-          "429": "Rate limit of the key exceeded", "500": "Server error"}
+          "429": "Rate limit of the key exceeded", "500": "Server error",
+          "503": "Redis, Milvus or Twelve Labs cannot be reached"}
 BY_TAG = {
     "search": {"400": "Invalid query or over a limit", "413": "Body too large",
                "503": "A backing service failed"},
     "jobs": {"400": "Unusable manifest", "403": "Needs an admin key, or path not allowed",
              "404": "No such job or manifest", "413": "Manifest too large"},
-    "operations": {"503": "Not ready"},
+    "operations": {"503": "Not ready, or Redis cannot be reached"},
 }
 
 

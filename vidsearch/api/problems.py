@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -89,6 +90,13 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
                             f"the request does not match the API: {where}", errors=errors)
 
 
+async def _on_redis(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("api_redis_unavailable", path=request.url.path, error_type=type(exc).__name__)
+    return problem_response(request, 503, "unavailable", "Service unavailable",
+                            "Redis cannot be reached; retry later", headers={"Retry-After": "5"},
+                            retry_after_s=5)
+
+
 async def _on_crash(request: Request, exc: Exception) -> JSONResponse:
     log.error("api_unhandled_error", path=request.url.path, error_type=type(exc).__name__)
     return problem_response(request, 500, "internal", "Internal error",
@@ -102,4 +110,5 @@ def install(app: FastAPI) -> None:
     """Route every error of ``app`` through problem JSON."""
     app.add_exception_handler(HTTPException, _on_http)
     app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(redis.RedisError, _on_redis)
     app.add_exception_handler(Exception, _on_crash)

@@ -37,6 +37,19 @@ def test_readyz_is_a_503_problem_naming_milvus_when_it_is_unreachable(stack: Sta
         server.stop()
 
 
+def test_with_redis_down_the_routes_answer_503_problems_and_readyz_names_redis(stack: Stack) -> None:
+    server = start_server(stack, "no-redis", VIDSEARCH_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        api = api_for(server)
+        problem = assert_problem(api.get("/v1/jobs"), 503, "unavailable")
+        assert problem["retry_after_s"] == 5 and "Redis" in problem["detail"]
+        assert_problem(api.get("/v1/search", params={"text": "dog"}), 503, "unavailable")
+        ready = assert_problem(api.get("/readyz"), 503, "not-ready")
+        assert ready["checks"]["redis"].startswith("unreachable")
+    finally:
+        server.stop()
+
+
 def test_metrics_need_a_key_and_show_fleet_and_request_counters(reader: Api) -> None:
     reader.get("/v1/search", params={"text": "dog"})
     assert_problem(reader.get("/metrics", key=""), 401, "unauthorized")
