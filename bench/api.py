@@ -1,4 +1,4 @@
-"""Section 7: the HTTP API (``vidsearch serve``) against the same search called in-process.
+"""Section 8: the HTTP API (``vidsearch serve``) against the same search called in-process.
 
 A corpus of synthetic clip segments (``bench/search.py``'s rows) is upserted and flushed into
 Milvus Lite; query embeddings come from the sandbox. The same searches are then run
@@ -101,7 +101,7 @@ def _row(kind: str, c: int, http: tuple[list[float], float], local: tuple[list[f
     ratio = pct(hs, 95) / pct(ls, 95) if pct(ls, 95) else 0.0
     ss = list(SERVER_MS)
     return Row(
-        "7", f"{kind}, {c} client(s): HTTP req/s, p50 / p95 ms (server-side p50 / p95)",
+        "8", f"{kind}, {c} client(s): HTTP req/s, p50 / p95 ms (server-side p50 / p95)",
         f"{len(hs) / hw:,.0f}/s, {pct(hs, 50):.2f} / {pct(hs, 95):.2f} "
         f"({pct(ss, 50):.2f} / {pct(ss, 95):.2f})",
         f"in-process {len(ls) / lw:,.0f}/s, {pct(ls, 50):.2f} / {pct(ls, 95):.2f}",

@@ -24,7 +24,6 @@ exist yet the search returns no hits. Only ``clip``-scope rows are searched.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -68,8 +67,9 @@ __all__ = [
 
 CANDIDATES_PER_VIDEO = 8
 """Segments asked per wanted video when the server cannot group by video."""
-EXTRA_CANDIDATE_VIDEOS = 20
-"""Videos profiled beyond ``top_k`` (fusion and moments can re-rank them)."""
+EXTRA_CANDIDATE_VIDEOS = 5
+"""Videos profiled beyond ``top_k`` per part (fusion and moments can re-rank them)."""
+PROFILE_FIELDS = ("url", "start_s", "end_s", "option")
 SEARCH_SCOPE = "clip"
 
 Embed = Callable[[QueryPart], list[float]]
@@ -142,10 +142,10 @@ class Searcher:
         where = Filter(categories=query.categories, options=tuple(modalities), scope=SEARCH_SCOPE,
                        exclude_urls=(query.like_url,) if query.like_url else ())
         wanted = query.top_k if not query.segments else max(1, query.top_k // 2)
-        urls = self._candidates(parts, where, wanted + EXTRA_CANDIDATE_VIDEOS)
-        if not urls:
+        found = self._candidates(parts, where, wanted + EXTRA_CANDIDATE_VIDEOS)
+        if not found:
             return []
-        videos = self._profiles(parts, modalities, where, urls)
+        videos = self._profiles(parts, modalities, where, found)
         if query.segments:
             return _top_segments(videos, query.top_k)
         return self._rank(videos, query)
@@ -205,19 +205,25 @@ class Searcher:
         return _mean_vector([r["vector"] for r in rows])
 
     # --- candidates and profiles -------------------------------------------------------------
-    def _candidates(self, parts: Sequence[_Part], where: Filter, videos: int) -> list[str]:
-        """Up to ``videos`` URLs per part, best first, merged by part weight."""
+    def _candidates(
+        self, parts: Sequence[_Part], where: Filter, videos: int
+    ) -> dict[str, SegmentHit]:
+        """Up to ``videos`` videos per part (url -> a row of it), ranked by their part-weighted
+        best scores (a part that missed a video counts its lowest score), at most 1.5 x ``videos``.
+        """
         grouping = self._store.capabilities().grouping
-        best: dict[str, float] = {}
-        for part in parts:
+        tables = [PartScores(p.weight) for p in parts]
+        rows: dict[str, SegmentHit] = {}
+        for part, table in zip(parts, tables, strict=True):
             hits = (self._grouped(part.vector, where, videos) if grouping
                     else self._widened(part.vector, where, videos))
             for hit in hits:
-                score = part.weight * hit.score
-                if score > best.get(hit.url, -math.inf):
-                    best[hit.url] = score
-        ranked = sorted(best, key=lambda u: best[u], reverse=True)
-        return ranked[: videos * len(parts)]
+                rows.setdefault(hit.url, hit)
+                table.add((hit.url, 0.0, 0.0), "best", hit.score)
+        merged = fuse(tables, {"best": 1.0})
+        ranked = sorted(merged, key=lambda k: merged[k], reverse=True)
+        cap = videos if len(parts) == 1 else videos + videos // 2
+        return {key[0]: rows[key[0]] for key in ranked[:cap]}
 
     def _grouped(self, vector: list[float], where: Filter, videos: int) -> list[SegmentHit]:
         return self._store.search_where(self.collection, vector, where, limit=videos, group_by_url=1)
@@ -233,52 +239,46 @@ class Searcher:
             limit = min(limit * 4, MAX_SEARCH_LIMIT)
 
     def _profiles(
-        self, parts: Sequence[_Part], modalities: dict[str, float], where: Filter, urls: list[str]
+        self, parts: Sequence[_Part], modalities: dict[str, float], where: Filter,
+        found: dict[str, SegmentHit],
     ) -> dict[str, _Video]:
-        """Every clip row of ``urls`` scored by every part, fused per segment."""
+        """Every clip row of the ``found`` videos scored by every part, fused per segment."""
         scoped = Filter(categories=where.categories, options=where.options, scope=SEARCH_SCOPE,
-                        urls=tuple(urls))
-        rows = self._store.count_where(self.collection, scoped)
-        limit = min(max(rows, 1), MAX_SEARCH_LIMIT)
+                        urls=tuple(found))
+        limit = MAX_SEARCH_LIMIT  # every row of the candidates (the result is as long as they are)
         fusion = self._settings.search_fusion
         if len(parts) > 1 and fusion != "client" and self._store.capabilities().hybrid:
-            scores, meta = self._hybrid_scores(parts, scoped, modalities, limit, fusion)
+            scores = self._hybrid_scores(parts, scoped, modalities, limit, fusion)
         else:
-            scores, meta = self._client_scores(parts, scoped, limit)
-        fused = fuse(scores, modalities)
-        return _videos(fused, meta, modalities)
+            scores = self._client_scores(parts, scoped, limit)
+        return _videos(fuse(scores, modalities), found, modalities)
 
-    def _client_scores(
-        self, parts: Sequence[_Part], where: Filter, limit: int
-    ) -> tuple[list[PartScores], dict[str, SegmentHit]]:
+    def _client_scores(self, parts: Sequence[_Part], where: Filter, limit: int) -> list[PartScores]:
         tables: list[PartScores] = []
-        meta: dict[str, SegmentHit] = {}
         for part in parts:
             table = PartScores(part.weight)
-            for hit in self._store.search_where(self.collection, part.vector, where, limit=limit):
+            for hit in self._store.search_where(self.collection, part.vector, where, limit=limit,
+                                                fields=PROFILE_FIELDS):
                 table.add(_key(hit), hit.option, hit.score)
-                meta.setdefault(hit.url, hit)
             tables.append(table)
-        return tables, meta
+        return tables
 
     def _hybrid_scores(
         self, parts: Sequence[_Part], where: Filter, modalities: dict[str, float], limit: int,
         ranker: str,
-    ) -> tuple[list[PartScores], dict[str, SegmentHit]]:
+    ) -> list[PartScores]:
         """Parts fused by Milvus (one hybrid search per option); options fused client-side."""
         table = PartScores(1.0)
-        meta: dict[str, SegmentHit] = {}
         total = sum(p.weight for p in parts)
         weights = [p.weight / total for p in parts]
         for option in modalities:
             one = Filter(categories=where.categories, options=(option,), scope=where.scope,
                          urls=where.urls)
             hits = self._store.hybrid_search(self.collection, [p.vector for p in parts], weights,
-                                             one, ranker=ranker, limit=limit)
+                                             one, ranker=ranker, limit=limit, fields=PROFILE_FIELDS)
             for hit in hits:
                 table.add(_key(hit), hit.option, hit.score)
-                meta.setdefault(hit.url, hit)
-        return [table], meta
+        return [table]
 
     # --- ranking -----------------------------------------------------------------------------
     def _rank(self, videos: dict[str, _Video], query: Query) -> list[VideoHit]:

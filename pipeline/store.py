@@ -599,11 +599,13 @@ class MilvusStore:
         *,
         limit: int,
         group_by_url: int = 0,
+        fields: Sequence[str] = OUTPUT_FIELDS,
     ) -> list[SegmentHit]:
         """The nearest rows matching ``where``, best first.
 
         ``group_by_url=N`` asks for ``limit`` videos with at most N rows each (grouping search;
-        only where ``capabilities().grouping``).
+        only where ``capabilities().grouping``). ``fields``: the output fields (fewer are faster;
+        Milvus Lite spends about half a millisecond per returned row).
         """
         limit = max(1, min(limit, MAX_SEARCH_LIMIT))
         extra: dict[str, Any] = {}
@@ -616,7 +618,7 @@ class MilvusStore:
             data=[np.asarray(vector, dtype=np.float32).tolist()],
             filter=where.expression(),
             limit=limit,
-            output_fields=list(OUTPUT_FIELDS),
+            output_fields=list(fields),
             search_params=self._search_params(limit * max(1, group_by_url)),
             consistency_level=self._settings.search_consistency,
             **extra,
@@ -633,6 +635,7 @@ class MilvusStore:
         *,
         ranker: str,
         limit: int,
+        fields: Sequence[str] = OUTPUT_FIELDS,
     ) -> list[SegmentHit]:
         """One multi-request search fused by Milvus (``ranker``: "weighted" or "rrf")."""
         from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker  # noqa: PLC0415
@@ -647,19 +650,11 @@ class MilvusStore:
         fuser = WeightedRanker(*weights) if ranker == "weighted" else RRFRanker()
         result = self._call(
             f"hybrid_search {collection}", "hybrid_search", collection, requests, fuser,
-            limit=limit, output_fields=list(OUTPUT_FIELDS),
+            limit=limit, output_fields=list(fields),
             consistency_level=self._settings.search_consistency,
         )
         hits = result[0] if result else []
         return [self._hit(h, raw_score=True) for h in hits]
-
-    def count_where(self, collection: str, where: Filter) -> int:
-        """Rows matching ``where`` (Bounded consistency, as searches see them)."""
-        result = self._call(
-            f"count {collection}", "query", collection, filter=where.expression(),
-            output_fields=["count(*)"], consistency_level=self._settings.search_consistency,
-        )
-        return int(result[0]["count(*)"]) if result else 0
 
     def vectors_where(self, collection: str, where: Filter, limit: int = 16384) -> list[dict[str, Any]]:
         """Rows matching ``where`` with their vectors (``start_s``, ``end_s``, ``option``)."""
