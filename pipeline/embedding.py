@@ -4,6 +4,11 @@ Before a create request leaves, the item records ``ca`` (create attempted) durab
 outcome is unknown (a crash, a dropped connection, a 5xx), the next attempt first looks for the
 task through the list endpoint and adopts it; only when none is found does it create again.
 A 429 or another 4xx proves nothing was created, so the mark is cleared.
+
+The create lock is fenced (``pipeline/locks.py``): each attempt first extends our own lease, and
+the ``ca`` mark is written only while the lock is still ours and the item still ``creating``. A
+worker paused past its lease (SIGSTOP, a long GC, a slow lookup) finds that out before it sends
+anything, so the next holder's task stays the only one, and it never releases that holder's lock.
 """
 
 from __future__ import annotations
@@ -85,6 +90,8 @@ class Embedder:
         return CreateOutcome("created", task_id=task_id)
 
     def _attempt(self, item: Item, spec: EmbeddingSpec, lock: FencedLock) -> str:
+        if not lock.extend():  # the lease covers this attempt's lookup; lost means another owns it
+            raise LeaseLostError(f"the create lease of {item.key} ran out before an attempt")
         fresh = self.jobs.get_item(item.key) or item
         if fresh.create_attempted_at is not None:
             found = self.gateway.find_task(item.url, spec, since=fresh.create_attempted_at)

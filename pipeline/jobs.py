@@ -117,6 +117,8 @@ return redis.call('SCARD', bk)
 """
 
 # ARGV: prefix, n, lease_until. Moves up to n waiting records to creating; returns their keys.
+# Each admitted key joins its job's index (``{prefix}:job:{job}:items``, a list read by verify):
+# written here rather than at submit, so a waiting item costs no index bytes.
 _ADMIT = _LUA_SPLIT + """
 local p, n, lease = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local out = {}
@@ -126,9 +128,11 @@ if not recs then return out end
 for _, rec in ipairs(recs) do
   local f = split(rec)
   local ik = p .. ':item:' .. f[1]
-  if redis.call('HGET', ik, 's') == 'waiting' then
+  local st = redis.call('HMGET', ik, 's', 'j')
+  if st[1] == 'waiting' then
     redis.call('HSET', ik, 's', 'creating', 'cat', f[2], 'url', f[3], 'title', f[4], 'meta', f[5])
     redis.call('ZADD', p .. ':creating', lease, f[1])
+    redis.call('RPUSH', p .. ':job:' .. st[2] .. ':items', f[1])
     out[#out + 1] = f[1]
   end
 end

@@ -24,6 +24,10 @@ class Keys:
     def failed(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:failed"
 
+    def items(self, job_id: str) -> str:
+        """The job's index of item keys (a list, appended at admission; read by verify)."""
+        return f"{self.prefix}:job:{job_id}:items"
+
     def previously_failed(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:pfailed"
 

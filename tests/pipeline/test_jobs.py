@@ -321,3 +321,14 @@ def test_a_job_waits_for_its_items_in_flight_for_another_job(
 def _finish(jobs: JobStore, key: str) -> None:
     jobs.record_created(key, "task-" + key[:6], time.time(), time.time())
     assert jobs.record_ready(key, "task-" + key[:6], [], jobs.keys.segments)
+
+
+def test_admission_indexes_the_item_under_its_job_and_waiting_items_are_not_indexed(
+    redis_client: redis.Redis,
+) -> None:
+    jobs = _store(redis_client)
+    job = jobs.create_job(["m.csv"], SPEC)
+    jobs.submit_batch(job, [_admission(1), _admission(2)], SubmitMode())
+    assert redis_client.llen(jobs.keys.items(job)) == 0
+    admitted = jobs.admit(1, time.time() + 60)
+    assert [k.decode() for k in redis_client.lrange(jobs.keys.items(job), 0, -1)] == admitted
