@@ -95,6 +95,11 @@ def over_http(base: str, texts: list[str], concurrency: int) -> tuple[list[float
     return asyncio.run(_http(base, texts, concurrency))
 
 
+def _rate(n: int, wall_s: float) -> str:
+    per_s = n / wall_s if wall_s else 0.0
+    return f"{per_s:,.0f}/s" if per_s >= 10 else f"{per_s:.2f}/s"
+
+
 def _row(kind: str, c: int, http: tuple[list[float], float], local: tuple[list[float], float], *,
          goal: str = "reported", met: bool | None = None) -> Row:
     (hs, hw), (ls, lw) = http, local
@@ -102,9 +107,9 @@ def _row(kind: str, c: int, http: tuple[list[float], float], local: tuple[list[f
     ss = list(SERVER_MS)
     return Row(
         "8", f"{kind}, {c} client(s): HTTP req/s, p50 / p95 ms (server-side p50 / p95)",
-        f"{len(hs) / hw:,.0f}/s, {pct(hs, 50):.2f} / {pct(hs, 95):.2f} "
+        f"{_rate(len(hs), hw)}, {pct(hs, 50):.2f} / {pct(hs, 95):.2f} "
         f"({pct(ss, 50):.2f} / {pct(ss, 95):.2f})",
-        f"in-process {len(ls) / lw:,.0f}/s, {pct(ls, 50):.2f} / {pct(ls, 95):.2f}",
+        f"in-process {_rate(len(ls), lw)}, {pct(ls, 50):.2f} / {pct(ls, 95):.2f}",
         f"p95 {ratio:.2f}x, +{pct(hs, 95) - pct(ls, 95):.2f} ms", goal, met,
         {"http_ms": hs, "server_ms": ss, "http_wall_s": hw, "inprocess_ms": ls, "inprocess_wall_s": lw},
     )
