@@ -339,6 +339,8 @@ def _mean_vector(vectors: Sequence[Any]) -> list[float]:
     return [float(x) for x in mean / norm]
 
 
-def build_searcher(clients: Clients) -> Searcher:
-    """A Searcher on the clients' Redis, Milvus and Twelve Labs (the CLI's, the demo's, the API's)."""
+def build_searcher(source: Settings | Clients) -> Searcher:
+    """A Searcher on the Redis, Milvus and Twelve Labs clients of ``source`` (the CLI's, the
+    demo's, the API's); settings get clients of their own (``pipeline/clients.py``)."""
+    clients = source if isinstance(source, Clients) else Clients.from_settings(source)
     return Searcher(clients.settings, clients.redis, clients.store, clients.gateway.embed_part)
