@@ -95,12 +95,15 @@ class Library:
 
 # --- the labelled library ---------------------------------------------------------------------
 def _scenes(rng: random.Random, duration: float, n: int) -> list[tuple[float, float]]:
+    """``n`` contiguous scenes of at least MIN_SCENE_S covering [0, duration]."""
     n = max(1, min(n, int(duration // MIN_SCENE_S)))
-    while True:
-        cuts = sorted(round(rng.uniform(0, duration), 1) for _ in range(n - 1))
-        bounds = [0.0, *cuts, round(duration, 1)]
-        if all(b - a >= MIN_SCENE_S for a, b in itertools.pairwise(bounds)):
-            return list(itertools.pairwise(bounds))
+    shares = [rng.random() for _ in range(n)]
+    spare = duration - n * MIN_SCENE_S
+    bounds = [0.0]
+    for share in shares[:-1]:
+        bounds.append(round(bounds[-1] + MIN_SCENE_S + spare * share / sum(shares), 1))
+    bounds.append(round(duration, 1))
+    return list(itertools.pairwise(bounds))
 
 
 def _videos(rng: random.Random, count: int) -> list[Video]:
