@@ -192,7 +192,7 @@ def run(tmp: Path, quick: bool) -> tuple[list[Row], dict[str, Any]]:
             _corpus(clients, rows_n)
             proc, base = _serve(settings, tmp)
             requests = {"cached": 200 if quick else 500, "uncached": 16 if quick else 40}
-            rows = measure(build_searcher(clients), base, requests)
+            rows = measure(build_searcher(clients.settings, clients), base, requests)
         return rows, {"corpus_rows": rows_n, "requests": requests}
     finally:
         if proc is not None:

@@ -339,8 +339,8 @@ def _mean_vector(vectors: Sequence[Any]) -> list[float]:
     return [float(x) for x in mean / norm]
 
 
-def build_searcher(source: Settings | Clients) -> Searcher:
-    """A Searcher on the Redis, Milvus and Twelve Labs clients of ``source`` (the CLI's, the
-    demo's, the API's); settings get clients of their own (``pipeline/clients.py``)."""
-    clients = source if isinstance(source, Clients) else Clients.from_settings(source)
-    return Searcher(clients.settings, clients.redis, clients.store, clients.gateway.embed_part)
+def build_searcher(settings: Settings, clients: Clients | None = None) -> Searcher:
+    """A Searcher on the Redis, Milvus and Twelve Labs of ``clients`` (default: built from
+    ``settings``; the CLI's, the demo's and the API's)."""
+    clients = clients or Clients.from_settings(settings)
+    return Searcher(settings, clients.redis, clients.store, clients.gateway.embed_part)

@@ -203,8 +203,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     from pipeline.search import build_searcher, result_to_json  # noqa: PLC0415
 
     query = search_query(args)
-    with _clients(args) as c:
-        result = build_searcher(c).search(query)
+    with _clients(args) as clients:
+        result = build_searcher(clients.settings, clients).search(query)
     if args.json:
         _print_json(result_to_json(result))
         return EXIT_OK

@@ -167,7 +167,7 @@ def _ingest(settings: Settings, clients: Clients) -> Job:
 def _search_all(clients: Clients) -> bool:
     from pipeline.search import build_searcher  # noqa: PLC0415  (heavy imports only where used)
 
-    searcher = build_searcher(clients)
+    searcher = build_searcher(clients.settings, clients)
     results = [_search(searcher, example) for example in SEARCHES]
     return all(results)
 

@@ -45,7 +45,7 @@ class ApiContext:
             if self._searcher is None:
                 from pipeline.search import build_searcher  # noqa: PLC0415  (pymilvus loads slowly)
 
-                self._searcher = build_searcher(self.clients)
+                self._searcher = build_searcher(self.settings, self.clients)
             return self._searcher
 
     def warm(self) -> None:
