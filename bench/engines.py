@@ -280,7 +280,7 @@ def compare(rows: int, engines: list[MilvusEngine], queries: dict[str, int],
         return [run_engine(e, corpus, queries[e], Path(tmp), index_wait_s) for e in engines]
 
 
-def table_rows(results: list[EngineResult], section: str = "8") -> list[Row]:
+def table_rows(results: list[EngineResult], section: str = "9") -> list[Row]:
     """Bench rows: the server's figures with Lite's as the same-run baseline."""
     by = {r.engine: r for r in results}
     server, lite = by.get("server"), by.get("lite")

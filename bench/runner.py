@@ -9,7 +9,8 @@ Sections (each a module of bench/, each compared with a baseline measured in the
 6. scaling with worker processes (bench/scaling.py, on section 1's stack)
 7. search quality: text, clip, image and hybrid queries, moments, fusion, result cache
    (bench/quality.py; 210 labelled videos of 60-600 s, --quick 60)
-8. Milvus Lite vs a Milvus server on the same 100,000 vectors (bench/engines.py; 1,000,000 rows is
+8. the HTTP API against the same search in-process, 1/8/32 clients, cached and not (bench/api.py)
+9. Milvus Lite vs a Milvus server on the same 100,000 vectors (bench/engines.py; 1,000,000 rows is
    the separate command ``python -m bench.engines --rows 1000000``)
 
 The table and the machine go to stdout, the full results (every sample) to
@@ -107,6 +108,23 @@ def readme_table(heading: str, text: str) -> None:
     path.write_text(f"{head}{MARK_START}\n{heading}\n\n{text}\n{MARK_END}{tail}", encoding="utf-8")
 
 
+def milvus_sections(only: set[str], quick: bool, tmp: Path) -> list[Row]:
+    """Section 3 (the writer, on each engine) and section 9 (Milvus Lite vs a server)."""
+    rows: list[Row] = []
+    if "3" in only:
+        for engine in ("lite", "server"):
+            rows += guarded(f"section 3: writer ({engine})",
+                            lambda e=engine: writer_rows(quick, tmp, e), "3")  # type: ignore[misc]
+    if "9" in only:
+        from bench import engines
+
+        size = 20_000 if quick else 100_000
+        rows += guarded("section 9: Milvus Lite vs server",
+                        lambda: engines.table_rows(engines.compare(
+                            size, ["server", "lite"], {"server": 200, "lite": 200}, 300.0)), "9")
+    return rows
+
+
 def guarded(name: str, fn: Callable[[], list[Row]], sect: str) -> list[Row]:
     """Run one section; a failure becomes a row (the other sections still run)."""
     with section(name):
@@ -122,10 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, under 3 minutes")
     parser.add_argument("--readme", action="store_true",
                         help="also put the table into bench/README.md (between the bench:table marks)")
-    parser.add_argument("--only", default="", help="comma-separated sections to run (1..8); 2 and 6 "
+    parser.add_argument("--only", default="", help="comma-separated sections to run (1..9); 2 and 6 "
                         "run with 1")
     args = parser.parse_args(argv)
-    only = set(args.only.split(",")) if args.only else {"1", "3", "4", "5", "7", "8"}
+    only = set(args.only.split(",")) if args.only else {"1", "3", "4", "5", "7", "8", "9"}
     if only & {"2", "6"}:
         only.add("1")
     quick = args.quick
@@ -141,17 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
             cfg = e2e_config(quick)
             rows += guarded("sections 1, 2, 6 (one stack)", lambda: e2e.run(tmp / "stack", cfg), "1")
-        if "3" in only:
-            for engine in ("lite", "server"):
-                rows += guarded(f"section 3: writer ({engine})",
-                                lambda e=engine: writer_rows(quick, tmp, e), "3")  # type: ignore[misc]
-        if "8" in only:
-            from bench import engines
-
-            size = 20_000 if quick else 100_000
-            rows += guarded("section 8: Milvus Lite vs server",
-                            lambda: engines.table_rows(engines.compare(
-                                size, ["server", "lite"], {"server": 200, "lite": 200}, 300.0)), "8")
+        rows += milvus_sections(only, quick, tmp)
         if "4" in only:
             from bench import producer
 
@@ -171,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
             videos, queries = quality.sizes(quick)
             rows += guarded("section 7: search quality",
                             lambda: quality.run(videos, queries, tmp / "quality"), "7")
+        if "8" in only:
+            from bench import api
+
+            rows += guarded("section 8: HTTP API", lambda: api.run(tmp, quick)[0], "8")
     rows.sort(key=lambda r: r.section)
     meta["seconds"] = time.monotonic() - started
     path = write_results(rows, meta, time.strftime("%Y%m%d-%H%M%S") + ("-quick" if quick else "") + ".json")

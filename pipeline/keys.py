@@ -88,3 +88,7 @@ class Keys:
     @property
     def rcache_index(self) -> str:
         return f"{self.prefix}:rcache:index"
+
+    def api_rate(self, key_name: str) -> str:
+        """The request token bucket of one API key (by its name, never the key)."""
+        return f"{self.prefix}:api:rate:{key_name}"

@@ -350,8 +350,7 @@ def _format(path: Path, stream: IO[bytes]) -> Format:
     return _sniff(stream)
 
 
-def _records(path: Path, fmt: Format, rules: LineRules) -> Iterator[Record]:
-    file = str(path)
+def _records(path: Path, fmt: Format, rules: LineRules, file: str) -> Iterator[Record]:
     read = _read_jsonl if fmt == "jsonl" else _read_csv
     try:
         with _open(path) as stream:
@@ -360,21 +359,26 @@ def _records(path: Path, fmt: Format, rules: LineRules) -> Iterator[Record]:
         raise ManifestError(f"error while reading manifest {path}: {exc}") from exc
 
 
-def read_manifest(path: Path, rules: LineRules) -> Iterator[ManifestLine | Rejected]:
+def read_manifest(
+    path: Path, rules: LineRules, label: str | None = None
+) -> Iterator[ManifestLine | Rejected]:
     """Stream the records of one manifest (CSV or JSON Lines, by extension or content).
 
+    ``label`` names the manifest in rejects and errors (default: the path; an upload's temporary
+    file is labelled with the name its client gave, whose extension also picks the format).
     Raises ``ManifestError`` at once when the file cannot be read or a CSV has no usable header.
     """
     path = Path(path)
+    file = label or str(path)
     try:
         with _open(path) as stream:
-            fmt = _format(path, stream)
+            fmt = _format(Path(file) if label else path, stream)
             if fmt == "csv":
                 stream.seek(0)
-                _csv_header(str(path), stream, bool((rules.default_category or "").strip()))
+                _csv_header(file, stream, bool((rules.default_category or "").strip()))
     except OSError as exc:
-        raise ManifestError(f"cannot read manifest {path}: {exc}") from exc
-    return _records(path, fmt, rules)
+        raise ManifestError(f"cannot read manifest {file}: {exc}") from exc
+    return _records(path, fmt, rules, file)
 
 
 def count_records(records: Iterable[Record]) -> tuple[int, int]:

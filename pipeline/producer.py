@@ -45,15 +45,18 @@ class Producer:
         self.rules = rules
 
     def submit(
-        self, paths: Sequence[Path], mode: SubmitMode = DEFAULT_MODE, name: str = ""
+        self, paths: Sequence[Path], mode: SubmitMode = DEFAULT_MODE, name: str = "",
+        labels: Sequence[str] | None = None,
     ) -> SubmitSummary:
         """Record a job for ``paths`` and queue its items; the job is sealed at the end.
 
-        Every manifest is opened and its header checked first: a missing or unreadable manifest
-        raises ``ManifestError`` before any job exists.
+        ``labels`` (one per path) name the manifests in the job and its rejects instead of the
+        paths (an upload's temporary file). Every manifest is opened and its header checked
+        first: a missing or unreadable manifest raises ``ManifestError`` before any job exists.
         """
-        readers = [read_manifest(path, self.rules) for path in paths]
-        job_id = self.jobs.create_job([str(p) for p in paths], self.spec, name)
+        names = list(labels) if labels is not None else [str(p) for p in paths]
+        readers = [read_manifest(path, self.rules, label) for path, label in zip(paths, names, strict=True)]
+        job_id = self.jobs.create_job(names, self.spec, name)
         summary = SubmitSummary(job_id)
         for records in readers:
             self._submit_file(records, summary, mode)

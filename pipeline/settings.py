@@ -21,6 +21,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from pipeline.apikeys import KeyRing, parse_entry
 from pipeline.errors import ConfigError
 
 ModelName = Literal["marengo3.0", "marengo3.5"]
@@ -147,6 +148,24 @@ class Settings(BaseSettings):
         0.5, ge=0, le=1, description="Share of a video's best-to-lowest segment score gap a moment may drop"
     )
 
+    # --- HTTP API (`vidsearch serve`) -------------------------------------------------------------
+    api_port: int = Field(8080, ge=1, le=65535, description="Port of `vidsearch serve` (and `vidsearch up`)")
+    api_keys: list[str] = Field(
+        [], description="API keys as 'name:role:sha256-hex' (role read or admin; `vidsearch api-key` "
+        "makes one); none: loopback only"
+    )
+    api_max_body_bytes: int = Field(65536, ge=1024, description="Largest JSON request body")
+    api_max_query_chars: int = Field(500, ge=1, description="Longest search text")
+    api_max_top_k: int = Field(100, ge=1, le=1000, description="Largest top_k a request may ask for")
+    api_max_manifest_bytes: int = Field(
+        64 * 2**20, ge=1024, description="Largest manifest uploaded to POST /v1/jobs"
+    )
+    api_rate_per_min: float = Field(600.0, gt=0, description="Requests per minute per API key")
+    api_rate_burst: int = Field(60, ge=1, description="Per-key token bucket capacity")
+    api_manifest_dir: Path | None = Field(
+        None, description="POST /v1/jobs may name server-side manifests under this directory (unset: off)"
+    )
+
     # --- Celery ------------------------------------------------------------------------------------
     visibility_timeout_s: int = Field(3600, ge=60, description="Redis broker visibility timeout")
     flower_port: int = Field(5555, ge=1, le=65535, description="Port of Flower, started by `vidsearch up`")
@@ -164,6 +183,12 @@ class Settings(BaseSettings):
     log_max_bytes: int = Field(10 * 2**20, ge=1024, description="Rotate the log file at this size")
     log_backup_count: int = Field(5, ge=0, description="Rotated log files kept")
     metrics_port: int | None = Field(None, description="Prometheus metrics port (unset: off)")
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys(cls, value: list[str]) -> list[str]:
+        KeyRing(parse_entry(entry) for entry in value)
+        return value
 
     @field_validator("embedding_options", "embedding_scopes")
     @classmethod

@@ -422,6 +422,13 @@ class MilvusStore:
         """Whether the collection exists."""
         return bool(self._call(f"has_collection {name}", "has_collection", name))
 
+    def is_loaded(self, name: str) -> bool:
+        """Whether the collection is loaded (searchable); False when it does not exist."""
+        if not self.has_collection(name):
+            return False
+        state = self._call(f"get_load_state {name}", "get_load_state", name)
+        return getattr(state.get("state"), "name", "") == "Loaded"
+
     def ensure_collection(self, model: str, dimension: int) -> str:
         """Create (if missing), check and load the collection of ``model`` at ``dimension``."""
         name = self.collection_for(model, dimension)

@@ -53,7 +53,7 @@ def test_the_compose_file_is_valid_against_the_compose_specification(compose: di
 def test_every_application_service_runs_a_command_of_our_cli(compose: dict[str, Any]) -> None:
     apps = app_services(compose)
     known = subcommands()
-    assert {"worker-embedding", "worker-polling", "writer", "beat", "metrics", "sandbox"} <= set(apps)
+    assert {"worker-embedding", "worker-polling", "writer", "beat", "metrics", "sandbox", "api"} <= set(apps)
     for name, service in apps.items():
         if service.get("entrypoint") is not None:
             continue
@@ -87,6 +87,15 @@ def test_the_workers_cover_every_queue_and_exactly_one_beat_runs(compose: dict[s
     beats = [c for c in commands if c[0] == "beat" or "--beat" in c]
     assert {"embedding", "polling"} <= queues and writers
     assert len(beats) == 1
+
+
+def test_the_api_serves_on_all_interfaces_with_keys_from_the_environment(compose: dict[str, Any]) -> None:
+    api = compose["services"]["api"]
+    assert api["command"][:3] == ["serve", "--host", "0.0.0.0"]
+    assert api["environment"]["VIDSEARCH_API_KEYS"].startswith("${VIDSEARCH_API_KEYS:?")
+    assert api["ports"] == ["127.0.0.1:${API_HOST_PORT:-8080}:8080"]
+    assert "/healthz" in " ".join(api["healthcheck"]["test"])
+    assert not any("vsk_" in part for part in api["command"]), "a key on a command line"
 
 
 def test_redis_keeps_an_append_only_file_and_requires_a_password(compose: dict[str, Any]) -> None:

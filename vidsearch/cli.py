@@ -138,7 +138,8 @@ def _add_runtime(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = _sub(subs, "demo", "Ingest and search a bundled sample on a throwaway stack, then tear it down",
              "demo")
     p.add_argument("--data-dir", type=Path, help="keep the demo's data and logs here (default: a temp dir)")
-    p.add_argument("--keep", action="store_true", help="keep the temporary data dir and logs")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the stack up (web page, API, Flower) until Ctrl-C, and keep its data and logs")
     p.add_argument("--speed", type=float, default=20.0, help="sandbox speed-up (default %(default)s)")
     _add_milvus_engine(p)
     from sandbox.config import build_parser  # noqa: PLC0415  (the sandbox owns its options)
@@ -157,6 +158,15 @@ def _add_ops(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--wait-timeout", type=float, metavar="S", help="stop waiting after S seconds")
     p.add_argument("--lock-ttl", type=float, default=60.0, metavar="S",
                    help="the lock expires S seconds after its holder dies")
+    p = _sub(subs, "serve", "Serve the HTTP API and the web page (loopback only without API keys)",
+             "serve")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
+    p.add_argument("--port", type=int, help="port (default: api_port, 8080)")
+    p = _sub(subs, "api-key", "Make an API key for `vidsearch serve`: prints the key once and the "
+             "api_keys entry holding its digest", "api_key")
+    p.add_argument("--name", default="client", help="the key's name (in logs and its rate bucket)")
+    p.add_argument("--role", choices=["read", "admin"], default="read",
+                   help="read: search; admin: search and jobs")
     p = _sub(subs, "metrics", "Serve Prometheus metrics of the whole fleet (read from Redis)", "metrics")
     p.add_argument("--port", type=int, help="port (default: metrics_port, else 9464)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")

@@ -316,3 +316,22 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     s = _settings(args)
     run_exporter(s, args.port or s.metrics_port or 9464, args.host)
     return EXIT_OK
+
+
+# --- HTTP API -------------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    from vidsearch.api.serve import run_serve  # noqa: PLC0415  (FastAPI only where used)
+
+    s = _settings(args)
+    return run_serve(s, args.host, args.port or s.api_port)
+
+
+def cmd_api_key(args: argparse.Namespace) -> int:
+    """A fresh API key (printed once) and the ``api_keys`` entry that stores its digest."""
+    from pipeline.apikeys import ApiKey, digest, new_key  # noqa: PLC0415
+
+    key = new_key()
+    entry = ApiKey(args.name, args.role, digest(key)).entry()
+    print(f"key (give it to the client; it is not stored anywhere): {key}")
+    print(f"api_keys entry (add it to the settings): {entry}")
+    return EXIT_OK

@@ -64,15 +64,16 @@ SEARCHES = (
 def demo_settings(data_dir: Path, engine: str = "lite") -> tuple[Settings, dict[str, str]]:
     """Settings of a demo stack on free ports in ``data_dir``, and the same as environment variables."""
     ports: set[int] = set()
-    while len(ports) < 4:
+    while len(ports) < 5:
         ports.add(free_port())
-    redis_port, milvus_port, sandbox_port, flower_port = sorted(ports)
+    redis_port, milvus_port, sandbox_port, flower_port, api_port = sorted(ports)
     fields: dict[str, Any] = {
         **FAST_FIELDS,
         "redis_url": f"redis://127.0.0.1:{redis_port}/0",
         "milvus_uri": f"http://127.0.0.1:{milvus_port}",
         "twelvelabs_base_url": f"http://127.0.0.1:{sandbox_port}/v1.3",
         "flower_port": flower_port,
+        "api_port": api_port,
         "data_dir": data_dir,
         "milvus_engine": engine,
     }
@@ -115,6 +116,8 @@ def run_demo(
     try:
         with _sigterm_interrupts():
             code = _run(settings, stack)
+            if keep:
+                _stay_up(stack)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr, flush=True)
         code = EXIT_INTERRUPTED
@@ -130,11 +133,25 @@ def _run(settings: Settings, stack: EmbeddedStack) -> int:
     urls = stack.urls()
     milvus = f"{urls['milvus']} ({settings.milvus_engine})"
     print(f"ready: Redis {urls['redis']}, Milvus {milvus}, sandbox {urls['twelvelabs']}\n"
-          f"  Flower (open it while the demo runs): {urls['flower']}\n  Logs: {urls['logs']}", flush=True)
+          f"  Web page (search, jobs; open it while the demo runs): {urls['page']}\n"
+          f"  Flower: {urls['flower']}\n  Logs: {urls['logs']}", flush=True)
     with Clients.from_settings(settings) as clients:
         job = _ingest(settings, clients)
         searched = _search_all(clients)
     return EXIT_OK if job.failures == 0 and searched else EXIT_FAILED
+
+
+def _stay_up(stack: EmbeddedStack) -> None:
+    """``--keep``: the stack stays up (the page keeps answering) until Ctrl-C or SIGTERM."""
+    print(f"\n--keep: the stack stays up; search and watch jobs at {stack.urls()['page']}\n"
+          "Press Ctrl-C to stop it.", flush=True)
+    try:
+        while stack.dead() is None:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        print("\nstopping on request", flush=True)
+        return
+    print(f"vidsearch: error: {stack.dead()} exited; stopping", file=sys.stderr, flush=True)
 
 
 def _ingest(settings: Settings, clients: Clients) -> Job:

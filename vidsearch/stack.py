@@ -186,6 +186,7 @@ class EmbeddedStack:
         self.sandbox_base = settings.twelvelabs_base_url or SANDBOX_BASE_URL
         self.sandbox = _endpoint("sandbox", self.sandbox_base, "twelvelabs_base_url", ["http"], 80)
         self.flower = Endpoint("Flower", "127.0.0.1", settings.flower_port, "flower_port")
+        self.api = Endpoint("the HTTP API", "127.0.0.1", settings.api_port, "api_port")
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def __enter__(self) -> EmbeddedStack:
@@ -248,12 +249,14 @@ class EmbeddedStack:
             "milvus": self.settings.milvus_uri,
             "twelvelabs": twelve,
             "flower": f"http://{self.flower.host}:{self.flower.port}",
+            "page": f"http://{self.api.host}:{self.api.port}/",
             "data": str(self.data_dir),
             "logs": str(self.log_dir),
         }
 
     def _check_ports(self) -> None:
-        wanted = [self.redis, self.milvus, self.flower] + ([self.sandbox] if self.use_sandbox else [])
+        wanted = [self.redis, self.milvus, self.flower, self.api]
+        wanted += [self.sandbox] if self.use_sandbox else []
         for endpoint in wanted:
             endpoint.check_free()
         ports = [e.port for e in wanted if e.host in ("127.0.0.1", "localhost", "0.0.0.0")]
@@ -291,6 +294,8 @@ class EmbeddedStack:
                                "embedding,polling", "--concurrency", str(self.concurrency), "--beat"], env)
         self._child("writer", [*vidsearch, "writer", "--name", WRITER_NODE], env)
         self.services.append(start_flower(self.settings, env, self.log_dir / "flower.log", self.flower.host))
+        self._child("serve", [*vidsearch, "serve", "--host", self.api.host,
+                              "--port", str(self.api.port)], env)
 
     def _child(self, name: str, argv: list[str], env: Mapping[str, str]) -> None:
         self.services.append(start_child(name, argv, self.log_dir / f"{name}.log", env=env))
@@ -300,6 +305,7 @@ class EmbeddedStack:
         deadline = time.monotonic() + self.ready_timeout_s
         self._until(deadline, "the Celery workers to answer a ping", self._workers_answer)
         self._until(deadline, "Flower's /healthcheck", self._flower_answers)
+        self._until(deadline, "the HTTP API's /healthz", self._api_answers)
 
     def _until(self, deadline: float, what: str, check: Callable[[], bool]) -> None:
         while True:
@@ -329,6 +335,9 @@ class EmbeddedStack:
     def _flower_answers(self) -> bool:
         return flower_answers(self.flower.host, self.flower.port)
 
+    def _api_answers(self) -> bool:
+        return http_ok(f"http://{self.api.host}:{self.api.port}/healthz")
+
 
 def start_flower(settings: Settings, env: Mapping[str, str], log_path: Path,
                  host: str = "127.0.0.1") -> Service:
@@ -348,8 +357,13 @@ def start_flower(settings: Settings, env: Mapping[str, str], log_path: Path,
 
 def flower_answers(host: str, port: int) -> bool:
     """Flower's ``/healthcheck`` (never behind auth) says OK."""
+    return http_ok(f"http://{host}:{port}/healthcheck")
+
+
+def http_ok(url: str) -> bool:
+    """``url`` answers 200."""
     try:
-        with urllib.request.urlopen(f"http://{host}:{port}/healthcheck", timeout=2) as resp:
+        with urllib.request.urlopen(url, timeout=2) as resp:
             return bool(resp.status == 200)
     except OSError:
         return False
@@ -404,6 +418,7 @@ def print_ready(stack: EmbeddedStack) -> None:
     print("ready", flush=True)
     for label, value in (("Redis", urls["redis"]), ("Milvus", milvus),
                          ("Twelve Labs", urls["twelvelabs"] + sandbox), ("Flower", urls["flower"] + auth),
+                         ("Web page", urls["page"] + " (API: /v1, docs: /docs)"),
                          ("Workers", f"{WORKER_NODE}@{host} (embedding, polling, beat), "
                                      f"{WRITER_NODE}@{host} (writing)"),
                          ("Data", urls["data"]), ("Logs", urls["logs"])):

@@ -364,3 +364,20 @@ def test_arbitrary_bytes_never_crash_the_reader(tmp_path: Path, data: bytes, nam
     assert lines == sorted(lines)
     assert all(1 <= n <= physical for n in lines)
     assert len(records) <= physical
+
+
+# --- labels (uploads) ------------------------------------------------------------------------
+
+
+def test_a_label_names_the_manifest_in_records_and_its_extension_picks_the_format(tmp_path: Path) -> None:
+    path = _write(tmp_path, "upload-3f2a", '{"url": "https://example.com/a.mp4", "category": "news"}\nnope\n')
+    records = list(read_manifest(path, RULES, label="videos.jsonl"))
+    assert [r.file for r in records] == ["videos.jsonl", "videos.jsonl"]
+    assert _accepted(records)[0].url == "https://example.com/a.mp4"
+    assert _rejected(records)[0].line == 2
+
+
+def test_a_labelled_csv_without_a_url_column_is_refused_under_its_label(tmp_path: Path) -> None:
+    path = _write(tmp_path, "upload-9c1d", "link,category\nhttps://example.com/a.mp4,news\n")
+    with pytest.raises(ManifestError, match=r"^videos\.csv: the CSV header has no 'url' column"):
+        read_manifest(path, RULES, label="videos.csv")

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,7 @@ from pipeline.manifest import LineRules, ManifestLine, read_manifest
 from pipeline.search import Query, SearchResult, VideoHit
 from pipeline.settings import load_settings
 from sandbox.catalog import load
+from tests.stack import wait_for
 from vidsearch.demo import CATALOG, MANIFEST, SEARCHES, DemoSearch, _search
 from vidsearch.services import port_open
 
@@ -96,10 +101,41 @@ def test_the_demo_ingests_the_sample_searches_with_time_ranges_and_tears_everyth
     assert (data_dir / "logs" / "worker.log").stat().st_size > 0
     assert f"({engine})" in out
     assert (data_dir / {"lite": "milvus", "server": "milvus-server"}[engine]).is_dir()
+    assert re.search(r"Web page \(search, jobs; open it while the demo runs\): http://127\.0\.0\.1:\d+/", out)
     ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", out)]
-    assert len(set(ports)) == 4
+    assert len(set(ports)) == 5
     assert [p for p in ports if port_open("127.0.0.1", p)] == []
     assert not _processes_mentioning(str(data_dir))
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_with_keep_the_demo_stays_up_serving_its_page_until_sigint(tmp_path: Path) -> None:
+    data_dir = tmp_path / "kept"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDSEARCH_", "TWELVE", "FLOWER_"))}
+    out_path = tmp_path / "demo.out"
+    with out_path.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "vidsearch", "demo", "--keep", "--data-dir",
+                                 str(data_dir)], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        wait_for(lambda: "--keep: the stack stays up" in out_path.read_text(), 280, "the demo to finish")
+        page = re.search(r"search and watch jobs at (http://127\.0\.0\.1:\d+/)", out_path.read_text())
+        assert page, out_path.read_text()[-3000:]
+        with urllib.request.urlopen(page[1], timeout=30) as response:
+            assert b'id="search-form"' in response.read()
+        query = urllib.parse.urlencode({"text": "a dog surfing on a wave", "top_k": 3})
+        with urllib.request.urlopen(f"{page[1]}v1/search?{query}", timeout=60) as response:
+            assert "surfing-dog-at-the-beach" in json.loads(response.read())[0]["url"]
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(150) == 0
+        port = urllib.parse.urlsplit(page[1]).port
+        assert port is not None and not port_open("127.0.0.1", port)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
 
 
 def _processes_mentioning(text: str) -> list[int]:

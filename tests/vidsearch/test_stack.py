@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,19 +32,21 @@ STOP_TIMEOUT_S = 150
 def stack_env(data_dir: Path) -> tuple[dict[str, str], dict[str, int]]:
     """The caller's environment without vidsearch settings, plus free ports and ``data_dir``."""
     ports: set[int] = set()
-    while len(ports) < 4:
+    while len(ports) < 5:
         ports.add(free_port())
-    redis_port, milvus_port, sandbox_port, flower_port = sorted(ports)
+    redis_port, milvus_port, sandbox_port, flower_port, api_port = sorted(ports)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDSEARCH_", "TWELVE", "FLOWER_"))}
     env.update({
         "VIDSEARCH_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         "VIDSEARCH_MILVUS_URI": f"http://127.0.0.1:{milvus_port}",
         "TWELVELABS_BASE_URL": f"http://127.0.0.1:{sandbox_port}/v1.3",
         "VIDSEARCH_FLOWER_PORT": str(flower_port),
+        "VIDSEARCH_API_PORT": str(api_port),
         "VIDSEARCH_DATA_DIR": str(data_dir),
         "VIDSEARCH_LOG_FORMAT": "json",
     })
-    return env, {"redis": redis_port, "milvus": milvus_port, "sandbox": sandbox_port, "flower": flower_port}
+    return env, {"redis": redis_port, "milvus": milvus_port, "sandbox": sandbox_port, "flower": flower_port,
+                 "api": api_port}
 
 
 def run_vidsearch(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -140,10 +143,19 @@ def test_ready_lists_every_url_warns_of_simulated_embeddings_and_keeps_all_in_th
     assert f"Logs         {up.data_dir / 'logs'}" in out
     assert "SIMULATED" in up.stderr()
     logs = {p.name for p in (up.data_dir / "logs").iterdir()}
-    assert {"redis.log", "milvus.log", "worker.log", "writer.log", "flower.log"} <= logs
+    assert {"redis.log", "milvus.log", "worker.log", "writer.log", "flower.log", "serve.log"} <= logs
     assert f"sandbox-{up.ports['sandbox']}.log" in logs
     assert any((up.data_dir / "redis").rglob("*.aof*"))
     assert (up.data_dir / "milvus" / "data").is_dir()
+
+
+def test_ready_prints_the_web_page_url_and_the_page_answers(up: UpProcess) -> None:
+    page = f"http://127.0.0.1:{up.ports['api']}/"
+    assert f"Web page     {page}" in up.stdout()
+    with urllib.request.urlopen(page, timeout=30) as response:
+        assert response.status == 200 and b'id="search-form"' in response.read()
+    with urllib.request.urlopen(f"{page}v1/jobs", timeout=30) as response:
+        assert response.status == 200
 
 
 def test_a_second_up_on_the_same_data_dir_exits_2_naming_the_first_pid(up: UpProcess) -> None:

@@ -1,0 +1,109 @@
+"""The web page in headless Chromium (Debian's ``chromium``, driven by Playwright) against a real
+server on the real stack: search, cards playing each hit at its moment (``#t=start,end``), "more
+like this", and a manifest submitted from the jobs view until its job is done."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.vidsearch.api.conftest import Server, video_url
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+FRAGMENT = re.compile(r"^https://cdn\.example\.com/.+\.mp4#t=\d+(\.\d+)?,\d+(\.\d+)?$")
+SURF = video_url("animals", "surfing-dog-at-the-beach")
+SCREENSHOT_ENV = "VIDSEARCH_PAGE_SCREENSHOT"
+"""Where to keep the results page screenshot (docs/page-results.png is made this way)."""
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        pytest.fail("Debian's chromium is missing: apt-get install -y chromium (.ci/run does it)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True,
+                                             args=["--no-sandbox", "--disable-gpu"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, open_server: Server) -> Iterator[Page]:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(60_000)
+    page.route(re.compile(r"^https://cdn\.example\.com/"), lambda route: route.abort())
+    page.goto(open_server.url + "/")
+    expect(page.locator("body[data-ready='1']")).to_have_count(1)
+    yield page
+    page.close()
+
+
+def test_a_query_shows_cards_that_play_each_video_at_its_moment(page: Page, tmp_path: Path) -> None:
+    page.fill("#q", "surfing dog")
+    page.press("#q", "Enter")
+    cards = page.locator("#results .card")
+    expect(cards.first).to_be_visible()
+    expect(page.locator("#search-status")).to_contain_text("result(s)")
+    sources = [v.get_attribute("src") or "" for v in cards.locator("video").all()]
+    assert sources and all(FRAGMENT.match(s) for s in sources), sources
+    assert sources[0].startswith(SURF + "#t=")
+    start, end = map(float, sources[0].split("#t=")[1].split(","))
+    assert end > start
+    expect(cards.first.locator(".time")).to_contain_text(":")
+    expect(cards.first.locator(".score")).to_contain_text("score")
+    shot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "results.png")
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+
+
+def test_the_category_filter_restricts_the_cards(page: Page) -> None:
+    page.click("#more-options summary")
+    page.fill("#category", "sports")
+    page.fill("#q", "surfing dog")
+    page.click("#search-button")
+    categories = page.locator("#results .card .category")
+    expect(categories.first).to_be_visible()
+    assert set(categories.all_inner_texts()) == {"sports"}
+
+
+def test_more_like_this_shows_other_videos(page: Page) -> None:
+    page.fill("#q", "surfing dog")
+    page.press("#q", "Enter")
+    first = page.locator("#results .card").first
+    expect(first).to_have_attribute("data-url", SURF)
+    first.locator("button.more").click()
+    expect(page.locator("#search-status")).to_contain_text("more like surfing-dog-at-the-beach.mp4")
+    urls = [c.get_attribute("data-url") for c in page.locator("#results .card").all()]
+    assert urls and SURF not in urls
+
+
+def test_a_manifest_submitted_from_the_jobs_view_reaches_done(page: Page, tmp_path: Path) -> None:
+    manifest = tmp_path / "browser-upload.csv"
+    manifest.write_text("url,category,title\n"
+                        "https://cdn.example.com/music/violin-on-a-rooftop.mp4,music,Violin\n"
+                        "https://cdn.example.com/music/drum-circle-at-night.mp4,music,Drums\n"
+                        "not a url,music,Broken\n", encoding="utf-8")
+    page.click("#tab-jobs")
+    page.set_input_files("#manifest", str(manifest))
+    page.click("#submit-job")
+    expect(page.locator("#jobs-status")).to_contain_text("2 queued, 1 rejected")
+    job_id = page.locator("#jobs-status").inner_text().split(":")[0].removeprefix("job ")
+    row = page.locator(f"#jobs tr[data-job='{job_id}']")
+    expect(row).to_have_attribute("data-status", "done", timeout=240_000)
+    expect(row.locator("td.progress")).to_contain_text("100%")
+    assert row.locator("progress").get_attribute("value") == "100"
+    assert row.locator("td.rate").inner_text().endswith("/s")
+    assert row.locator("td.rejected").inner_text() == "1"
+    row.click()
+    expect(page.locator("#job-detail .failures")).to_contain_text("browser-upload.csv:4")

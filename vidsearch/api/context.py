@@ -1,0 +1,58 @@
+"""What the app's handlers share: settings, the process's clients, the key ring, per-key buckets.
+
+Built once per server process (``ApiContext.from_settings``) and kept in ``app.state.ctx``.
+Clients come from ``pipeline/clients.py``; redis-py and pymilvus clients are thread-safe, so the
+thread-pool handlers share them. The searcher is built on first use under a lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.apikeys import KeyRing
+from pipeline.clients import Clients
+from pipeline.quota import Quota
+from pipeline.settings import Settings
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    clients: Clients
+    keyring: KeyRing
+    _buckets: dict[str, Quota] = field(default_factory=dict)
+    _searcher: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ApiContext:
+        return cls(settings, Clients.from_settings(settings), KeyRing.from_entries(settings.api_keys))
+
+    def bucket(self, key_name: str) -> Quota:
+        """The request token bucket of one API key (shared by every server through Redis)."""
+        bucket = self._buckets.get(key_name)
+        if bucket is None:
+            s = self.settings
+            bucket = Quota(self.clients.redis, self.clients.keys.api_rate(key_name),
+                           s.api_rate_per_min, s.api_rate_burst)
+            self._buckets[key_name] = bucket
+        return bucket
+
+    def searcher(self) -> Any:
+        with self._lock:
+            if self._searcher is None:
+                from pipeline.search import build_searcher  # noqa: PLC0415  (pymilvus loads slowly)
+
+                self._searcher = build_searcher(self.settings, self.clients)
+            return self._searcher
+
+    def warm(self) -> None:
+        """Build the clients before the first request (a lazy build is not thread-safe)."""
+        with self._lock:
+            c = self.clients
+            _ = (c.redis, c.keys, c.jobs, c.store, c.gateway)
+
+    def close(self) -> None:
+        self.clients.close()
