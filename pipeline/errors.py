@@ -15,6 +15,7 @@
     |   +-- InvalidSegmentError     (store.py; also Permanent) a row Milvus can never take
     |       +-- DimensionMismatchError  a vector of the wrong dimension (dead-lettered)
     +-- ServiceError                (vidsearch/services.py) an embedded server did not start
+    +-- AnalyticsError              corpus analytics on bad input (no videos, k or threshold out of range)
 
 A task that ends ``failed`` or outlives its deadline is not an exception: the poller records it as
 the item's failure reason (``JobStore.fail``). Vendor exceptions (twelvelabs, pymilvus, redis) are
@@ -68,3 +69,7 @@ class StoreError(VidsearchError):
 
 class SchemaMismatchError(StoreError):
     """An existing collection does not match the settings."""
+
+
+class AnalyticsError(VidsearchError):
+    """Corpus analytics cannot run on this input (no videos, k or a threshold out of range)."""

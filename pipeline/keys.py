@@ -63,3 +63,7 @@ class Keys:
 
     def qcache(self, model: str, dimension: int, digest: str) -> str:
         return f"{self.prefix}:qcache:{model}:{dimension}:{digest}"
+
+    def generation(self, collection: str) -> str:
+        """Counter the writer bumps after a flush that made new rows of ``collection`` visible."""
+        return f"{self.prefix}:gen:{collection}"

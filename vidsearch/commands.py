@@ -220,6 +220,12 @@ def print_hits(hits: Any) -> None:
         print(f"{h.score:6.3f}  {span:>13}  {h.category:<12} {h.url}{title}")
 
 
+def cmd_analytics(args: argparse.Namespace) -> int:
+    from vidsearch.analytics import run  # noqa: PLC0415  (numpy, faiss and matplotlib only here)
+
+    return run(args, _settings(args))
+
+
 # --- runtime --------------------------------------------------------------------------------------
 def cmd_worker(args: argparse.Namespace) -> int:
     s = _settings(args)
