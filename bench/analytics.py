@@ -101,13 +101,24 @@ def pair_set(groups: Sequence[Sequence[str]]) -> set[tuple[str, str]]:
     return {tuple(sorted(p)) for g in groups for p in itertools.combinations(g, 2)}  # type: ignore[misc]
 
 
+def ingest_times(planted: Any, days: int = 14, growing: str = "music") -> list[int]:
+    """A random day of the last ``days`` per line; the ``growing`` topic's lines lean to recent days."""
+    rng = np.random.default_rng(7)
+    now = int(time.time() * 1000)
+    out = []
+    for url, _, _ in planted.lines:
+        recent = planted.topic[url] == growing
+        ago = min(days - 1, int(rng.geometric(0.3)) - 1) if recent else int(rng.integers(0, days))
+        out.append(now - ago * DAY_MS)
+    return out
+
+
 # --- quality ----------------------------------------------------------------------------------------
-def quality(tmp: Path, per_topic: int, settings: Settings) -> list[Row]:
+def quality(tmp: Path, per_topic: int, settings: Settings, plots: Path | None = None) -> list[Row]:
     planted = plant(topics=6, per_topic=per_topic, duplicates=per_topic // 5, misfiled=per_topic // 10,
                     seed=7)
     n = len(planted.lines)
-    now = int(time.time() * 1000)
-    times = [now - (13 - (i * 14) // n) * DAY_MS for i in range(n)]
+    times = ingest_times(planted)
     store = MilvusStore(settings, timeout_s=600)
     with section(f"analytics: load {n} planted videos"):
         rows, seconds = load_rows(store, planted_rows(planted, times))
@@ -147,6 +158,9 @@ def quality(tmp: Path, per_topic: int, settings: Settings) -> list[Row]:
     _, _, auto = run_measured([*cli, "clusters", "--auto", "--json"], env)
     out.append(Row("7", "  clusters --auto: k chosen (6 planted topics)", str(json.loads(auto)["k"]),
                    "", "", "reported", None))
+    if plots is not None:
+        run_measured([*cli, "clusters", "--auto", "--plot", str(plots / "analytics-clusters.png")], env)
+        run_measured([*cli, "trends", "--k", "6", "--plot", str(plots / "analytics-trends.png")], env)
     return out
 
 
@@ -223,13 +237,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--per-topic", type=int, default=150, help="quality: videos per topic")
     parser.add_argument("--scale", type=int, help="instead: wall time and RSS at this many videos")
+    parser.add_argument("--plots", type=Path, help="quality: also write the cluster map and trends here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vidsearch-analytics-") as name:
         tmp = Path(name)
         if args.scale:
             rows = with_services(tmp, lambda s: scale(tmp, args.scale, s))
         else:
-            rows = with_services(tmp, lambda s: quality(tmp, args.per_topic, s))
+            rows = with_services(tmp, lambda s: quality(tmp, args.per_topic, s, args.plots))
     print(table(rows))
 
 

@@ -56,25 +56,35 @@ def cluster_map(clustering: Clustering, path: Path, title: str) -> None:
     _save(fig, path)
 
 
-def _stacked(ax: Any, periods: list[str], series: dict[str, dict[str, dict[str, int]]], title: str) -> None:
+def _stacked(ax: Any, periods: list[str], series: dict[str, dict[str, dict[str, int]]], title: str,
+             notes: dict[str, str]) -> None:
     bottom = np.zeros(len(periods))
     cmap = plt.get_cmap("tab20")
     for n, (name, cells) in enumerate(series.items()):
         values = np.array([cells.get(p, {}).get("videos", 0) for p in periods], dtype=float)
-        ax.bar(periods, values, bottom=bottom, label=name, color=cmap(n % cmap.N))
+        ax.bar(periods, values, bottom=bottom, label=name + notes.get(name, ""), color=cmap(n % cmap.N))
         bottom += values
     ax.set_title(title)
     ax.set_ylabel("videos ingested")
     ax.tick_params(axis="x", labelrotation=45, labelsize=8)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+
+def _growth_notes(report: dict[str, Any]) -> dict[str, str]:
+    if report["previous"] is None:
+        return {}
+    return {name: " (new)" if value is None else f" ({value:+.0%})"
+            for name, value in report["growth"].items()}
 
 
 def trends_plot(report: dict[str, Any], path: Path, title: str) -> None:
-    """Videos ingested per period, stacked by category (top) and by cluster (bottom)."""
+    """Videos ingested per period, stacked by category (top) and by cluster (bottom, with each
+    cluster's growth between the last two periods in its legend)."""
     periods = report["periods"]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 8), dpi=110, sharex=True)
-    _stacked(top, periods, report["categories"], f"{title}: by category")
-    _stacked(bottom, periods, report["clusters"], "by cluster")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 8), dpi=110, sharex=True)
+    _stacked(top, periods, report["categories"], f"{title}: by category", {})
+    _stacked(bottom, periods, report["clusters"],
+             f"by cluster (growth {report['previous']} -> {report['last']})", _growth_notes(report))
     bottom.set_xlabel(f"period ({report['by']}, UTC)")
     _save(fig, path)
 
