@@ -12,8 +12,10 @@ never with the number of segments):
 
 The result (:class:`VideoSet`) is cached as ``{data_dir}/analytics/{collection}.npz`` with a key
 made of the collection's generation (Redis ``{prefix}:gen:{collection}``, bumped by the writer
-after a flush that made rows visible; read as ``0`` while nothing bumps it) and its row count, so a
-repeated command reads nothing but that count from Milvus until new rows land.
+after a flush that made rows visible; read as ``0`` when absent) and its row count, so a repeated
+command reads nothing but that count from Milvus until new rows land. Without a writer that bumps
+the generation, only the row count moves the key: a forced re-embed that replaces rows in place is
+then not seen until the count changes.
 """
 
 from __future__ import annotations
@@ -65,12 +67,12 @@ class _Accumulator:
     """Vector sums and fields per item key."""
 
     def __init__(self) -> None:
-        self.sums: dict[str, npt.NDArray[np.float64]] = {}
+        self.sums: dict[str, Matrix] = {}
         self.meta: dict[str, dict[str, Any]] = {}
 
     def add(self, row: dict[str, Any]) -> None:
         key = row["item_key"]
-        vector = np.asarray(row["vector"], dtype=np.float64)
+        vector = np.asarray(row["vector"], dtype=np.float32)
         if key in self.sums:
             self.sums[key] += vector
             seen = self.meta[key]
@@ -80,8 +82,11 @@ class _Accumulator:
             self.meta[key] = {f: row[f] for f in META_FIELDS}
 
 
-def _normalized(rows: Iterable[npt.NDArray[np.float64]], dimension: int) -> Matrix:
-    matrix = np.array(list(rows), dtype=np.float32).reshape(-1, dimension)
+def _normalized(sums: dict[str, Matrix], order: Sequence[str], dimension: int) -> Matrix:
+    """Unit rows of ``sums`` in ``order``, each sum dropped once copied (one copy in memory)."""
+    matrix = np.empty((len(order), dimension), dtype=np.float32)
+    for i, key in enumerate(order):
+        matrix[i] = sums.pop(key)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return np.asarray(matrix / np.where(norms > 0, norms, 1.0), dtype=np.float32)
 
@@ -113,7 +118,7 @@ def read_videos(store: MilvusStore, collection: str) -> VideoSet:
         categories=[m["category"] for m in meta],
         ingested_ms=np.array([int(m["ingested_at"]) for m in meta], dtype=np.int64),
         segments=np.array([segments.get(k, 0) for k in order], dtype=np.int64),
-        vectors=_normalized((acc.sums[k] for k in order), dimension),
+        vectors=_normalized(acc.sums, order, dimension),
     )
 
 
