@@ -119,16 +119,29 @@ def test_duplicates_are_grouped_by_range_search() -> None:
     groups = {tuple(g["urls"]) for g in report["groups"]}
     assert groups == {(videos.urls[i], videos.urls[36 + i]) for i in range(3)}
     assert all(g["similarity_min"] >= 0.95 for g in report["groups"])
-    assert report["method"] == "exact IndexFlatIP"
+    assert report["method"] == "exact range search (IndexFlatIP)"
 
 
-def test_duplicates_above_the_exact_size_use_an_ivf_index(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_duplicates_above_the_exact_size_search_inside_inverted_lists(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(analytics, "EXACT_MAX", 10)
+    monkeypatch.setattr(analytics, "CELL_SIZE", 30)
     videos = video_set(per_topic=100, dups=4)
     report = analytics.duplicates(videos, 0.95)
-    assert report["method"].startswith("IndexIVFFlat")
+    assert report["method"].startswith("range search in inverted lists (2 of 10")
     assert {tuple(g["urls"]) for g in report["groups"]} == {
         (videos.urls[i], videos.urls[300 + i]) for i in range(4)}
+
+
+def test_the_inverted_lists_find_the_same_pairs_as_the_exact_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    videos = video_set(per_topic=100, dups=30, seed=3)
+    exact = analytics.similar_pairs(videos.vectors, 0.9)
+    monkeypatch.setattr(analytics, "EXACT_MAX", 10)
+    monkeypatch.setattr(analytics, "CELL_SIZE", 25)
+    cells = analytics.similar_pairs(videos.vectors, 0.9)
+    assert set(zip(*cells[:2], strict=True)) == set(zip(*exact[:2], strict=True))
+    assert len(exact[0]) == 30
 
 
 def test_three_copies_make_one_group() -> None:
