@@ -21,6 +21,7 @@ then not seen until the count changes.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +135,7 @@ def save(videos: VideoSet, path: Path, key: str) -> None:
     strings = json.dumps({"key": key, "version": CACHE_VERSION, "keys": videos.keys,
                           "urls": videos.urls, "titles": videos.titles,
                           "categories": videos.categories})
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # concurrent writers never share a temp file
     np.savez(tmp, strings=np.array(strings), ingested_ms=videos.ingested_ms,
              segments=videos.segments, vectors=videos.vectors)
     tmp.replace(path)

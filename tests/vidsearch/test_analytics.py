@@ -145,6 +145,12 @@ def test_an_unknown_category_and_a_bad_plot_file_are_exit_2(stack: Stack, tmp_pa
     bad_input(analytics(stack, "trends", "--plot", str(tmp_path / "no" / "t.png")), "does not exist")
 
 
+def test_bad_arguments_are_exit_2(stack: Stack) -> None:
+    assert analytics(stack, "trends", "--by", "month").returncode == 2
+    assert analytics(stack, "clusters", "--k", "3", "--auto").returncode == 2
+    bad_input(analytics(stack, "outliers", "--limit", "0"), "--limit must be at least 1")
+
+
 def test_a_collection_never_ingested_is_exit_2(stack: Stack) -> None:
     for kind in ("clusters", "outliers", "duplicates", "trends"):
         bad_input(analytics(stack, kind, VIDSEARCH_COLLECTION_PREFIX="never"), "does not exist")
