@@ -77,7 +77,8 @@ def child(redis_url: str, manifest: Path, parse_sample: int) -> dict[str, Any]:
     started = time.perf_counter()
     summary = producer.submit([manifest])
     seconds = time.perf_counter() - started
-    return {"lines": summary.lines, "queued": summary.queued, "rejected": summary.rejected,
+    return {"job_id": summary.job_id, "lines": summary.lines, "queued": summary.queued,
+            "rejected": summary.rejected,
             "seconds": seconds, "lines_per_s": summary.lines / seconds,
             "parse_lines_per_s": parsed / parse_s, "parse_lines": parsed,
             "baseline_rss_kb": baseline_kb, "peak_rss_kb": _status_kb("VmHWM")}
@@ -93,6 +94,24 @@ def memory_breakdown(client: redis.Redis, waiting: int) -> dict[str, float]:
     item = sum(int(client.memory_usage(k, samples=0) or 0) for k in keys) / max(len(keys), 1)
     wait_list = int(client.memory_usage("vs:wait", samples=0) or 0)
     return {"item_hash_bytes": item, "wait_record_bytes": wait_list / max(waiting, 1)}
+
+
+def index_cost(client: redis.Redis, job_id: str, used_before: int) -> dict[str, float]:
+    """Admit every waiting item (as the tick does) and measure the job's index of item keys
+    (``{prefix}:job:{job}:items``, appended at admission, read by ``verify``) per item."""
+    from pipeline.jobs import JobStore
+    from pipeline.keys import Keys
+
+    jobs = JobStore(client, Keys("vs"))
+    admitted = 0
+    while batch := jobs.admit(10_000, time.time() + 3600):
+        admitted += len(batch)
+    index = Keys("vs").items(job_id)
+    index_bytes = int(client.memory_usage(index, samples=0) or 0)
+    return {"admitted": admitted, "index_bytes_per_item": index_bytes / max(admitted, 1),
+            "index_list_length": int(client.llen(index)),
+            "admitted_growth_per_item": (int(client.info("memory")["used_memory"]) - used_before)
+            / max(admitted, 1)}
 
 
 def run(lines: int, tmp: Path) -> tuple[list[Row], dict[str, Any]]:
@@ -112,6 +131,8 @@ def run(lines: int, tmp: Path) -> tuple[list[Row], dict[str, Any]]:
         after = int(client.info("memory")["used_memory"])
         waiting = int(client.llen("vs:wait"))
         breakdown = memory_breakdown(client, waiting)
+        with section(f"producer: admitting {waiting:,} items (the job's verify index)"):
+            breakdown |= index_cost(client, out["job_id"], after)
         client.close()
     finally:
         service.stop()
@@ -133,6 +154,10 @@ def run(lines: int, tmp: Path) -> tuple[list[Row], dict[str, Any]]:
             f"{(after - before) / 2**20:.0f} MB used_memory growth",
             f"hash {breakdown['item_hash_bytes']:.0f} + record {breakdown['wait_record_bytes']:.0f} B",
             "<= 300", per_item <= 300),
+        Row("4", f"Redis bytes per item of a job's verify index ({breakdown['admitted']:,} admitted)",
+            f"{breakdown['index_bytes_per_item']:.0f}", "0 per waiting item (written at admission)",
+            f"+{breakdown['admitted_growth_per_item']:.0f} B used_memory per item admitted",
+            "<= 50", breakdown["index_bytes_per_item"] <= 50),
     ]
     return rows, info
 

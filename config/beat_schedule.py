@@ -20,7 +20,9 @@ or with Celery's own command, from the repository root (this module exposes ``ap
     celery -A config.beat_schedule beat
     celery -A config.beat_schedule worker -Q polling
 
-Run exactly one beat per fleet: it also sends the scheduler tick.
+Run exactly one beat per fleet (two would start the backfill twice; its lock makes the second
+exit 3). Beat still sends the scheduler tick, but every worker also runs the tick itself (one leads
+by lease), so the fleet does not depend on beat for it.
 """
 
 from __future__ import annotations

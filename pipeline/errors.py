@@ -15,6 +15,7 @@
     |   +-- InvalidSegmentError     (store.py; also Permanent) a row Milvus can never take
     |       +-- DimensionMismatchError  a vector of the wrong dimension (dead-lettered)
     +-- ServiceError                (vidsearch/services.py) an embedded server did not start
+    +-- LeaseLostError              a lock's lease ran out and another holder owns it now
     +-- AnalyticsError              corpus analytics on bad input (no videos, k or threshold out of range)
 
 A task that ends ``failed`` or outlives its deadline is not an exception: the poller records it as
@@ -61,6 +62,10 @@ class ApiRejectedError(PermanentError):
         self.status_code = status_code
         self.code = code
         self.api_message = message
+
+
+class LeaseLostError(VidsearchError):
+    """This process's lock expired (it was paused or too slow) and another holder took it over."""
 
 
 class StoreError(VidsearchError):

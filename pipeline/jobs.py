@@ -21,13 +21,16 @@ import redis
 
 from pipeline.items import EmbeddingSpec
 from pipeline.keys import Keys
+from pipeline.locks import FencedLock
 
 SEP = "\x1f"
 ACTIVE_STATES = ("waiting", "creating", "processing", "writing")
 COUNTERS = (
     "lines", "accepted", "rejected", "duplicates", "skipped", "in_progress",
-    "queued", "done", "failed", "segments",
+    "previously_failed", "queued", "done", "failed", "failed_elsewhere", "segments",
 )
+BUSY_SAMPLE = 500
+"""Items in flight for another job that one look at a job checks for having settled."""
 
 _LUA_SPLIT = """
 local function split(s)
@@ -40,40 +43,82 @@ local function split(s)
 end
 """
 
-# ARGV: prefix, job, force(0/1), then (key, record) pairs. Returns {queued, duplicates, skipped, busy}.
-# ``sj`` remembers the last job that saw an item it did not queue, so repeats in that job are duplicates.
-_SUBMIT = """
-local p, job, force = ARGV[1], ARGV[2], ARGV[3] == '1'
-local queued, dup, skipped, busy = 0, 0, 0, 0
-for i = 4, #ARGV, 2 do
+# Every per-attempt field of an item, cleared in this one place whenever an item is queued again
+# (submit, ``--force``, ``--retry-failed``, ``retry``): task id, create mark, reason, failure kind,
+# expected and written segments, submit time, polls, create attempts and redrive rounds.
+_LUA_QUEUE = """
+local function queue(p, ik, job, rec)
+  redis.call('HDEL', ik, 'tl', 'ca', 'why', 'ft', 'exp', 'w', 'sub', 'polls', 'att', 'rd')
+  redis.call('DEL', ik .. ':w')
+  redis.call('HSET', ik, 's', 'waiting', 'j', job)
+  redis.call('RPUSH', p .. ':wait', rec)
+end
+"""
+
+# ARGV: prefix, job, force, retry_failed, retry_transient (0/1 each), then (key, record) pairs.
+# Returns {queued, duplicates, skipped, busy, previously_failed}. ``sj`` remembers the last job that
+# saw an item it did not queue, so repeats in that job are duplicates. A failed item is queued again
+# only when forced, asked for (retry_failed), or when it failed for a transient reason (``ft``) and
+# retry_transient is set; otherwise it is counted as previously failed (its reason stays) and the
+# job's ``:pfailed`` set remembers it for ``retry``. An item in flight for another job joins the
+# job's ``:busy`` set: the job finishes only when they have settled.
+_SUBMIT = _LUA_QUEUE + """
+local p, job = ARGV[1], ARGV[2]
+local force, refail, retrans = ARGV[3] == '1', ARGV[4] == '1', ARGV[5] == '1'
+local jk = p .. ':job:' .. job
+local queued, dup, skipped, busy, pfailed = 0, 0, 0, 0, 0
+for i = 6, #ARGV, 2 do
   local key, rec = ARGV[i], ARGV[i + 1]
   local ik = p .. ':item:' .. key
-  local st = redis.call('HMGET', ik, 's', 'j', 'sj')
+  local st = redis.call('HMGET', ik, 's', 'j', 'sj', 'ft')
   local s = st[1]
   if st[2] == job or st[3] == job then dup = dup + 1
   elseif s == 'done' and not force then
     skipped = skipped + 1
     redis.call('HSET', ik, 'sj', job)
+  elseif s == 'failed' and not (force or refail or (retrans and st[4] == '1')) then
+    pfailed = pfailed + 1
+    redis.call('HSET', ik, 'sj', job)
+    redis.call('SADD', jk .. ':pfailed', key)
   elseif s and s ~= 'done' and s ~= 'failed' then
     busy = busy + 1
     redis.call('HSET', ik, 'sj', job)
+    redis.call('SADD', jk .. ':busy', key)
   else
-    redis.call('HDEL', ik, 'tl', 'ca', 'why', 'exp', 'w', 'sub', 'polls')
-    redis.call('DEL', ik .. ':w')
-    redis.call('HSET', ik, 's', 'waiting', 'j', job)
-    redis.call('RPUSH', p .. ':wait', rec)
+    queue(p, ik, job, rec)
     queued = queued + 1
   end
 end
-redis.call('HINCRBY', p .. ':job:' .. job, 'queued', queued)
-redis.call('HINCRBY', p .. ':job:' .. job, 'duplicates', dup)
-redis.call('HINCRBY', p .. ':job:' .. job, 'skipped', skipped)
-redis.call('HINCRBY', p .. ':job:' .. job, 'in_progress', busy)
-redis.call('HINCRBY', p .. ':job:' .. job, 'accepted', queued + skipped + busy)
-return {queued, dup, skipped, busy}
+redis.call('HINCRBY', jk, 'queued', queued)
+redis.call('HINCRBY', jk, 'duplicates', dup)
+redis.call('HINCRBY', jk, 'skipped', skipped)
+redis.call('HINCRBY', jk, 'in_progress', busy)
+redis.call('HINCRBY', jk, 'previously_failed', pfailed)
+redis.call('HINCRBY', jk, 'accepted', queued + skipped + busy + pfailed)
+return {queued, dup, skipped, busy, pfailed}
+"""
+
+# ARGV: prefix, job, n. Looks at up to n of the job's items in flight for another job; those that
+# settled leave the set (a failed one is listed with the job's failures and counted as
+# ``failed_elsewhere``). Returns how many are still open.
+_SETTLE_BUSY = """
+local p, job = ARGV[1], ARGV[2]
+local jk = p .. ':job:' .. job
+local bk = jk .. ':busy'
+for _, key in ipairs(redis.call('SRANDMEMBER', bk, tonumber(ARGV[3]))) do
+  local s = redis.call('HGET', p .. ':item:' .. key, 's')
+  if s == 'failed' then
+    redis.call('HINCRBY', jk, 'failed_elsewhere', 1)
+    redis.call('SADD', jk .. ':failed', key)
+  end
+  if (not s) or s == 'done' or s == 'failed' then redis.call('SREM', bk, key) end
+end
+return redis.call('SCARD', bk)
 """
 
 # ARGV: prefix, n, lease_until. Moves up to n waiting records to creating; returns their keys.
+# Each admitted key joins its job's index (``{prefix}:job:{job}:items``, a list read by verify):
+# written here rather than at submit, so a waiting item costs no index bytes.
 _ADMIT = _LUA_SPLIT + """
 local p, n, lease = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local out = {}
@@ -83,9 +128,11 @@ if not recs then return out end
 for _, rec in ipairs(recs) do
   local f = split(rec)
   local ik = p .. ':item:' .. f[1]
-  if redis.call('HGET', ik, 's') == 'waiting' then
+  local st = redis.call('HMGET', ik, 's', 'j')
+  if st[1] == 'waiting' then
     redis.call('HSET', ik, 's', 'creating', 'cat', f[2], 'url', f[3], 'title', f[4], 'meta', f[5])
     redis.call('ZADD', p .. ':creating', lease, f[1])
+    redis.call('RPUSH', p .. ':job:' .. st[2] .. ':items', f[1])
     out[#out + 1] = f[1]
   end
 end
@@ -111,13 +158,25 @@ redis.call('ZADD', p .. ':inflight', ARGV[5], key)
 return 1
 """
 
-# ARGV: prefix, key, reason. Any active state -> failed.
+# KEYS: item hash, its create lock. ARGV: token, now, lease_ms. Marks a create as attempted only
+# while the caller still holds the lock (and pushes its lease) and the item is still creating.
+_NOTE_CREATE = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 's') ~= 'creating' then return 0 end
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[1], 'ca', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'att', 1)
+return 1
+"""
+
+# ARGV: prefix, key, reason, transient (0/1). Any active state -> failed.
 _FAIL = """
 local p, key = ARGV[1], ARGV[2]
 local ik = p .. ':item:' .. key
 local st = redis.call('HMGET', ik, 's', 'j')
 if (not st[1]) or st[1] == 'done' or st[1] == 'failed' then return 0 end
 redis.call('HSET', ik, 's', 'failed', 'why', ARGV[3])
+if ARGV[4] == '1' then redis.call('HSET', ik, 'ft', 1) end
 redis.call('ZREM', p .. ':creating', key)
 redis.call('ZREM', p .. ':inflight', key)
 redis.call('DEL', ik .. ':w')
@@ -168,23 +227,32 @@ end
 return moved
 """
 
-# ARGV: prefix, job. failed -> waiting for every failed item of the job; returns how many.
-_RETRY = """
+# ARGV: prefix, job. failed -> waiting for the job's own failed items and for the failed items it
+# found from earlier jobs (``:pfailed``, which then count as queued); returns how many.
+_RETRY = _LUA_QUEUE + """
 local p, job = ARGV[1], ARGV[2]
-local fk = p .. ':job:' .. job .. ':failed'
+local jk = p .. ':job:' .. job
 local n = 0
-for _, key in ipairs(redis.call('SMEMBERS', fk)) do
+local function requeue(key, own)
   local ik = p .. ':item:' .. key
-  local h = redis.call('HMGET', ik, 's', 'cat', 'url', 'title', 'meta')
-  if h[1] == 'failed' and h[3] then
-    local rec = table.concat({key, h[2], h[3], h[4] or '', h[5] or '{}'}, '\\31')
-    redis.call('HDEL', ik, 'tl', 'ca', 'why', 'exp', 'w', 'sub', 'polls')
-    redis.call('HSET', ik, 's', 'waiting', 'j', job)
-    redis.call('RPUSH', p .. ':wait', rec)
-    redis.call('HINCRBY', p .. ':job:' .. job, 'failed', -1)
-    n = n + 1
+  local h = redis.call('HMGET', ik, 's', 'cat', 'url', 'title', 'meta', 'j')
+  if h[1] ~= 'failed' or not h[3] then return true end
+  if own and h[6] ~= job then return false end
+  queue(p, ik, job, table.concat({key, h[2], h[3], h[4] or '', h[5] or '{}'}, '\\31'))
+  if own then redis.call('HINCRBY', jk, 'failed', -1)
+  else
+    redis.call('HINCRBY', jk, 'previously_failed', -1)
+    redis.call('HINCRBY', jk, 'queued', 1)
   end
-  redis.call('SREM', fk, key)
+  n = n + 1
+  return true
+end
+for _, key in ipairs(redis.call('SMEMBERS', jk .. ':failed')) do
+  if requeue(key, true) then redis.call('SREM', jk .. ':failed', key) end
+end
+for _, key in ipairs(redis.call('SMEMBERS', jk .. ':pfailed')) do
+  requeue(key, false)
+  redis.call('SREM', jk .. ':pfailed', key)
 end
 return n
 """
@@ -227,6 +295,20 @@ class BatchResult:
     duplicates: int
     skipped: int
     in_progress: int
+    previously_failed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitMode:
+    """Which items a submission queues again: everything (force), every failed item
+    (retry_failed), or failed items whose failure was transient (retry_transient)."""
+
+    force: bool = False
+    retry_failed: bool = False
+    retry_transient: bool = True
+
+    def flags(self) -> list[str]:
+        return ["1" if f else "0" for f in (self.force, self.retry_failed, self.retry_transient)]
 
 
 @dataclass(slots=True)
@@ -240,25 +322,36 @@ class Job:
     spec: EmbeddingSpec
     sealed: bool
     counters: dict[str, int] = field(default_factory=dict)
+    open_elsewhere: int = 0
+    """Accepted items still in flight for another job: the job is not finished before they are."""
 
     @property
     def finished(self) -> bool:
         c = self.counters
-        return self.sealed and c.get("done", 0) + c.get("failed", 0) >= c.get("queued", 0)
+        own = c.get("done", 0) + c.get("failed", 0) >= c.get("queued", 0)
+        return self.sealed and own and self.open_elsewhere == 0
+
+    @property
+    def failures(self) -> int:
+        """Items of this run that failed (its own, and those it waited for in another job)."""
+        return self.counters.get("failed", 0) + self.counters.get("failed_elsewhere", 0)
 
     @property
     def status(self) -> str:
-        if not self.sealed:
-            return "submitting"
+        """``running`` (still submitting, or items open), ``done``, ``done with failures`` (some
+        items failed, others are in), or ``failed`` (every item that settled failed)."""
         if not self.finished:
             return "running"
-        return "failed" if self.counters.get("failed", 0) else "done"
+        if not self.failures:
+            return "done"
+        ingested = self.counters.get("done", 0) + self.counters.get("skipped", 0)
+        return "done with failures" if ingested else "failed"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "name": self.name, "created_at": self.created_at,
             "manifests": self.manifests, "status": self.status, "model": self.spec.model,
-            **{k: self.counters.get(k, 0) for k in COUNTERS},
+            **{k: self.counters.get(k, 0) for k in COUNTERS}, "open_elsewhere": self.open_elsewhere,
         }
 
 
@@ -313,6 +406,8 @@ class JobStore:
         self._written = client.register_script(_WRITTEN)
         self._retry = client.register_script(_RETRY)
         self._pull_forward = client.register_script(_PULL_FORWARD)
+        self._settle_busy = client.register_script(_SETTLE_BUSY)
+        self._note_create = client.register_script(_NOTE_CREATE)
         self._specs: dict[str, EmbeddingSpec] = {}
 
     # --- jobs -----------------------------------------------------------------------------------
@@ -348,6 +443,8 @@ class JobStore:
         return [json.loads(v) for v in raw]
 
     def get_job(self, job_id: str) -> Job | None:
+        """The job's record and counters (its items in flight elsewhere that settled are counted)."""
+        open_elsewhere = int(self._settle_busy(args=[self.keys.prefix, job_id, BUSY_SAMPLE]))
         h = self.r.hgetall(self.keys.job(job_id))
         if not h:
             return None
@@ -356,7 +453,7 @@ class JobStore:
             id=d["id"], created_at=float(d["created_at"]), name=d.get("name", ""),
             manifests=json.loads(d.get("manifests", "[]")),
             spec=EmbeddingSpec.from_json(d["spec"]), sealed=d.get("sealed") == "1",
-            counters={c: int(d.get(c, 0)) for c in COUNTERS},
+            counters={c: int(d.get(c, 0)) for c in COUNTERS}, open_elsewhere=open_elsewhere,
         )
 
     def spec(self, job_id: str) -> EmbeddingSpec | None:
@@ -378,20 +475,24 @@ class JobStore:
         return ids[0].decode() if ids else None
 
     def failures(self, job_id: str) -> list[Item]:
-        keys = sorted(k.decode() for k in self.r.smembers(self.keys.failed(job_id)))
-        return [item for item in (self.get_item(k) for k in keys) if item is not None]
+        """The job's failed items, and the items it found failed by an earlier job (their
+        ``job_id`` names that job) as long as they stay failed."""
+        found = self.r.sunion(self.keys.failed(job_id), self.keys.previously_failed(job_id))
+        items = (self.get_item(k) for k in sorted(_text(k) for k in found))
+        return [item for item in items if item is not None and item.state == "failed"]
 
     def retry(self, job_id: str) -> int:
-        """Re-drive the job's failed items (only those); returns how many."""
+        """Re-drive the job's failed items, and the failed items of earlier jobs it counted as
+        previously failed (only those); returns how many."""
         return int(self._retry(args=[self.keys.prefix, job_id]))
 
     # --- items ----------------------------------------------------------------------------------
-    def submit_batch(self, job_id: str, batch: Sequence[Admission], force: bool) -> BatchResult:
-        args: list[str] = [self.keys.prefix, job_id, "1" if force else "0"]
+    def submit_batch(self, job_id: str, batch: Sequence[Admission], mode: SubmitMode) -> BatchResult:
+        args: list[str] = [self.keys.prefix, job_id, *mode.flags()]
         for a in batch:
             args += [a.key, a.record()]
-        q, d, s, b = self._submit(args=args)
-        return BatchResult(int(q), int(d), int(s), int(b))
+        q, d, s, b, f = self._submit(args=args)
+        return BatchResult(int(q), int(d), int(s), int(b), int(f))
 
     def get_item(self, key: str) -> Item | None:
         h = self.r.hgetall(self.keys.item(key))
@@ -413,12 +514,13 @@ class JobStore:
         pipe.zcard(self.keys.inflight)
         return sum(int(n) for n in pipe.execute())
 
-    def note_create_attempt(self, key: str, now: float) -> None:
-        """Durably: a create is about to be sent (its outcome is unknown until recorded)."""
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hset(self.keys.item(key), "ca", now)
-        pipe.hincrby(self.keys.item(key), "att", 1)
-        pipe.execute()
+    def note_create_attempt(self, key: str, now: float, lock: FencedLock) -> bool:
+        """Durably: a create is about to be sent (its outcome is unknown until recorded).
+
+        Only while ``lock`` is still ours (its lease is pushed) and the item is still creating;
+        False means another worker owns the create now and nothing may be sent."""
+        args = [lock.token, now, lock.lease_ms]
+        return bool(self._note_create(keys=[self.keys.item(key), lock.key], args=args))
 
     def clear_create_attempt(self, key: str) -> None:
         """The server answered with an error: no task was created by that attempt."""
@@ -439,11 +541,14 @@ class JobStore:
     def record_ready(
         self, key: str, task_id: str, entries: Sequence[dict[bytes, bytes]], stream: str
     ) -> bool:
-        """processing -> writing: the task's segments enter the stream in the same transaction."""
+        """processing -> writing: the task's segments enter the stream in the same transaction.
+
+        A task without segments goes straight to done, and its job's ``done`` moves in that same
+        transaction."""
         ik = self.keys.item(key)
         with self.r.pipeline(transaction=True) as pipe:
             pipe.watch(ik)
-            state, current = self.r.hmget(ik, "s", "tl")
+            state, current, job = self.r.hmget(ik, "s", "tl", "j")
             if state != b"processing" or current != task_id.encode():
                 pipe.unwatch()
                 return False
@@ -454,19 +559,18 @@ class JobStore:
             pipe.zrem(self.keys.inflight, key)
             if not entries:
                 pipe.hset(ik, "s", "done")
+                if job:
+                    pipe.hincrby(self.keys.job(job.decode()), "done", 1)
             pipe.execute()
-        if not entries:
-            job = self.r.hget(ik, "j")
-            if job:
-                self.r.hincrby(self.keys.job(job.decode()), "done", 1)
         return True
 
     def pull_forward_polls(self, now: float, expected_s: float) -> int:
         """Checks scheduled later than ``submitted + expected_s`` move to that time; returns how many."""
         return int(self._pull_forward(args=[self.keys.prefix, now, expected_s]))
 
-    def fail(self, key: str, reason: str) -> bool:
-        return bool(self._fail(args=[self.keys.prefix, key, reason[:1000]]))
+    def fail(self, key: str, reason: str, transient: bool = False) -> bool:
+        """Fail an active item; ``transient``: retries ran out (a re-submit may queue it again)."""
+        return bool(self._fail(args=[self.keys.prefix, key, reason[:1000], "1" if transient else "0"]))
 
     # --- the writer's ledger ----------------------------------------------------------------------
     def record_written(self, pairs: Sequence[tuple[str, str]]) -> None:
@@ -479,3 +583,7 @@ class JobStore:
 
     def record_dead(self, item_key: str, reason: str) -> None:
         self.fail(item_key, f"segment dead-lettered: {reason}")
+
+
+def _text(value: bytes | float | int | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -24,6 +24,16 @@ class Keys:
     def failed(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:failed"
 
+    def items(self, job_id: str) -> str:
+        """The job's index of item keys (a list, appended at admission; read by verify)."""
+        return f"{self.prefix}:job:{job_id}:items"
+
+    def previously_failed(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:pfailed"
+
+    def busy(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:busy"
+
     def item(self, item_key: str) -> str:
         return f"{self.prefix}:item:{item_key}"
 
@@ -57,6 +67,11 @@ class Keys:
     @property
     def stats(self) -> str:
         return f"{self.prefix}:stats"
+
+    @property
+    def tick(self) -> str:
+        """The tick's heartbeat: set by every tick, expires when ticks stop."""
+        return f"{self.prefix}:tick"
 
     def lock(self, name: str) -> str:
         return f"{self.prefix}:lock:{name}"

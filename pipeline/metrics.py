@@ -39,6 +39,7 @@ from pipeline.jobs import ACTIVE_STATES, COUNTERS
 from pipeline.keys import Keys
 from pipeline.logs import get_logger
 from pipeline.settings import Settings
+from pipeline.stream import stream_backlog
 
 log = get_logger("vidsearch.metrics")
 
@@ -203,8 +204,6 @@ class RedisCollector(Collector):
 
     # --- queues -----------------------------------------------------------------------------------
     def _queues(self) -> list[Metric]:
-        from pipeline.writer import stream_backlog  # noqa: PLC0415  (the writer imports this module)
-
         pipe = self.r.pipeline(transaction=False)
         for queue in CELERY_QUEUES:
             for name in _priority_lists(queue):

@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipeline.items import EmbeddingSpec, item_key
-from pipeline.jobs import Admission, JobStore
+from pipeline.jobs import Admission, JobStore, SubmitMode
 from pipeline.manifest import LineRules, ManifestLine, Rejected, read_manifest
 
 BATCH = 1000
+DEFAULT_MODE = SubmitMode()
 
 
 @dataclass(slots=True)
@@ -30,6 +31,7 @@ class SubmitSummary:
     duplicates: int = 0
     skipped: int = 0
     in_progress: int = 0
+    previously_failed: int = 0
     queued: int = 0
 
     def to_dict(self) -> dict[str, object]:
@@ -42,7 +44,9 @@ class Producer:
         self.spec = spec
         self.rules = rules
 
-    def submit(self, paths: Sequence[Path], force: bool = False, name: str = "") -> SubmitSummary:
+    def submit(
+        self, paths: Sequence[Path], mode: SubmitMode = DEFAULT_MODE, name: str = ""
+    ) -> SubmitSummary:
         """Record a job for ``paths`` and queue its items; the job is sealed at the end.
 
         Every manifest is opened and its header checked first: a missing or unreadable manifest
@@ -52,12 +56,12 @@ class Producer:
         job_id = self.jobs.create_job([str(p) for p in paths], self.spec, name)
         summary = SubmitSummary(job_id)
         for records in readers:
-            self._submit_file(records, summary, force)
+            self._submit_file(records, summary, mode)
         self.jobs.seal(job_id)
         return summary
 
     def _submit_file(
-        self, records: Iterable[ManifestLine | Rejected], summary: SubmitSummary, force: bool
+        self, records: Iterable[ManifestLine | Rejected], summary: SubmitSummary, mode: SubmitMode
     ) -> None:
         batch: list[Admission] = []
         rejects: list[Rejected] = []
@@ -68,8 +72,8 @@ class Producer:
             else:
                 batch.append(self._admission(record))
             if len(batch) >= BATCH or len(rejects) >= BATCH:
-                self._flush(summary, batch, rejects, force)
-        self._flush(summary, batch, rejects, force)
+                self._flush(summary, batch, rejects, mode)
+        self._flush(summary, batch, rejects, mode)
 
     def _admission(self, line: ManifestLine) -> Admission:
         return Admission(
@@ -78,16 +82,19 @@ class Producer:
         )
 
     def _flush(
-        self, summary: SubmitSummary, batch: list[Admission], rejects: list[Rejected], force: bool
+        self, summary: SubmitSummary, batch: list[Admission], rejects: list[Rejected], mode: SubmitMode
     ) -> None:
         job_id = summary.job_id
         if batch:
-            result = self.jobs.submit_batch(job_id, batch, force)
+            result = self.jobs.submit_batch(job_id, batch, mode)
             summary.queued += result.queued
             summary.duplicates += result.duplicates
             summary.skipped += result.skipped
             summary.in_progress += result.in_progress
-            summary.accepted += result.queued + result.skipped + result.in_progress
+            summary.previously_failed += result.previously_failed
+            summary.accepted += (
+                result.queued + result.skipped + result.in_progress + result.previously_failed
+            )
         if rejects:
             self.jobs.add_rejects(job_id, _reject_dicts(rejects))
             summary.rejected += len(rejects)

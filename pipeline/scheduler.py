@@ -1,4 +1,10 @@
-"""The tick: what to dispatch now. Runs every ``tick_interval_s`` (Celery beat), at most one at a time.
+"""The tick: what to dispatch now. Runs every ``tick_interval_s``, at most one at a time.
+
+Every worker runs a tick loop (``workers/ticker.py``); one of them leads by lease (``Leadership``)
+and the others stand by, so a fleet needs no beat and survives the loss of any host. Each tick
+runs under a fenced lock and leaves a heartbeat (``{prefix}:tick``, expiring after
+``tick_stall_intervals`` intervals) that ``status`` and ``submit --wait`` read to say when
+nothing is ticking.
 
 1. creates whose lease expired (a lost message, a dead worker, a deferred retry) are re-driven;
 2. waiting items are admitted, as many as the in-flight cap and the global quota allow
@@ -16,9 +22,10 @@ from dataclasses import dataclass, field
 import redis
 
 from pipeline.jobs import JobStore
+from pipeline.locks import FencedLock
 from pipeline.quota import Quota
 from pipeline.settings import Settings
-from pipeline.writer import stream_backlog
+from pipeline.stream import stream_backlog
 
 POLL_BATCH = 1000
 
@@ -30,7 +37,8 @@ class TickPlan:
     admitted: list[str] = field(default_factory=list)
     redriven: list[str] = field(default_factory=list)
     polls: list[str] = field(default_factory=list)
-    drain: bool = False
+    drain: str | None = None
+    """The token of the drain lock this tick took (the write task releases it), or None."""
 
 
 class Scheduler:
@@ -42,14 +50,19 @@ class Scheduler:
 
     def tick(self) -> TickPlan | None:
         """Plan one tick, or None when another tick is running."""
-        lock = self.jobs.keys.lock("tick")
-        lease_ms = int(max(5.0, self.settings.tick_interval_s * 5) * 1000)
-        if not self.r.set(lock, "1", nx=True, px=lease_ms):
+        lock = FencedLock(self.r, self.jobs.keys.lock("tick"), max(5.0, self.settings.tick_interval_s * 5))
+        if not lock.acquire():
             return None
         try:
-            return self._plan(time.time())
+            plan = self._plan(time.time())
+            self.r.set(self.jobs.keys.tick, time.time(), px=int(self.stall_after_s() * 1000))
+            return plan
         finally:
-            self.r.delete(lock)
+            lock.release()
+
+    def stall_after_s(self) -> float:
+        """Seconds without a tick after which dispatching has stopped."""
+        return self.settings.tick_interval_s * self.settings.tick_stall_intervals
 
     def _plan(self, now: float) -> TickPlan:
         s, keys = self.settings, self.jobs.keys
@@ -70,11 +83,39 @@ class Scheduler:
         admitted = self.jobs.admit(grant.granted, now + s.create_lease_s)
         return admitted
 
-    def _want_drain(self) -> bool:
+    def _want_drain(self) -> str | None:
         if stream_backlog(self.r, self.settings) <= 0:
-            return False
-        lease_s = int(self.settings.writer_drain_s + self.settings.writer_claim_idle_s)
-        return bool(self.r.set(self.jobs.keys.lock("drain"), "1", nx=True, ex=lease_s))
+            return None
+        lock = self._drain_lock()
+        return lock.token if lock.acquire() else None
 
-    def drain_finished(self) -> None:
-        self.r.delete(self.jobs.keys.lock("drain"))
+    def _drain_lock(self, token: str = "") -> FencedLock:
+        lease_s = self.settings.writer_drain_s + self.settings.writer_claim_idle_s
+        return FencedLock(self.r, self.jobs.keys.lock("drain"), lease_s, token=token)
+
+    def drain_finished(self, token: str) -> bool:
+        """Release the drain lock taken with ``token`` (only if it is still that one)."""
+        return self._drain_lock(token).release()
+
+
+class Leadership:
+    """Leader by lease: the process holding ``{prefix}:lock:leader`` runs the fleet's ticks.
+
+    ``lead()`` extends our lease or takes a free one; a leader that dies or stalls loses the
+    lease after ``lease_s`` and another process takes over."""
+
+    def __init__(self, client: redis.Redis[bytes], jobs: JobStore, settings: Settings) -> None:
+        lease_s = max(3.0, settings.tick_interval_s * 3)
+        self.lock = FencedLock(client, jobs.keys.lock("leader"), lease_s)
+
+    def lead(self) -> bool:
+        return self.lock.extend() or self.lock.acquire()
+
+    def resign(self) -> None:
+        self.lock.release()
+
+
+def last_tick(client: redis.Redis[bytes], jobs: JobStore) -> float | None:
+    """When the last tick ran (epoch seconds), or None when none ran for ``stall_after_s``."""
+    raw = client.get(jobs.keys.tick)
+    return float(raw) if raw is not None else None

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(50, ge=1, description="Cap on Twelve Labs tasks in flight")
     admit_batch: int = Field(200, ge=1, description="Most items admitted per tick")
     tick_interval_s: float = Field(1.0, gt=0, le=60, description="Scheduler tick period")
+    tick_stall_intervals: int = Field(
+        5, ge=2, description="Tick intervals without a tick before status and submit --wait warn"
+    )
 
     # --- Twelve Labs calls ------------------------------------------------------------------------
     api_timeout_s: float = Field(30.0, gt=0, description="Timeout of one Twelve Labs HTTP call")
@@ -92,6 +95,9 @@ class Settings(BaseSettings):
     retry_total_s: float = Field(60.0, gt=0, description="Total bound on one call with its retries")
     create_lease_s: float = Field(120.0, gt=0, description="A create not finished by then is re-driven")
     max_item_attempts: int = Field(3, ge=1, description="Create attempts before an item fails")
+    resubmit_transient_failures: bool = Field(
+        True, description="A re-submit or backfill queues again items whose retries ran out"
+    )
 
     # --- polling -----------------------------------------------------------------------------------
     poll_initial_s: float = Field(2.0, gt=0, description="First poll delay without history")
@@ -132,6 +138,9 @@ class Settings(BaseSettings):
     )
 
     # --- logs and metrics ----------------------------------------------------------------------
+    progress_interval_s: float = Field(
+        10.0, gt=0, description="Seconds between progress lines of --wait when not on a terminal"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
     log_format: Literal["auto", "json", "console"] = Field("auto", description="Console in a tty")
     log_file: Path | None = Field(None, description="Also write JSON logs to this rotating file")

@@ -1,7 +1,9 @@
 """Compare a job's items (the Redis ledger) with what Milvus holds: ``vidsearch verify JOB``.
 
-The ledger side: every item whose hash names the job as its owner (``j``), found with SCAN, with
-its state, category and ``exp`` (segments its Twelve Labs task produced). The Milvus side: the
+The ledger side: the job's index of item keys (``{prefix}:job:{job}:items``, appended when an
+item is admitted), each item that still names the job as its owner (``j``) with its state,
+category and ``exp`` (segments its Twelve Labs task produced). Items not admitted yet are counted
+from the job's counters. The Milvus side: the
 rows of those items (queried by ``item_key`` in chunks), their primary keys and categories, and
 ``count(*)`` of the same filters. Discrepancies:
 
@@ -12,7 +14,8 @@ rows of those items (queried by ``item_key`` in chunks), their primary keys and 
 * per category, rows differing from the sum of ``exp`` of the done items of that category.
 
 Items a later job took over (``--force`` or a repeat) belong to that job and are checked there.
-Cost: one SCAN over the item hashes plus one query per ``CHUNK`` items of the job.
+Cost: the job's own items only (one LRANGE and one pipelined HMGET per ``INDEX_BATCH`` keys), plus
+one Milvus query per ``CHUNK`` items; other jobs' items are never read.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pipeline.jobs import JobStore
 
 CHUNK = 200
 """Item keys per Milvus filter (``item_key in [...]``)."""
-SCAN_COUNT = 1000
+INDEX_BATCH = 1000
 MAX_LISTED = 50
 """Discrepancies listed in full; the rest are counted."""
 
@@ -96,31 +99,34 @@ class _Tally:
 
 
 def job_items(jobs: JobStore, job_id: str) -> list[LedgerItem]:
-    """Every item the job owns, from a SCAN over the item hashes."""
-    prefix = jobs.keys.item("")
+    """Every admitted item the job still owns, from the job's index of item keys."""
     found: list[LedgerItem] = []
-    for batch in _scan_batches(jobs, prefix + "*"):
-        keys = [k for k in batch if ":" not in k[len(prefix):]]
+    seen: set[str] = set()
+    for batch in _index_batches(jobs, job_id):
+        keys = [k for k in dict.fromkeys(batch) if k not in seen]
+        seen.update(keys)
         pipe = jobs.r.pipeline(transaction=False)
         for k in keys:
-            pipe.hmget(k, "s", "j", "cat", "url", "exp")
+            pipe.hmget(jobs.keys.item(k), "s", "j", "cat", "url", "exp")
         for k, (state, owner, cat, url, exp) in zip(keys, pipe.execute(), strict=True):
             if owner is not None and owner.decode() == job_id:
                 found.append(LedgerItem(
-                    key=k[len(prefix):], state=_text(state) or "unknown", category=_text(cat),
+                    key=k, state=_text(state) or "unknown", category=_text(cat),
                     url=_text(url), expected=int(exp) if exp is not None else None,
                 ))
     return found
 
 
-def _scan_batches(jobs: JobStore, pattern: str) -> Iterator[list[str]]:
-    cursor = 0
+def _index_batches(jobs: JobStore, job_id: str) -> Iterator[list[str]]:
+    index = jobs.keys.items(job_id)
+    start = 0
     while True:
-        cursor, keys = jobs.r.scan(cursor, match=pattern, count=SCAN_COUNT)
+        keys = jobs.r.lrange(index, start, start + INDEX_BATCH - 1)
         if keys:
             yield [_text(k) for k in keys]
-        if cursor == 0:
+        if len(keys) < INDEX_BATCH:
             return
+        start += INDEX_BATCH
 
 
 def _text(value: Any) -> str:
@@ -160,15 +166,18 @@ def verify_job(jobs: JobStore, store: RowReader, job_id: str) -> VerifyReport:
     report.rows, report.milvus_count = sum(tally.by_item.values()), tally.count
     report.distinct_pks = len(tally.pks)
     report.rows_by_category = dict(sorted(tally.by_category.items()))
-    _check_progress(report, items)
+    _check_progress(report, items, job.counters)
     _check_items(report, items, tally)
     _check_duplicates(report, tally)
     _check_categories(report, items)
     return report
 
 
-def _check_progress(report: VerifyReport, items: Sequence[LedgerItem]) -> None:
-    active = sum(1 for i in items if i.state not in ("done", "failed"))
+def _check_progress(
+    report: VerifyReport, items: Sequence[LedgerItem], counters: dict[str, int]
+) -> None:
+    admitted_open = sum(1 for i in items if i.state not in ("done", "failed"))
+    active = max(admitted_open, counters["queued"] - counters["done"] - counters["failed"])
     if active:
         report.flag(f"job is still running: {active} item(s) neither done nor failed")
 

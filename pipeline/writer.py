@@ -55,8 +55,8 @@ from pipeline.metrics import MetricsRecorder
 from pipeline.segments import Segment
 from pipeline.settings import Settings
 from pipeline.store import MilvusStore, StoreRejectedError
+from pipeline.stream import GROUP
 
-GROUP = "writers"
 MODEL_DEFAULT_DIMENSION = 512
 """Dimension of a model other than ``settings.model`` (every Marengo 3.x defaults to 512)."""
 
@@ -170,22 +170,6 @@ def _add(
     current.segments[pk] = segment
     current.entries[pk] = ids
     current.nbytes += size
-
-
-def stream_backlog(client: Redis, settings: Settings) -> int:
-    """Entries the writers still owe: not yet delivered (group lag) plus pending (unacked)."""
-    stream = Keys(settings.redis_prefix).segments
-    try:
-        groups = client.xinfo_groups(stream)  # type: ignore[no-untyped-call]
-    except redis.ResponseError:  # no such stream
-        return 0
-    for info in groups:
-        name = info["name"]
-        if (name.decode() if isinstance(name, bytes) else name) == GROUP:
-            lag = info.get("lag")
-            undelivered = int(lag) if lag is not None else int(client.xlen(stream))
-            return undelivered + int(info["pending"])
-    return int(client.xlen(stream))
 
 
 def _text(value: Any) -> str:

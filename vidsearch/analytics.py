@@ -14,32 +14,28 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import redis
-
 from pipeline import analytics
+from pipeline.clients import Clients
 from pipeline.corpus import VideoSet, cached_videos
 from pipeline.errors import AnalyticsError
-from pipeline.keys import Keys
 from pipeline.settings import Settings
-from pipeline.store import MilvusStore
 from vidsearch.exit_codes import EXIT_OK
+
+READ_TIMEOUT_S = 600.0
+"""Bound on one Milvus call while reading the video vectors (a query iterator's page included)."""
 
 
 def load_videos(settings: Settings) -> VideoSet:
     """The video set of the configured model's collection (cached per generation and row count)."""
-    store = MilvusStore(settings, timeout_s=600)
-    try:
+    with Clients.from_settings(settings, store_timeout_s=READ_TIMEOUT_S) as clients:
+        store = clients.store
         collection = store.collection_for(settings.model, settings.dimension)
         if not store.has_collection(collection):
             raise AnalyticsError(f"collection {collection} does not exist: nothing has been ingested "
                                  f"with model {settings.model} at dimension {settings.dimension}")
-        client = redis.Redis.from_url(settings.redis_url)
-        generation = client.get(Keys(settings.redis_prefix).generation(collection))
-        client.close()
+        generation = clients.redis.get(clients.keys.generation(collection))
         videos, hit = cached_videos(store, collection, settings.data_dir / "analytics",
                                     (generation or b"0").decode())
-    finally:
-        store.close()
     print(f"{len(videos)} videos in {collection}{' (cached)' if hit else ''}", file=sys.stderr)
     return videos
 

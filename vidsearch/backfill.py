@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import socket
 import sys
 import threading
@@ -32,10 +31,11 @@ from typing import Any
 
 import redis
 
+from pipeline.clients import Clients
 from pipeline.errors import ManifestError
 from pipeline.items import EmbeddingSpec
-from pipeline.jobs import Job, JobStore
-from pipeline.keys import Keys
+from pipeline.jobs import Job, JobStore, SubmitMode
+from pipeline.locks import FencedLock, new_token
 from pipeline.logs import configure_logging, get_logger
 from pipeline.manifest import LineRules, read_manifest
 from pipeline.producer import Producer
@@ -52,15 +52,6 @@ MANIFEST_SUFFIXES = frozenset({".csv", ".jsonl", ".ndjson"})
 PROGRESS_EVERY_S = 60.0
 
 log = get_logger("vidsearch.backfill")
-
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 def find_manifests(paths: Sequence[Path]) -> list[Path]:
@@ -89,16 +80,16 @@ class RunLock:
         self.r = client
         self.key = key
         self.ttl_ms = max(100, int(ttl_s * 1000))
-        self.token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
+        self.lock = FencedLock(
+            client, key, self.ttl_ms / 1000, token=f"{socket.gethostname()}:{os.getpid()}:{new_token()}"
+        )
         self.lost = False
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def acquire(self) -> bool:
         """Take the lock if it is free and start the heartbeat; False when someone holds it."""
-        if not self.r.set(self.key, self.token, nx=True, px=self.ttl_ms):
+        if not self.lock.acquire():
             return False
         self._thread = threading.Thread(target=self._heartbeat, name="backfill-lock", daemon=True)
         self._thread.start()
@@ -113,7 +104,7 @@ class RunLock:
         interval_s = self.ttl_ms / 3000
         while not self._stop.wait(interval_s):
             try:
-                renewed = self._renew(keys=[self.key], args=[self.token, self.ttl_ms])
+                renewed = self.lock.extend()
             except redis.RedisError as exc:
                 log.warning("backfill_lock_renew_failed", error=str(exc))
                 continue
@@ -128,7 +119,7 @@ class RunLock:
         if self._thread is not None:
             self._thread.join()
         try:
-            self._release(keys=[self.key], args=[self.token])
+            self.lock.release()
         except redis.RedisError as exc:
             log.warning("backfill_lock_release_failed", error=str(exc))
 
@@ -140,32 +131,28 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for path in manifests:
         read_manifest(path, rules)  # raises ManifestError now if the file cannot be read
     configure_logging(settings, stream=sys.stderr)
-    client = redis.Redis.from_url(settings.redis_url)
-    try:
-        return _locked_run(args, settings, client, manifests)
-    except redis.RedisError as exc:
-        log.error("backfill_redis_error", error=str(exc))
-        _emit({"status": "redis_error", "error": str(exc)})
-        return EXIT_REDIS
-    finally:
-        client.close()
+    with Clients.from_settings(settings) as clients:
+        try:
+            return _locked_run(args, clients, manifests)
+        except redis.RedisError as exc:
+            log.error("backfill_redis_error", error=str(exc))
+            _emit({"status": "redis_error", "error": str(exc)})
+            return EXIT_REDIS
 
 
-def _locked_run(
-    args: argparse.Namespace, settings: Settings, client: redis.Redis[bytes], manifests: list[Path]
-) -> int:
-    keys = Keys(settings.redis_prefix)
-    lock = RunLock(client, keys.lock(f"backfill:{args.name}"), args.lock_ttl)
+def _locked_run(args: argparse.Namespace, clients: Clients, manifests: list[Path]) -> int:
+    settings, jobs = clients.settings, clients.jobs
+    lock = RunLock(clients.redis, clients.keys.lock(f"backfill:{args.name}"), args.lock_ttl)
     if not lock.acquire():
         holder = lock.holder()
         log.warning("backfill_locked", name=args.name, holder=holder)
         _emit({"status": "locked", "name": args.name, "holder": holder})
         return EXIT_LOCKED
     try:
-        jobs = JobStore(client, keys)
         rules = LineRules.from_settings(settings, default_category=args.category)
         producer = Producer(jobs, EmbeddingSpec.from_settings(settings), rules)
-        summary = producer.submit(manifests, force=False, name=args.name)
+        mode = SubmitMode(retry_transient=settings.resubmit_transient_failures)
+        summary = producer.submit(manifests, mode, name=args.name)
         log.info("backfill_submitted", name=args.name, manifests=[str(p) for p in manifests],
                  **summary.to_dict())
         job = _wait(jobs, summary.job_id, args.wait_timeout)
@@ -196,10 +183,8 @@ def _counts(job: Job) -> dict[str, Any]:
 def _finish(job: Job, submitted: dict[str, Any], lock_lost: bool) -> int:
     if not job.finished:
         status, code = "timeout", EXIT_TIMEOUT
-    elif job.counters.get("failed", 0):
-        status, code = "failed", EXIT_FAILED
     else:
-        status, code = "done", EXIT_OK
+        status, code = job.status, EXIT_FAILED if job.failures else EXIT_OK
     result = {**job.to_dict(), "status": status, "submitted": submitted, "lock_lost": lock_lost}
     log.info("backfill_finished", exit_code=code, **_counts(job), status=status)
     _emit(result)

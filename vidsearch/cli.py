@@ -28,6 +28,9 @@ def _add_ingest(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("manifests", nargs="+", type=Path, help="manifest files")
     p.add_argument("--category", help="category for lines that have none")
     p.add_argument("--force", action="store_true", help="re-embed items already ingested")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="queue again items that failed in an earlier job (by default they are "
+                        "counted as previously failed and cost nothing)")
     p.add_argument("--wait", action="store_true", help="wait until every item is done or failed")
     p.add_argument("--json", action="store_true", help="print one JSON summary")
     p.add_argument("--name", default="", help="a name for the job")
@@ -44,7 +47,8 @@ def _add_ingest(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p = _sub(subs, "rejects", "List a job's rejected manifest lines", "rejects")
     p.add_argument("job", help="job id")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p = _sub(subs, "retry", "Re-drive a job's failed items (only those)", "retry")
+    p = _sub(subs, "retry", "Re-drive a job's failed and previously failed items (only those)",
+             "retry")
     p.add_argument("job", help="job id")
     p = _sub(subs, "verify", "Compare a job's items with the rows in Milvus (exit 1 on a discrepancy)",
              "verify")

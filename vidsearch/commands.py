@@ -13,14 +13,21 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-import redis
-
+from pipeline.clients import Clients
 from pipeline.items import EmbeddingSpec
-from pipeline.jobs import Job, JobStore
-from pipeline.keys import Keys
+from pipeline.jobs import Job, JobStore, SubmitMode
 from pipeline.manifest import LineRules
 from pipeline.producer import Producer
 from pipeline.settings import CONFIG_ENV, Settings, get_settings
+from vidsearch.display import (
+    iso,
+    print_hits,
+    status_dict,
+    status_lines,
+    stderr_progress,
+    ticking,
+    wait_for_job,
+)
 from vidsearch.exit_codes import EXIT_FAILED, EXIT_OK
 
 FLOWER_STOP_GRACE_S = 5.0  # Flower ignores SIGTERM while its broker is unreachable
@@ -33,9 +40,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     return get_settings()
 
 
-def _jobs(settings: Settings) -> JobStore:
-    client = redis.Redis.from_url(settings.redis_url)
-    return JobStore(client, Keys(settings.redis_prefix))
+def _clients(args: argparse.Namespace) -> Clients:
+    return Clients.from_settings(_settings(args))
 
 
 def _print_json(value: Any) -> None:
@@ -44,11 +50,17 @@ def _print_json(value: Any) -> None:
 
 # --- ingest ---------------------------------------------------------------------------------------
 def cmd_submit(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    jobs = _jobs(settings)
+    with _clients(args) as clients:
+        return _submit(args, clients)
+
+
+def _submit(args: argparse.Namespace, clients: Clients) -> int:
+    settings, jobs = clients.settings, clients.jobs
     rules = LineRules.from_settings(settings, default_category=args.category)
     producer = Producer(jobs, EmbeddingSpec.from_settings(settings), rules)
-    summary = producer.submit(args.manifests, force=args.force, name=args.name)
+    mode = SubmitMode(force=args.force, retry_failed=args.retry_failed,
+                      retry_transient=settings.resubmit_transient_failures)
+    summary = producer.submit(args.manifests, mode, name=args.name)
     if not args.json:
         print(summary.job_id)
         print(_summary_line(summary.to_dict()), file=sys.stderr)
@@ -56,43 +68,19 @@ def cmd_submit(args: argparse.Namespace) -> int:
         if args.json:
             _print_json(summary.to_dict())
         return EXIT_OK
-    job = wait_for_job(jobs, summary.job_id, progress=not args.json)
+    progress = None if args.json else stderr_progress(settings.progress_interval_s)
+    job = wait_for_job(jobs, summary.job_id, progress, lambda: ticking(clients))
     if args.json:
         _print_json({"job_id": job.id, **job.to_dict(), "rejects": jobs.rejects(job.id, 99)})
-    return EXIT_FAILED if job.counters["failed"] else EXIT_OK
+    return EXIT_FAILED if job.failures else EXIT_OK
 
 
 def _summary_line(d: dict[str, Any]) -> str:
     return (
         f"lines {d['lines']}: accepted {d['accepted']} (queued {d['queued']}, already ingested "
-        f"{d['skipped']}, in progress elsewhere {d['in_progress']}), duplicates "
+        f"{d['skipped']}, in progress elsewhere {d['in_progress']}, previously failed "
+        f"{d['previously_failed']}), duplicates "
         f"{d['duplicates']}, rejected {d['rejected']}"
-    )
-
-
-def wait_for_job(jobs: JobStore, job_id: str, progress: bool, interval_s: float = 0.5) -> Job:
-    """Block until the job has finished; draw a progress bar on stderr."""
-    while True:
-        job = jobs.get_job(job_id)
-        if job is None:
-            raise SystemExit(f"job {job_id} disappeared")
-        if progress:
-            print("\r" + _bar(job), end="", file=sys.stderr, flush=True)
-        if job.finished:
-            if progress:
-                print(file=sys.stderr)
-            return job
-        time.sleep(interval_s)
-
-
-def _bar(job: Job, width: int = 30) -> str:
-    c = job.counters
-    total = max(1, c["queued"])
-    finished = c["done"] + c["failed"]
-    filled = int(width * finished / total)
-    return (
-        f"[{'#' * filled}{'.' * (width - filled)}] {finished}/{c['queued']} items "
-        f"(done {c['done']}, failed {c['failed']}), {c['segments']} segments"
     )
 
 
@@ -105,52 +93,61 @@ def _job_or_latest(jobs: JobStore, job_id: str | None) -> Job:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    jobs = _jobs(_settings(args))
+    with _clients(args) as clients:
+        return _status(args, clients)
+
+
+def _status(args: argparse.Namespace, clients: Clients) -> int:
+    jobs = clients.jobs
     job = _job_or_latest(jobs, args.job)
     if args.watch:
-        job = wait_for_job(jobs, job.id, progress=not args.json)
+        progress = None if args.json else stderr_progress(clients.settings.progress_interval_s)
+        job = wait_for_job(jobs, job.id, progress, lambda: ticking(clients))
+    now = time.time()
     if args.json:
-        _print_json(job.to_dict())
+        _print_json(status_dict(job, ticking(clients), now))
     else:
-        for key, value in job.to_dict().items():
-            print(f"{key:>12}: {value}")
-    return EXIT_FAILED if job.finished and job.counters["failed"] else EXIT_OK
+        print("\n".join(status_lines(job, ticking(clients), now)))
+    return EXIT_FAILED if job.finished and job.failures else EXIT_OK
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    listed = [j.to_dict() for j in _jobs(_settings(args)).list_jobs(args.limit)]
+    with _clients(args) as clients:
+        listed = [j.to_dict() for j in clients.jobs.list_jobs(args.limit)]
     if args.json:
         _print_json(listed)
         return EXIT_OK
-    print(f"{'job':<13} {'created (UTC)':<17} {'status':<10} {'queued':>7} {'done':>7} "
+    print(f"{'job':<13} {'created (UTC)':<21} {'status':<18} {'queued':>7} {'done':>7} "
           f"{'failed':>7} {'rejected':>8}")
     for j in listed:
-        created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(j["created_at"]))
-        print(f"{j['id']:<13} {created:<17} {j['status']:<10} {j['queued']:>7} {j['done']:>7} "
-              f"{j['failed']:>7} {j['rejected']:>8}")
+        print(f"{j['id']:<13} {iso(j['created_at']):<21} {j['status']:<18} {j['queued']:>7} "
+              f"{j['done']:>7} {j['failed']:>7} {j['rejected']:>8}")
     return EXIT_OK
 
 
 def cmd_failures(args: argparse.Namespace) -> int:
-    jobs = _jobs(_settings(args))
-    job = _job_or_latest(jobs, args.job)
-    rows = [
-        {"item": i.key, "url": i.url, "category": i.category, "reason": i.reason,
-         "attempts": i.attempts, "task_id": i.task_id}
-        for i in jobs.failures(job.id)
-    ]
+    with _clients(args) as clients:
+        jobs = clients.jobs
+        job = _job_or_latest(jobs, args.job)
+        rows = [
+            {"item": i.key, "url": i.url, "category": i.category, "reason": i.reason,
+             "attempts": i.attempts, "task_id": i.task_id,
+             "failed_in_job": i.job_id if i.job_id != job.id else None}
+            for i in jobs.failures(job.id)
+        ]
     if args.json:
         _print_json(rows)
     else:
         for row in rows:
-            print(f"{row['url']}\n    {row['reason']} (attempts: {row['attempts']})")
+            earlier = f", in job {row['failed_in_job']}" if row["failed_in_job"] else ""
+            print(f"{row['url']}\n    {row['reason']} (attempts: {row['attempts']}{earlier})")
         print(f"{len(rows)} failed item(s)", file=sys.stderr)
     return EXIT_OK
 
 
 def cmd_rejects(args: argparse.Namespace) -> int:
-    jobs = _jobs(_settings(args))
-    rows = jobs.rejects(_job_or_latest(jobs, args.job).id)
+    with _clients(args) as clients:
+        rows = clients.jobs.rejects(_job_or_latest(clients.jobs, args.job).id)
     if args.json:
         _print_json(rows)
     else:
@@ -160,19 +157,18 @@ def cmd_rejects(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    jobs = _jobs(_settings(args))
-    count = jobs.retry(_job_or_latest(jobs, args.job).id)
+    with _clients(args) as clients:
+        count = clients.jobs.retry(_job_or_latest(clients.jobs, args.job).id)
     print(f"re-queued {count} failed item(s)")
     return EXIT_OK
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from pipeline.store import MilvusStore  # noqa: PLC0415  (heavy imports only where used)
-    from pipeline.verify import verify_job  # noqa: PLC0415
+    from pipeline.verify import verify_job  # noqa: PLC0415  (heavy imports only where used)
 
-    s = _settings(args)
-    jobs = _jobs(s)
-    report = verify_job(jobs, MilvusStore(s), _job_or_latest(jobs, args.job).id)
+    with _clients(args) as clients:
+        jobs = clients.jobs
+        report = verify_job(jobs, clients.store, _job_or_latest(jobs, args.job).id)
     if args.json:
         _print_json(report.to_dict())
     else:
@@ -191,33 +187,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 # --- search ---------------------------------------------------------------------------------------
 def cmd_search(args: argparse.Namespace) -> int:
-    from pipeline.quota import Quota  # noqa: PLC0415  (heavy imports only where used)
-    from pipeline.search import Searcher  # noqa: PLC0415
-    from pipeline.store import MilvusStore  # noqa: PLC0415
-    from pipeline.twelvelabs import TwelveLabsGateway  # noqa: PLC0415
+    from pipeline.search import Searcher  # noqa: PLC0415  (heavy imports only where used)
 
-    s = _settings(args)
-    client = redis.Redis.from_url(s.redis_url)
-    keys = Keys(s.redis_prefix)
-    gateway = TwelveLabsGateway(s, Quota(client, keys.quota, s.rate_limit_per_min, s.rate_burst))
-    searcher = Searcher(s, client, MilvusStore(s), gateway.embed_text)
-    hits = searcher.search(
-        args.text, categories=args.category, top_k=args.top_k, option=args.option,
-        segments=args.segments,
-    )
+    with _clients(args) as c:
+        searcher = Searcher(c.settings, c.redis, c.store, c.gateway.embed_text)
+        hits = searcher.search(
+            args.text, categories=args.category, top_k=args.top_k, option=args.option,
+            segments=args.segments,
+        )
     if args.json:
         _print_json([asdict(h) for h in hits])
         return EXIT_OK
     print_hits(hits)
     return EXIT_OK
-
-
-def print_hits(hits: Any) -> None:
-    print(f"{'score':>6}  {'time':>13}  {'category':<12} video")
-    for h in hits:
-        span = f"{h.start_s:6.1f}-{h.end_s:6.1f}"
-        title = f" ({h.title})" if h.title else ""
-        print(f"{h.score:6.3f}  {span:>13}  {h.category:<12} {h.url}{title}")
 
 
 def cmd_analytics(args: argparse.Namespace) -> int:

@@ -22,15 +22,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import redis
-
+from pipeline.clients import Clients
 from pipeline.items import EmbeddingSpec
-from pipeline.jobs import Job, JobStore
-from pipeline.keys import Keys
+from pipeline.jobs import Job
 from pipeline.manifest import LineRules
 from pipeline.producer import Producer
 from pipeline.settings import Settings, env_name, load_settings
-from vidsearch.commands import print_hits, wait_for_job
+from vidsearch.display import print_hits, stderr_progress, ticking, wait_for_job
 from vidsearch.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from vidsearch.services import free_port
 from vidsearch.stack import EmbeddedStack, StopRequestedError, stop_signals
@@ -129,37 +127,30 @@ def _run(settings: Settings, stack: EmbeddedStack) -> int:
     urls = stack.urls()
     print(f"ready: Redis {urls['redis']}, Milvus {urls['milvus']}, sandbox {urls['twelvelabs']}\n"
           f"  Flower (open it while the demo runs): {urls['flower']}\n  Logs: {urls['logs']}", flush=True)
-    client = redis.Redis.from_url(settings.redis_url)
-    try:
-        job = _ingest(settings, JobStore(client, Keys(settings.redis_prefix)))
-        searched = _search_all(settings, client)
-    finally:
-        client.close()
-    return EXIT_OK if job.counters["failed"] == 0 and searched else EXIT_FAILED
+    with Clients.from_settings(settings) as clients:
+        job = _ingest(settings, clients)
+        searched = _search_all(clients)
+    return EXIT_OK if job.failures == 0 and searched else EXIT_FAILED
 
 
-def _ingest(settings: Settings, jobs: JobStore) -> Job:
+def _ingest(settings: Settings, clients: Clients) -> Job:
+    jobs = clients.jobs
     producer = Producer(jobs, EmbeddingSpec.from_settings(settings), LineRules.from_settings(settings))
     started = time.monotonic()
     summary = producer.submit([MANIFEST], name="demo")
     print(f"submitted {summary.accepted} videos from {MANIFEST.name} as job {summary.job_id}", flush=True)
-    job = wait_for_job(jobs, summary.job_id, progress=True)
+    job = wait_for_job(jobs, summary.job_id, stderr_progress(settings.progress_interval_s),
+                       lambda: ticking(clients))
     c = job.counters
     print(f"ingested in {time.monotonic() - started:.0f} s: {c['done']} done, {c['failed']} failed, "
           f"{c['segments']} segments in Milvus", flush=True)
     return job
 
 
-def _search_all(settings: Settings, client: redis.Redis[bytes]) -> bool:
-    from pipeline.quota import Quota  # noqa: PLC0415  (heavy imports only where used)
-    from pipeline.search import Searcher  # noqa: PLC0415
-    from pipeline.store import MilvusStore  # noqa: PLC0415
-    from pipeline.twelvelabs import TwelveLabsGateway  # noqa: PLC0415
+def _search_all(clients: Clients) -> bool:
+    from pipeline.search import Searcher  # noqa: PLC0415  (heavy imports only where used)
 
-    keys = Keys(settings.redis_prefix)
-    quota = Quota(client, keys.quota, settings.rate_limit_per_min, settings.rate_burst)
-    gateway = TwelveLabsGateway(settings, quota)
-    searcher = Searcher(settings, client, MilvusStore(settings), gateway.embed_text)
+    searcher = Searcher(clients.settings, clients.redis, clients.store, clients.gateway.embed_text)
     results = [_search(searcher, example) for example in SEARCHES]
     return all(results)
 

@@ -9,6 +9,7 @@ from functools import cached_property
 
 import redis
 
+from pipeline.clients import Clients
 from pipeline.embedding import Embedder
 from pipeline.jobs import JobStore
 from pipeline.keys import Keys
@@ -23,30 +24,37 @@ from pipeline.writer import SegmentWriter
 
 @dataclass
 class Runtime:
-    """This process's clients and domain services, each built on first use."""
+    """This process's clients (``pipeline/clients.py``) and domain services, each built on first use."""
 
     settings: Settings
 
     @cached_property
+    def clients(self) -> Clients:
+        return Clients.from_settings(self.settings)
+
+    @property
     def redis(self) -> redis.Redis[bytes]:
-        return redis.Redis.from_url(self.settings.redis_url, health_check_interval=30)
+        return self.clients.redis
 
-    @cached_property
+    @property
     def keys(self) -> Keys:
-        return Keys(self.settings.redis_prefix)
+        return self.clients.keys
 
-    @cached_property
+    @property
     def jobs(self) -> JobStore:
-        return JobStore(self.redis, self.keys)
+        return self.clients.jobs
 
-    @cached_property
+    @property
     def quota(self) -> Quota:
-        s = self.settings
-        return Quota(self.redis, self.keys.quota, s.rate_limit_per_min, s.rate_burst)
+        return self.clients.quota
 
-    @cached_property
+    @property
     def gateway(self) -> TwelveLabsGateway:
-        return TwelveLabsGateway(self.settings, self.quota)
+        return self.clients.gateway
+
+    @property
+    def store(self) -> MilvusStore:
+        return self.clients.store
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -59,10 +67,6 @@ class Runtime:
     @cached_property
     def scheduler(self) -> Scheduler:
         return Scheduler(self.redis, self.jobs, self.quota, self.settings)
-
-    @cached_property
-    def store(self) -> MilvusStore:
-        return MilvusStore(self.settings)
 
     @cached_property
     def writer(self) -> SegmentWriter:

@@ -11,10 +11,13 @@ import structlog
 from celery import signals
 
 from pipeline.logs import configure_logging, get_logger
+from pipeline.scheduler import TickPlan
 from workers.app import app
-from workers.context import reset_runtime, runtime
+from workers.context import Runtime, reset_runtime, runtime
+from workers.ticker import TickLoop
 
 log = get_logger("vidsearch.tasks")
+_tick_loop: TickLoop | None = None
 
 
 @signals.setup_logging.connect
@@ -45,12 +48,30 @@ def _bind_item(key: str) -> None:
     )
 
 
+@signals.worker_ready.connect
+def _start_tick_loop(**_: Any) -> None:
+    global _tick_loop  # noqa: PLW0603  (one per worker process by design)
+    _tick_loop = TickLoop(Runtime(runtime().settings), dispatch)
+    _tick_loop.start()
+
+
+@signals.worker_shutdown.connect
+def _stop_tick_loop(**_: Any) -> None:
+    if _tick_loop is not None:
+        _tick_loop.stop()
+
+
 @app.task(name="vidsearch.tick")
 def tick() -> None:
-    """Dispatch what is due (see pipeline/scheduler.py)."""
+    """Dispatch what is due (see pipeline/scheduler.py). Workers tick by themselves; this task
+    is for a beat schedule that still sends it."""
     plan = runtime().scheduler.tick()
-    if plan is None:
-        return
+    if plan is not None:
+        dispatch(plan)
+
+
+def dispatch(plan: TickPlan) -> None:
+    """Send the tasks one tick planned."""
     for key in plan.admitted:
         create_embedding.delay(key, True)
     for key in plan.redriven:
@@ -58,10 +79,10 @@ def tick() -> None:
     for key in plan.polls:
         poll_embedding.delay(key)
     if plan.drain:
-        write_segments.delay()
+        write_segments.delay(plan.drain)
     if plan.admitted or plan.redriven or plan.polls:
         log.info("tick", admitted=len(plan.admitted), redriven=len(plan.redriven),
-                 polls=len(plan.polls), drain=plan.drain)
+                 polls=len(plan.polls), drain=plan.drain is not None)
 
 
 @app.task(name="vidsearch.create_embedding")
@@ -84,13 +105,15 @@ def poll_embedding(item_key: str) -> str:
 
 
 @app.task(name="vidsearch.write_segments")
-def write_segments() -> dict[str, Any]:
-    """Drain the segment stream into Milvus for at most ``writer_drain_s``."""
+def write_segments(lock_token: str = "") -> dict[str, Any]:
+    """Drain the segment stream into Milvus for at most ``writer_drain_s``; then release the
+    drain lock the tick took (``lock_token``), unless it has passed to another holder."""
     rt = runtime()
     try:
         stats = rt.writer.drain(rt.settings.writer_drain_s)
     finally:
-        rt.scheduler.drain_finished()
+        if lock_token:
+            rt.scheduler.drain_finished(lock_token)
     summary = asdict(stats)
     log.info("write_drained", **summary)
     return summary

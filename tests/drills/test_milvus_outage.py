@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.settings import load_settings
-from pipeline.writer import stream_backlog
+from pipeline.stream import stream_backlog
 from tests.drills.harness import (
     assert_same_counts,
     finish_time,

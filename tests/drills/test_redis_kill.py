@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.drills.harness import (
     assert_same_counts,
@@ -25,7 +26,7 @@ from tests.drills.harness import (
     wait_progress,
     write_manifest,
 )
-from tests.stack import Stack
+from tests.stack import Stack, wait_for
 from vidsearch.services import start_redis
 
 pytestmark = [pytest.mark.drill, pytest.mark.integration, pytest.mark.slow]
@@ -45,6 +46,7 @@ def test_sigkill_of_redis_mid_job_loses_nothing(stack: Stack, tmp_path: Path) ->
     stack.redis.kill()
     time.sleep(2)
     stack.redis = start_redis(stack.root / "redis", port=port)
+    wait_for(lambda: _loaded(stack), 60, "redis-server to load its append-only file")
     restarted = time.monotonic()
     recover_s = finish_time(stack, job_id, restarted)
     assert all(p.poll() is None for p in workers.values()), "a vidsearch worker process died"
@@ -54,3 +56,11 @@ def test_sigkill_of_redis_mid_job_loses_nothing(stack: Stack, tmp_path: Path) ->
     )
     print(f"\nCelery workers restarted by their supervisor after the broker loss: {restarts}")
     assert_same_counts(stack, job_id, urls, "redis SIGKILL + restart", recover_s=recover_s)
+
+
+def _loaded(stack: Stack) -> bool:
+    """The port opens before the append-only file is loaded; until then every command fails."""
+    try:
+        return bool(stack.client().ping())
+    except redis.BusyLoadingError:
+        return False

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.drills.harness import assert_same_counts, start_worker, submit, write_manifest
 from tests.stack import Stack
@@ -40,7 +41,8 @@ def test_the_detector_finds_the_secret_in_a_base64_body() -> None:
 
 def test_no_task_message_carries_the_api_key(stack: Stack, tmp_path: Path) -> None:
     captured: list[str] = []
-    monitor_client = stack.client()
+    # no read timeout: the workers may take longer to send their first command than the default
+    monitor_client = redis.Redis.from_url(stack.redis_url, socket_timeout=None)
     stop = threading.Event()
 
     def capture() -> None:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import random
+import threading
 import time
 
 import redis
 
-from pipeline.embedding import Embedder
+from pipeline.embedding import CreateOutcome, Embedder, full_jitter
+from pipeline.errors import TransientError
 from pipeline.items import EmbeddingSpec, item_key
-from pipeline.jobs import Admission, JobStore
+from pipeline.jobs import Admission, Item, JobStore, SubmitMode
 from pipeline.keys import Keys
+from pipeline.locks import FencedLock
 from pipeline.settings import Settings, load_settings
 from pipeline.twelvelabs import TwelveLabsGateway
-from tests.stack import sandbox_config, sandbox_stats
+from tests.stack import sandbox_config, sandbox_stats, wait_for
 from vidsearch.services import Service
 
 URL = "https://cdn.example.com/videos/cooking-pasta-at-home.mp4"
@@ -33,7 +37,7 @@ def _setup(
     spec = EmbeddingSpec.from_settings(settings)
     job = jobs.create_job(["m.csv"], spec)
     key = item_key(url, spec)
-    jobs.submit_batch(job, [Admission(key=key, category="food", url=url)], force=False)
+    jobs.submit_batch(job, [Admission(key=key, category="food", url=url)], SubmitMode())
     jobs.admit(1, time.time() + 60)
     return Embedder(client, jobs, TwelveLabsGateway(settings), settings), jobs, key
 
@@ -65,7 +69,9 @@ def test_a_crash_after_sending_is_reconciled_by_the_next_attempt(
     redis_client: redis.Redis,
 ) -> None:
     embedder, jobs, key = _setup(own_sandbox, redis_client)
-    jobs.note_create_attempt(key, time.time())
+    lock = FencedLock(redis_client, jobs.keys.lock(f"create:{key}"), 60)
+    assert lock.acquire() and jobs.note_create_attempt(key, time.time(), lock)
+    lock.release()  # as if the worker that sent it had died
     first = embedder.gateway.create_task(URL, jobs.spec(jobs.get_item(key).job_id))  # type: ignore[arg-type,union-attr]
     outcome = embedder.create(key, charged=False)
     assert (outcome.kind, outcome.task_id) == ("created", first)
@@ -91,8 +97,73 @@ def test_persistent_server_errors_defer_then_fail_the_item(
 ) -> None:
     embedder, jobs, key = _setup(own_sandbox, redis_client, retry_total_s=0.3, max_item_attempts=2)
     sandbox_config(own_sandbox, rate_5xx=1.0)
+    before = time.time()
     assert embedder.create(key, charged=True).kind == "deferred"
-    assert redis_client.zscore(jobs.keys.creating, key) > time.time()  # type: ignore[operator]
+    due = redis_client.zscore(jobs.keys.creating, key)
+    assert due is not None and before <= due <= time.time() + 0.2 * 2
     outcome = embedder.create(key, charged=False)
     assert outcome.kind == "failed"
     assert "gave up after 2 rounds" in (jobs.get_item(key).reason or "")  # type: ignore[union-attr]
+
+
+class _PausingJobs(JobStore):
+    """A job store whose ``pause_at``-th ``get_item`` waits for ``resume``: a worker stopped in
+    the middle of a create (as by SIGSTOP or a long GC pause) while it holds the create lock."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, pause_at: int) -> None:
+        super().__init__(client, keys)
+        self.calls, self.pause_at = 0, pause_at
+        self.paused, self.resume = threading.Event(), threading.Event()
+
+    def get_item(self, key: str) -> Item | None:
+        self.calls += 1
+        if self.calls == self.pause_at:
+            self.paused.set()
+            self.resume.wait(60)
+        return super().get_item(key)
+
+
+def test_a_create_paused_past_its_lease_sends_nothing_and_leaves_the_next_holders_lock(
+    own_sandbox: Service, redis_client: redis.Redis,
+) -> None:
+    embedder, jobs, key = _setup(own_sandbox, redis_client, create_lease_s=0.3)
+    paused_jobs = _PausingJobs(redis_client, jobs.keys, pause_at=2)  # 2nd: just before sending
+    late = Embedder(redis_client, paused_jobs, embedder.gateway, embedder.settings)
+    outcomes: list[CreateOutcome] = []
+    worker = threading.Thread(target=lambda: outcomes.append(late.create(key, charged=True)))
+    worker.start()
+    assert paused_jobs.paused.wait(30)
+    lock_key = jobs.keys.lock(f"create:{key}")
+    wait_for(lambda: not redis_client.exists(lock_key), 10, "the paused holder's lease to run out")
+
+    assert embedder.create(key, charged=False).kind == "created"  # the re-driven create
+    next_holder = FencedLock(redis_client, lock_key, 60)  # another worker, busy with this item
+    assert next_holder.acquire()
+    paused_jobs.resume.set()
+    worker.join(30)
+
+    assert outcomes and outcomes[0].kind == "skipped", outcomes
+    assert next_holder.held()
+    assert sandbox_stats(own_sandbox)["tasks_by_url"] == {URL: 1}
+
+
+def test_full_jitter_spreads_delays_over_zero_to_the_capped_backoff() -> None:
+    rng = random.Random(7)
+    delays = [full_jitter(2, 1.0, 3.0, rng.uniform) for _ in range(200)]
+    assert all(0.0 <= d <= 3.0 for d in delays)
+    assert min(delays) < 0.5 and max(delays) > 2.5
+
+
+def test_items_deferred_in_the_same_round_come_back_at_different_times(
+    own_sandbox: Service, redis_client: redis.Redis,
+) -> None:
+    embedder, jobs, _ = _setup(own_sandbox, redis_client, retry_max_s=5.0, max_item_attempts=5)
+    job = jobs.create_job(["m.csv"], EmbeddingSpec.from_settings(embedder.settings))
+    batch = [Admission(key=f"k{i}", category="food", url=f"{URL}?{i}") for i in range(20)]
+    jobs.submit_batch(job, batch, SubmitMode())
+    jobs.admit(100, time.time() + 60)
+    for a in batch:
+        outcome = embedder._defer(jobs.get_item(a.key), TransientError("outage"))  # type: ignore[arg-type]
+        assert outcome.kind == "deferred"
+    due = [redis_client.zscore(jobs.keys.creating, a.key) for a in batch]
+    assert len({round(d, 3) for d in due if d is not None}) > 10

@@ -8,8 +8,9 @@ import pytest
 import redis
 
 from pipeline.items import EmbeddingSpec, item_key
-from pipeline.jobs import Admission, JobStore
+from pipeline.jobs import Admission, JobStore, SubmitMode
 from pipeline.keys import Keys
+from pipeline.locks import FencedLock
 from pipeline.settings import load_settings
 
 SPEC = EmbeddingSpec.from_settings(load_settings())
@@ -34,7 +35,7 @@ def _to_writing(jobs: JobStore, key: str, n_segments: int) -> None:
 def test_duplicates_inside_a_job_count_once(redis_client: redis.Redis) -> None:
     jobs = _store(redis_client)
     job = jobs.create_job(["m.csv"], SPEC)
-    result = jobs.submit_batch(job, [_admission(1), _admission(2), _admission(1)], force=False)
+    result = jobs.submit_batch(job, [_admission(1), _admission(2), _admission(1)], SubmitMode())
     assert (result.queued, result.duplicates) == (2, 1)
     assert jobs.waiting_count() == 2
     assert jobs.get_job(job).counters["accepted"] == 2  # type: ignore[union-attr]
@@ -45,7 +46,7 @@ def test_admission_moves_waiting_items_to_creating_with_their_record(
 ) -> None:
     jobs = _store(redis_client)
     job = jobs.create_job(["m.csv"], SPEC)
-    jobs.submit_batch(job, [_admission(1, "sport"), _admission(2)], force=False)
+    jobs.submit_batch(job, [_admission(1, "sport"), _admission(2)], SubmitMode())
     admitted = jobs.admit(1, time.time() + 60)
     item = jobs.get_item(admitted[0])
     assert item is not None
@@ -58,22 +59,22 @@ def test_done_items_are_skipped_by_a_later_job_unless_forced(redis_client: redis
     jobs = _store(redis_client)
     first = jobs.create_job(["m.csv"], SPEC)
     a = _admission(1)
-    jobs.submit_batch(first, [a], force=False)
+    jobs.submit_batch(first, [a], SubmitMode())
     _to_writing(jobs, a.key, 2)
     jobs.record_written([(a.key, f"{a.key}-0"), (a.key, f"{a.key}-1")])
     assert jobs.get_item(a.key).state == "done"  # type: ignore[union-attr]
     second = jobs.create_job(["m.csv"], SPEC)
-    result = jobs.submit_batch(second, [a, a], force=False)
+    result = jobs.submit_batch(second, [a, a], SubmitMode())
     assert (result.skipped, result.duplicates) == (1, 1)
     third = jobs.create_job(["m.csv"], SPEC)
-    assert jobs.submit_batch(third, [a], force=True).queued == 1
+    assert jobs.submit_batch(third, [a], SubmitMode(force=True)).queued == 1
 
 
 def test_items_in_flight_for_another_job_are_not_queued_twice(redis_client: redis.Redis) -> None:
     jobs = _store(redis_client)
     first, second = jobs.create_job(["a"], SPEC), jobs.create_job(["b"], SPEC)
-    jobs.submit_batch(first, [_admission(1)], force=False)
-    assert jobs.submit_batch(second, [_admission(1)], force=True).in_progress == 1
+    jobs.submit_batch(first, [_admission(1)], SubmitMode())
+    assert jobs.submit_batch(second, [_admission(1)], SubmitMode(force=True)).in_progress == 1
     assert jobs.waiting_count() == 1
 
 
@@ -81,7 +82,7 @@ def test_written_rows_move_counters_once_even_when_replayed(redis_client: redis.
     jobs = _store(redis_client)
     job = jobs.create_job(["m.csv"], SPEC)
     a = _admission(1)
-    jobs.submit_batch(job, [a], force=False)
+    jobs.submit_batch(job, [a], SubmitMode())
     jobs.seal(job)
     _to_writing(jobs, a.key, 3)
     pairs = [(a.key, f"{a.key}-{i}") for i in range(2)]
@@ -101,7 +102,7 @@ def test_a_ready_task_is_recorded_only_once(redis_client: redis.Redis) -> None:
     jobs = _store(redis_client)
     job = jobs.create_job(["m.csv"], SPEC)
     a = _admission(1)
-    jobs.submit_batch(job, [a], force=False)
+    jobs.submit_batch(job, [a], SubmitMode())
     _to_writing(jobs, a.key, 2)
     again = jobs.record_ready(a.key, "task-" + a.key[:6], [{b"pk": b"x"}], jobs.keys.segments)
     assert not again
@@ -114,10 +115,12 @@ def test_failures_are_listed_with_reasons_and_retry_requeues_only_them(
     jobs = _store(redis_client)
     job = jobs.create_job(["m.csv"], SPEC)
     a, b = _admission(1), _admission(2)
-    jobs.submit_batch(job, [a, b], force=False)
+    jobs.submit_batch(job, [a, b], SubmitMode())
     jobs.seal(job)
     jobs.admit(10, time.time() + 60)
-    jobs.note_create_attempt(a.key, time.time())
+    lock = FencedLock(redis_client, jobs.keys.lock(f"create:{a.key}"), 60)
+    assert lock.acquire()
+    assert jobs.note_create_attempt(a.key, time.time(), lock)
     assert jobs.fail(a.key, "Twelve Labs 400 parameter_invalid: bad url")
     assert not jobs.fail(a.key, "again")
     failed = jobs.failures(job)
@@ -146,7 +149,7 @@ def test_a_waiting_item_costs_little_redis_memory(redis_client: redis.Redis) -> 
     before = int(redis_client.info("memory")["used_memory"])
     n = 5000
     for start in range(0, n, 1000):
-        jobs.submit_batch(job, [_admission(i) for i in range(start, start + 1000)], force=False)
+        jobs.submit_batch(job, [_admission(i) for i in range(start, start + 1000)], SubmitMode())
     per_item = (int(redis_client.info("memory")["used_memory"]) - before) / n
     print(f"redis bytes per waiting item: {per_item:.0f}")
     assert per_item < 400, per_item
@@ -171,3 +174,161 @@ def test_job_ids_are_short_and_sort_by_creation_time() -> None:
     ids = [new_job_id(t) for t in (1.0e9, 1.8e9, 2.2e9, 4.1e9)]
     assert all(len(i) == 12 for i in ids)
     assert [i[:7] for i in ids] == sorted(i[:7] for i in ids)
+
+
+# --- re-submits and failed items (issue 13, finding 1) ---------------------------------------------
+def _failed_in_a_first_job(jobs: JobStore, a: Admission, transient: bool = False) -> str:
+    first = jobs.create_job(["m.csv"], SPEC)
+    jobs.submit_batch(first, [a], SubmitMode())
+    jobs.seal(first)
+    jobs.admit(10, time.time() + 60)
+    assert jobs.fail(a.key, "not a media file", transient=transient)
+    return first
+
+
+def test_a_resubmit_counts_a_failed_item_as_previously_failed_and_queues_nothing(
+    redis_client: redis.Redis,
+) -> None:
+    jobs = _store(redis_client)
+    a = _admission(1)
+    _failed_in_a_first_job(jobs, a)
+    second = jobs.create_job(["m.csv"], SPEC)
+    result = jobs.submit_batch(second, [a], SubmitMode())
+    jobs.seal(second)
+    assert (result.queued, result.previously_failed) == (0, 1)
+    assert jobs.waiting_count() == 0
+    job = jobs.get_job(second)
+    assert job is not None and job.finished and job.failures == 0
+    assert (job.counters["accepted"], job.counters["previously_failed"]) == (1, 1)
+    assert jobs.get_item(a.key).reason == "not a media file"  # type: ignore[union-attr]
+
+
+def test_retry_failed_and_force_queue_a_failed_item_again(redis_client: redis.Redis) -> None:
+    jobs = _store(redis_client)
+    a = _admission(1)
+    _failed_in_a_first_job(jobs, a)
+    for mode in (SubmitMode(retry_failed=True), SubmitMode(force=True)):
+        job = jobs.create_job(["m.csv"], SPEC)
+        assert jobs.submit_batch(job, [a], mode).queued == 1
+        jobs.admit(10, time.time() + 60)
+        jobs.fail(a.key, "not a media file")
+
+
+def test_retry_of_the_new_job_redrives_its_previously_failed_items(redis_client: redis.Redis) -> None:
+    jobs = _store(redis_client)
+    a = _admission(1)
+    _failed_in_a_first_job(jobs, a)
+    second = jobs.create_job(["m.csv"], SPEC)
+    jobs.submit_batch(second, [a], SubmitMode())
+    jobs.seal(second)
+    assert jobs.retry(second) == 1
+    item = jobs.get_item(a.key)
+    assert item is not None and (item.state, item.job_id, item.reason) == ("waiting", second, None)
+    job = jobs.get_job(second)
+    assert job is not None and not job.finished
+    assert (job.counters["queued"], job.counters["previously_failed"]) == (1, 0)
+
+
+@pytest.mark.parametrize(("retry_transient", "queued"), [(True, 1), (False, 0)])
+def test_an_item_whose_retries_ran_out_is_queued_again_only_if_the_setting_says_so(
+    redis_client: redis.Redis, retry_transient: bool, queued: int,
+) -> None:
+    jobs = _store(redis_client)
+    a = _admission(1)
+    _failed_in_a_first_job(jobs, a, transient=True)
+    second = jobs.create_job(["m.csv"], SPEC)
+    result = jobs.submit_batch(second, [a], SubmitMode(retry_transient=retry_transient))
+    assert (result.queued, result.previously_failed) == (queued, 1 - queued)
+
+
+# --- one reset of every per-attempt field (finding 4) ---------------------------------------------
+PER_ATTEMPT = {"tl": "task-1", "ca": "1.0", "why": "x", "ft": "1", "exp": "3", "w": "1",
+               "sub": "1.0", "polls": "4", "att": "3", "rd": "3"}
+
+
+@pytest.mark.parametrize("how", ["retry", "retry_failed", "force"])
+def test_queueing_an_item_again_resets_every_per_attempt_field(
+    redis_client: redis.Redis, how: str,
+) -> None:
+    jobs = _store(redis_client)
+    a = _admission(1)
+    first = _failed_in_a_first_job(jobs, a)
+    redis_client.hset(jobs.keys.item(a.key), mapping=PER_ATTEMPT)
+    redis_client.sadd(jobs.keys.written(a.key), "pk")
+    if how == "retry":
+        assert jobs.retry(first) == 1
+    else:
+        second = jobs.create_job(["m.csv"], SPEC)
+        mode = SubmitMode(force=how == "force", retry_failed=how == "retry_failed")
+        assert jobs.submit_batch(second, [a], mode).queued == 1
+    left = {k.decode() for k in redis_client.hkeys(jobs.keys.item(a.key))}
+    assert left & set(PER_ATTEMPT) == set()
+    assert not redis_client.exists(jobs.keys.written(a.key))
+
+
+def test_a_task_without_segments_moves_the_job_done_counter_in_the_same_transaction(
+    redis_client: redis.Redis, redis_url: str,
+) -> None:
+    jobs = _store(redis_client)
+    job = jobs.create_job(["m.csv"], SPEC)
+    a = _admission(1)
+    jobs.submit_batch(job, [a], SubmitMode())
+    jobs.seal(job)
+    jobs.admit(10, time.time() + 60)
+    jobs.record_created(a.key, "task-0", time.time(), time.time())
+    monitor_client = redis.Redis.from_url(redis_url)
+    with monitor_client.monitor() as monitor:
+        assert jobs.record_ready(a.key, "task-0", [], jobs.keys.segments)
+        redis_client.ping()  # a marker: every command of record_ready came before it
+        commands = []
+        for event in monitor.listen():
+            if event["command"] == "PING":
+                break
+            commands.append(event["command"].split()[0].upper())
+    monitor_client.close()
+    assert commands.index("HINCRBY") < commands.index("EXEC")
+    assert jobs.get_job(job).finished  # type: ignore[union-attr]
+
+
+# --- items in flight for another job (finding 5) ---------------------------------------------------
+@pytest.mark.parametrize("outcome", ["done", "failed"])
+def test_a_job_waits_for_its_items_in_flight_for_another_job(
+    redis_client: redis.Redis, outcome: str,
+) -> None:
+    jobs = _store(redis_client)
+    a, b = _admission(1), _admission(2)
+    first = jobs.create_job(["m.csv"], SPEC)
+    jobs.submit_batch(first, [a], SubmitMode())
+    jobs.admit(10, time.time() + 60)
+    second = jobs.create_job(["m.csv"], SPEC)
+    result = jobs.submit_batch(second, [a, b], SubmitMode())
+    jobs.seal(second)
+    assert (result.queued, result.in_progress) == (1, 1)
+    jobs.admit(10, time.time() + 60)
+    _finish(jobs, b.key)
+    job = jobs.get_job(second)
+    assert job is not None and not job.finished and job.open_elsewhere == 1
+    if outcome == "done":
+        _finish(jobs, a.key)
+    else:
+        jobs.fail(a.key, "not a media file")
+    job = jobs.get_job(second)
+    assert job is not None and job.finished and job.open_elsewhere == 0
+    assert job.failures == (1 if outcome == "failed" else 0)
+    assert [i.key for i in jobs.failures(second)] == ([a.key] if outcome == "failed" else [])
+
+
+def _finish(jobs: JobStore, key: str) -> None:
+    jobs.record_created(key, "task-" + key[:6], time.time(), time.time())
+    assert jobs.record_ready(key, "task-" + key[:6], [], jobs.keys.segments)
+
+
+def test_admission_indexes_the_item_under_its_job_and_waiting_items_are_not_indexed(
+    redis_client: redis.Redis,
+) -> None:
+    jobs = _store(redis_client)
+    job = jobs.create_job(["m.csv"], SPEC)
+    jobs.submit_batch(job, [_admission(1), _admission(2)], SubmitMode())
+    assert redis_client.llen(jobs.keys.items(job)) == 0
+    admitted = jobs.admit(1, time.time() + 60)
+    assert [k.decode() for k in redis_client.lrange(jobs.keys.items(job), 0, -1)] == admitted

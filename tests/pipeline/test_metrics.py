@@ -15,7 +15,7 @@ from twelvelabs.core.api_error import ApiError
 
 from pipeline.errors import ApiRejectedError, RateLimitedError
 from pipeline.items import EmbeddingSpec, item_key
-from pipeline.jobs import Admission, JobStore
+from pipeline.jobs import Admission, JobStore, SubmitMode
 from pipeline.keys import Keys
 from pipeline.metrics import Exporter, MetricsRecorder, metrics_key
 from pipeline.quota import Quota
@@ -56,7 +56,7 @@ def exporter(settings: Settings, redis_client: redis.Redis[bytes]) -> Iterator[E
 def _submit(jobs: JobStore, spec: EmbeddingSpec, urls: list[str]) -> str:
     job_id = jobs.create_job(["m.csv"], spec)
     batch = [Admission(item_key(u, spec), "cat", u) for u in urls]
-    jobs.submit_batch(job_id, batch, force=False)
+    jobs.submit_batch(job_id, batch, SubmitMode())
     jobs.seal(job_id)
     return job_id
 

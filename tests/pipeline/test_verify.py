@@ -44,6 +44,7 @@ class Fixture:
         if expected is not None:
             mapping["exp"] = expected
         self.jobs.r.hset(self.jobs.keys.item(key), mapping=mapping)
+        self.jobs.r.rpush(self.jobs.keys.items(self.job_id), key)  # as admission does
         self.store.upsert(self.collection, [self.segment(key, row_category or category, i)
                                             for i in range(rows)])
 
@@ -86,7 +87,27 @@ def test_a_clean_job_has_no_discrepancy_and_counts_per_category(fx: Fixture) -> 
 def test_items_of_other_jobs_are_not_counted(fx: Fixture) -> None:
     clean(fx)
     fx.jobs.r.hset(fx.jobs.keys.item("e" * 32), mapping={"s": "done", "j": "another-job", "exp": 9})
+    fx.jobs.r.rpush(fx.jobs.keys.items(fx.job_id), "e" * 32)  # a later job took it over
     assert fx.verify() == []
+
+
+def test_verify_reads_the_jobs_own_items_only_never_a_scan_of_all_items(fx: Fixture) -> None:
+    clean(fx)
+    pipe = fx.jobs.r.pipeline(transaction=False)
+    for i in range(3000):  # items of other jobs
+        pipe.hset(fx.jobs.keys.item(f"{i:032x}"), mapping={"s": "done", "j": "other", "exp": 1})
+    pipe.execute()
+    fx.jobs.r.config_resetstat()
+    assert fx.verify() == []
+    stats = fx.jobs.r.info("commandstats")
+    assert "cmdstat_scan" not in stats
+    assert stats["cmdstat_hmget"]["calls"] == 4  # the job's four items
+
+
+def test_items_not_admitted_yet_count_as_running(fx: Fixture) -> None:
+    clean(fx)
+    fx.jobs.add_counts(fx.job_id, queued=6, done=3, failed=1)  # 2 still waiting, not in the index
+    assert any("still running: 2 item(s)" in d for d in fx.verify())
 
 
 def test_a_done_item_without_rows_is_reported(fx: Fixture) -> None:

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from pipeline.segments import Segment, pack_vector
 from pipeline.settings import Settings, load_settings
 from pipeline.store import MilvusStore, StoreUnavailableError
-from pipeline.writer import GROUP, SegmentWriter, assemble_batches, stream_backlog
+from pipeline.stream import GROUP, stream_backlog
+from pipeline.writer import SegmentWriter, assemble_batches
 
 MODEL = "marengo3.5"
 DIM = 32

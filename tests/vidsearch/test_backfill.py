@@ -23,7 +23,7 @@ from pipeline.settings import get_settings
 from tests.stack import Stack, start_stack, wait_for
 from vidsearch import cli
 from vidsearch.backfill import RunLock
-from vidsearch.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK
+from vidsearch.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_TIMEOUT
 
 CDN = "https://cdn.example.com/backfill"
 
@@ -109,10 +109,13 @@ def test_the_lock_of_a_killed_run_expires_and_the_next_run_pays_nothing_twice(
     assert lock_value(client, env) is not None
     wait_for(lambda: lock_value(client, env) is None, 10, "the dead holder's lock to expire")
 
-    again = backfill(env, str(manifest), "--name", "nightly")
+    again = backfill(env, str(manifest), "--name", "nightly", "--wait-timeout", "3")
 
     summary = json.loads(again.stdout)
-    assert again.returncode == EXIT_OK, again.stderr
+    # nothing works on this prefix: the items the dead run queued stay open, and this run waits
+    # for them (it does not report done) until its --wait-timeout
+    assert again.returncode == EXIT_TIMEOUT, again.stderr
+    assert summary["status"] == "timeout" and summary["open_elsewhere"] == 3
     assert summary["submitted"]["queued"] == 0
     assert summary["submitted"]["in_progress"] == 3
     assert lock_value(client, env) is None
@@ -240,3 +243,55 @@ def test_the_workers_of_a_run_count_twelve_labs_calls_and_writer_batches_for_the
     assert after["tl:retrieve:ok"] - before.get("tl:retrieve:ok", 0) >= 2
     assert after["wb:rows"] - before.get("wb:rows", 0) == summary["segments"]
     assert after["wb:count"] > before.get("wb:count", 0)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_rerun_pays_nothing_for_a_url_that_failed_and_retry_redrives_it(
+    stack: Stack, tmp_path: Path,
+) -> None:
+    page = f"{CDN}/known-bad-page.html"
+    manifest = write_csv(tmp_path / "m.csv", [f"{CDN}/fine-again.mp4", page])
+    code, first = run_on(stack, str(manifest), "--name", "again")
+    assert code == EXIT_FAILED and first["failed"] == 1
+    assert stack.sandbox_stats()["tasks_by_url"][page] == 1
+
+    code, second = run_on(stack, str(manifest), "--name", "again")
+
+    assert code == EXIT_OK
+    assert (second["queued"], second["skipped"], second["previously_failed"]) == (0, 1, 1)
+    assert stack.sandbox_stats()["tasks_by_url"][page] == 1
+    listed = json.loads(stack.vidsearch("failures", str(second["id"]), "--json").stdout)
+    assert [(f["url"], f["failed_in_job"]) for f in listed] == [(page, first["id"])]
+    assert "not a media file" in listed[0]["reason"]
+
+    assert "re-queued 1" in stack.vidsearch("retry", str(second["id"])).stdout
+    retried = json.loads(stack.vidsearch("status", str(second["id"]), "--watch", "--json").stdout)
+    assert (retried["failed"], retried["previously_failed"]) == (1, 0)
+    assert stack.sandbox_stats()["tasks_by_url"][page] == 2
+
+    forced = stack.vidsearch("submit", str(manifest), "--retry-failed", "--wait", "--json")
+    assert json.loads(forced.stdout)["queued"] == 1
+    assert stack.sandbox_stats()["tasks_by_url"][page] == 3
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_backfill_exits_only_when_its_items_in_flight_for_another_job_have_settled(
+    stack: Stack, tmp_path: Path,
+) -> None:
+    manifest = write_csv(tmp_path / "m.csv", [f"{CDN}/shared-{i}.mp4" for i in range(3)])
+    stack.sandbox_config(speed=0.5)  # tasks take 15 s or more: still processing when the run starts
+    created = stack.sandbox_stats()["tasks_created"]
+    try:
+        first_id = stack.vidsearch("submit", str(manifest)).stdout.split()[0]
+        wait_for(lambda: stack.sandbox_stats()["tasks_created"] >= created + 3, 60,
+                 "the first job's tasks")
+        code, second = run_on(stack, str(manifest), "--name", "shared")
+    finally:
+        stack.sandbox_config(speed=50)
+
+    assert second["submitted"]["in_progress"] == 3  # type: ignore[index]
+    first = json.loads(stack.vidsearch("status", first_id, "--json").stdout)
+    assert first["done"] == first["queued"] == 3
+    assert code == EXIT_OK and second["status"] == "done" and second["open_elsewhere"] == 0

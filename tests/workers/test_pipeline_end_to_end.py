@@ -75,7 +75,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def _milvus_rows(stack: Stack) -> list[dict[str, object]]:
-    client = MilvusClient(uri=stack.milvus.url)
+    # its own connection, closed after use: a shared cached channel left idle between tests is
+    # dropped by the server ("too many pings") and pymilvus fails to recover it
+    client = MilvusClient(uri=stack.milvus.url, dedicated=True)
     name = next(n for n in client.list_collections() if n.startswith("vidsearch_marengo3_0"))
     rows: list[dict[str, object]] = []
     iterator = client.query_iterator(
@@ -84,6 +86,7 @@ def _milvus_rows(stack: Stack) -> list[dict[str, object]]:
     while batch := iterator.next():
         rows.extend(batch)
     iterator.close()
+    client.close()
     return rows
 
 

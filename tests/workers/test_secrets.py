@@ -35,8 +35,8 @@ from pipeline.manifest import LineRules
 from pipeline.producer import Producer
 from pipeline.settings import Settings
 from tests.stack import wait_for
-from vidsearch.commands import wait_for_job
 from vidsearch.demo import demo_settings
+from vidsearch.display import wait_for_job
 from vidsearch.stack import EmbeddedStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -74,7 +74,7 @@ def _submit(settings: Settings, manifest: Path) -> Job:
     client = redis.Redis.from_url(settings.redis_url)
     jobs = JobStore(client, Keys(settings.redis_prefix))
     producer = Producer(jobs, EmbeddingSpec.from_settings(settings), LineRules.from_settings(settings))
-    job = wait_for_job(jobs, producer.submit([manifest]).job_id, progress=False)
+    job = wait_for_job(jobs, producer.submit([manifest]).job_id)
     client.close()
     return job
 

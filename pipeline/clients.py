@@ -1,0 +1,95 @@
+"""The clients every process needs, built in one place: ``Clients.from_settings(settings)``.
+
+Each client is built on first use (so ``--help`` stays fast and a forked worker never inherits a
+live connection) and ``close()`` closes every one that was built. The CLI, the demo, the backfill,
+the workers and the HTTP server all take their Redis, job store, quota, Twelve Labs gateway and
+Milvus store from here::
+
+    with Clients.from_settings(settings) as clients:
+        job = clients.jobs.get_job(job_id)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from functools import cached_property
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import redis
+
+from pipeline.jobs import JobStore
+from pipeline.keys import Keys
+from pipeline.quota import Quota
+from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from pipeline.store import MilvusStore
+    from pipeline.twelvelabs import TwelveLabsGateway
+
+REDIS_HEALTH_CHECK_S = 30
+
+
+class Clients:
+    """Redis, the job store, the quota, the Twelve Labs gateway and the Milvus store of one process."""
+
+    def __init__(self, settings: Settings, store_timeout_s: float | None = None) -> None:
+        self.settings = settings
+        self.store_timeout_s = store_timeout_s
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, store_timeout_s: float | None = None) -> Clients:
+        """``store_timeout_s`` bounds one Milvus call (default ``store.CALL_TIMEOUT_S``)."""
+        return cls(settings, store_timeout_s)
+
+    @cached_property
+    def redis(self) -> redis.Redis[bytes]:
+        return redis.Redis.from_url(
+            self.settings.redis_url, health_check_interval=REDIS_HEALTH_CHECK_S
+        )
+
+    @cached_property
+    def keys(self) -> Keys:
+        return Keys(self.settings.redis_prefix)
+
+    @cached_property
+    def jobs(self) -> JobStore:
+        return JobStore(self.redis, self.keys)
+
+    @cached_property
+    def quota(self) -> Quota:
+        s = self.settings
+        return Quota(self.redis, self.keys.quota, s.rate_limit_per_min, s.rate_burst)
+
+    @cached_property
+    def gateway(self) -> TwelveLabsGateway:
+        from pipeline.twelvelabs import TwelveLabsGateway  # noqa: PLC0415  (the SDK loads slowly)
+
+        return TwelveLabsGateway(self.settings, self.quota)
+
+    @cached_property
+    def store(self) -> MilvusStore:
+        from pipeline.store import MilvusStore  # noqa: PLC0415  (pymilvus loads slowly)
+
+        if self.store_timeout_s is None:
+            return MilvusStore(self.settings)
+        return MilvusStore(self.settings, timeout_s=self.store_timeout_s)
+
+    def close(self) -> None:
+        """Close every client that was built; the next use builds it again."""
+        built = self.__dict__
+        if "store" in built:
+            built.pop("store").close()
+        if "redis" in built:
+            with contextlib.suppress(redis.RedisError):
+                built.pop("redis").close()
+        for name in ("keys", "jobs", "quota", "gateway"):
+            built.pop(name, None)
+
+    def __enter__(self) -> Clients:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
