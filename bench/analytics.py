@@ -1,6 +1,6 @@
 """Corpus analytics: quality on a planted collection, and wall time / peak RSS of each command.
 
-Quality (``bench/run`` section 7): ``sandbox.planted.plant`` makes 6 topics x N videos with planted
+Quality (``bench/run`` section 8): ``sandbox.planted.plant`` makes 6 topics x N videos with planted
 near-duplicates and mis-filed videos; their rows (the vectors the sandbox would answer, from
 ``bench/planted_rows.py``) are upserted into a Milvus Lite collection through ``MilvusStore``,
 ingest times spread over 14 days. Each ``vidsearch analytics`` command then runs as its own process
@@ -134,10 +134,10 @@ def quality(tmp: Path, per_topic: int, settings: Settings, plots: Path | None = 
     precision = len(found & truth) / len(found) if found else 0.0
     recall = len(found & truth) / len(truth)
     out += [
-        Row("7", f"duplicates precision ({len(truth)} planted pairs, {n} videos, threshold 0.9)",
+        Row("8", f"duplicates precision ({len(truth)} planted pairs, {n} videos, threshold 0.9)",
             f"{precision:.3f}", "", "", ">= 0.95", precision >= 0.95, {"found": len(found)}),
-        Row("7", "  duplicates recall", f"{recall:.3f}", "", "", ">= 0.95", recall >= 0.95),
-        Row("7", "  duplicates: cold read vs cached (wall s)", f"{warm_s:.1f}", f"cold {cold_s:.1f}",
+        Row("8", "  duplicates recall", f"{recall:.3f}", "", "", ">= 0.95", recall >= 0.95),
+        Row("8", "  duplicates: cold read vs cached (wall s)", f"{warm_s:.1f}", f"cold {cold_s:.1f}",
             f"{cold_s / warm_s:.1f}x faster", "reported", None, {"cold_mb": cold_mb, "warm_mb": warm_mb}),
     ]
     _, _, text = run_measured([*cli, "outliers", "--json"], env)
@@ -145,7 +145,7 @@ def quality(tmp: Path, per_topic: int, settings: Settings, plots: Path | None = 
     top = set(listed[: 2 * len(planted.misfiled)])
     recall_o = len(top & set(planted.misfiled)) / len(planted.misfiled)
     random_recall = min(1.0, 2 * len(planted.misfiled) / n)
-    out.append(Row("7", f"outliers recall of {len(planted.misfiled)} mis-filed in the top "
+    out.append(Row("8", f"outliers recall of {len(planted.misfiled)} mis-filed in the top "
                         f"{2 * len(planted.misfiled)}", f"{recall_o:.3f}",
                    f"random ranking {random_recall:.3f}", f"{recall_o / random_recall:.0f}x",
                    ">= 0.9", recall_o >= 0.9, {"listed": len(listed)}))
@@ -153,10 +153,10 @@ def quality(tmp: Path, per_topic: int, settings: Settings, plots: Path | None = 
     videos = json.loads(text)["videos"]
     ari = adjusted_rand([v["cluster"] for v in videos], [planted.topic[v["url"]] for v in videos])
     by_category = adjusted_rand([v["category"] for v in videos], [planted.topic[v["url"]] for v in videos])
-    out.append(Row("7", "clusters (k 6) adjusted Rand index vs planted topics", f"{ari:.3f}",
+    out.append(Row("8", "clusters (k 6) adjusted Rand index vs planted topics", f"{ari:.3f}",
                    f"filed categories {by_category:.3f}", "", "reported", None))
     _, _, auto = run_measured([*cli, "clusters", "--auto", "--json"], env)
-    out.append(Row("7", "  clusters --auto: k chosen (6 planted topics)", str(json.loads(auto)["k"]),
+    out.append(Row("8", "  clusters --auto: k chosen (6 planted topics)", str(json.loads(auto)["k"]),
                    "", "", "reported", None))
     if plots is not None:
         run_measured([*cli, "clusters", "--auto", "--plot", str(plots / "analytics-clusters.png")], env)
@@ -200,14 +200,14 @@ def scale(tmp: Path, videos: int, settings: Settings) -> list[Row]:
     log(f"analytics scale: {rows:,} rows in {seconds:.0f} s")
     env = _env(settings, tmp / "data")
     cli = [sys.executable, "-m", "vidsearch", "analytics"]
-    out = [Row("7", f"scale: {videos:,} videos, {rows:,} rows loaded", f"{seconds:.0f} s",
+    out = [Row("8", f"scale: {videos:,} videos, {rows:,} rows loaded", f"{seconds:.0f} s",
                "", "", "reported", None)]
     commands = [["duplicates"], ["duplicates"], ["outliers"], ["clusters", "--k", "12", "--plot",
                 str(tmp / "map.png")], ["clusters", "--auto"], ["trends", "--k", "12"]]
     for n, command in enumerate(commands):
         wall, mb, _ = run_measured([*cli, *command, "--json"], env)
         what = "cold read + " if n == 0 else ""
-        out.append(Row("7", f"  {what}{' '.join(command[:3])}: wall s / peak RSS MB",
+        out.append(Row("8", f"  {what}{' '.join(command[:3])}: wall s / peak RSS MB",
                        f"{wall:.0f} / {mb:.0f}", "", "", "< 120 s, < 1536 MB",
                        wall < 120 and mb < 1536))
         log(f"analytics scale {command}: {wall:.1f} s, {mb:.0f} MB")

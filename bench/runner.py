@@ -7,7 +7,9 @@ Sections (each a module of bench/, each compared with a baseline measured in the
 4. producer (bench/producer.py)
 5. search latency (bench/search.py; its corpus grows while the time budget allows)
 6. scaling with worker processes (bench/scaling.py, on section 1's stack)
-7. corpus analytics quality on a planted collection (bench/analytics.py; its scale figure is a
+7. search quality: text, clip, image and hybrid queries, moments, fusion, result cache
+   (bench/quality.py; 210 labelled videos of 60-600 s, --quick 60)
+8. corpus analytics quality on a planted collection (bench/analytics.py; its scale figure is a
    separate command, ``python -m bench.analytics --scale 100000``)
 
 The table and the machine go to stdout, the full results (every sample) to
@@ -118,10 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, under 3 minutes")
     parser.add_argument("--readme", action="store_true",
                         help="also put the table into bench/README.md (between the bench:table marks)")
-    parser.add_argument("--only", default="", help="comma-separated sections to run (1..7); 2 and 6 "
+    parser.add_argument("--only", default="", help="comma-separated sections to run (1..8); 2 and 6 "
                         "run with 1")
     args = parser.parse_args(argv)
-    only = set(args.only.split(",")) if args.only else {"1", "3", "4", "5", "7"}
+    only = set(args.only.split(",")) if args.only else {"1", "3", "4", "5", "7", "8"}
     if only & {"2", "6"}:
         only.add("1")
     quick = args.quick
@@ -153,9 +155,15 @@ def main(argv: list[str] | None = None) -> int:
             rows += guarded("section 5: search",
                             lambda: search.run(sizes, 20 if quick else 50, tmp, budget)[0], "5")
         if "7" in only:
+            from bench import quality
+
+            videos, queries = quality.sizes(quick)
+            rows += guarded("section 7: search quality",
+                            lambda: quality.run(videos, queries, tmp / "quality"), "7")
+        if "8" in only:
             from bench import analytics
 
-            rows += guarded("section 7: analytics", lambda: analytics.run(tmp, quick), "7")
+            rows += guarded("section 8: analytics", lambda: analytics.run(tmp, quick), "8")
     rows.sort(key=lambda r: r.section)
     meta["seconds"] = time.monotonic() - started
     path = write_results(rows, meta, time.strftime("%Y%m%d-%H%M%S") + ("-quick" if quick else "") + ".json")

@@ -26,7 +26,8 @@ import numpy as np
 import redis
 
 from bench.common import Row, http_json, log, pct, section, table
-from pipeline.search import Searcher
+from pipeline.query import QueryPart
+from pipeline.search import Query, Searcher
 from pipeline.settings import Settings, load_settings
 from pipeline.store import MilvusStore
 from pipeline.twelvelabs import TwelveLabsGateway
@@ -76,7 +77,7 @@ def latencies(searcher: Searcher, texts: list[str], categories: list[str],
             break
         cats = [categories[i % len(categories)]] if categories else []
         started = time.perf_counter()
-        hits = searcher.search(text, categories=cats, top_k=10)
+        hits = searcher.search(Query(text=text, categories=tuple(cats), top_k=10)).hits
         out.append((time.perf_counter() - started) * 1000)
         assert hits, "search returned nothing"
     return out
@@ -84,7 +85,7 @@ def latencies(searcher: Searcher, texts: list[str], categories: list[str],
 
 def measure(searcher: Searcher, texts: list[str], label: str, size: int,
             budget_s: float) -> tuple[list[Row], dict[str, Any]]:
-    searcher.search(texts[0], top_k=10)  # warm: connection, collection loaded
+    searcher.search(Query(text=texts[0], top_k=10))  # warm: connection, collection loaded
     plain = latencies(searcher, texts, [], budget_s / 2)
     filtered = latencies(searcher, texts, CATEGORIES, budget_s / 2)
     data = {"p50_ms": pct(plain, 50), "p95_ms": pct(plain, 95), "n": len(plain),
@@ -155,9 +156,9 @@ def cache_rows(settings: Settings, redis_client: redis.Redis, store: MilvusStore
     """Repeated query with the cache vs the same query embedded every time (cache off)."""
     calls = {"n": 0}
 
-    def embed(text: str) -> list[float]:
+    def embed(part: QueryPart) -> list[float]:
         calls["n"] += 1
-        return gateway.embed_text(text)
+        return gateway.embed_part(part)
 
     def embeds_seen() -> int:
         stats = http_json(f"{sandbox_url}/_sandbox/stats")
@@ -167,20 +168,20 @@ def cache_rows(settings: Settings, redis_client: redis.Redis, store: MilvusStore
     text = "surfing dog at the beach"
     nocache = Searcher(settings.model_copy(update={"query_cache_ttl_s": 0}), redis_client, store, embed)
     cached = Searcher(settings, redis_client, store, embed)
-    nocache.search(text, top_k=10)
+    nocache.search(Query(text=text, top_k=10))
     before = embeds_seen()
     cold = []
     for _ in range(repeats):
         started = time.perf_counter()
-        nocache.search(text, top_k=10)
+        nocache.search(Query(text=text, top_k=10))
         cold.append((time.perf_counter() - started) * 1000)
     cold_calls = embeds_seen() - before
-    cached.search(text, top_k=10)  # first time: a miss that fills the cache
+    cached.search(Query(text=text, top_k=10))  # first time: a miss that fills the cache
     before = embeds_seen()
     warm = []
     for _ in range(repeats):
         started = time.perf_counter()
-        cached.search(text, top_k=10)
+        cached.search(Query(text=text, top_k=10))
         warm.append((time.perf_counter() - started) * 1000)
     warm_calls = embeds_seen() - before
     ratio = pct(cold, 50) / pct(warm, 50) if pct(warm, 50) else 0.0
@@ -206,11 +207,12 @@ def run(sizes: list[int], n_queries: int, tmp: Path, budget_s: float) -> tuple[l
         settings = load_settings(
             redis_url=f"redis://{redis_service.host}:{redis_service.port}/0",
             milvus_uri=milvus.url, twelvelabs_base_url=f"{sandbox.url}/v1.3", num_partitions=16,
+            result_cache_ttl_s=0,  # this section measures the search and the embedding cache
         )
         client = redis.Redis.from_url(settings.redis_url)
         gateway = TwelveLabsGateway(settings)
         texts = queries(n_queries)
-        rows, infos = grow(settings, client, gateway.embed_text, sizes=sizes, texts=texts, budget_s=budget_s)
+        rows, infos = grow(settings, client, gateway.embed_part, sizes=sizes, texts=texts, budget_s=budget_s)
         # the cache figure on a small flushed corpus (the query path is the same)
         scoped = settings.model_copy(update={"collection_prefix": "cachebench"})
         store = MilvusStore(scoped, timeout_s=600)

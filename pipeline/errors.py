@@ -3,6 +3,8 @@
     VidsearchError                  root of everything vidsearch raises on purpose
     +-- ConfigError                 settings that cannot work (bad file, bad value)
     +-- ManifestError               a manifest that cannot be read at all (missing, no url column)
+    +-- BadInputError               a request that cannot be served as given (CLI exit 2)
+    |   +-- QueryError              (query.py) a search query that is malformed or names nothing
     +-- TransientError              worth retrying: 429, 5xx, timeouts, dropped connections
     |   +-- RateLimitedError        429, carries the server's Retry-After in seconds
     |   +-- OutcomeUnknownError     (twelvelabs.py) the request may have reached Twelve Labs
@@ -36,6 +38,10 @@ class ConfigError(VidsearchError):
 
 class ManifestError(VidsearchError):
     """A manifest that cannot be read at all."""
+
+
+class BadInputError(VidsearchError):
+    """A request that cannot be served as given; the message says what to change."""
 
 
 class TransientError(VidsearchError):

@@ -80,5 +80,11 @@ class Keys:
         return f"{self.prefix}:qcache:{model}:{dimension}:{digest}"
 
     def generation(self, collection: str) -> str:
-        """Counter the writer bumps after a flush that made new rows of ``collection`` visible."""
         return f"{self.prefix}:gen:{collection}"
+
+    def rcache(self, collection: str, generation: int, digest: str) -> str:
+        return f"{self.prefix}:rcache:{collection}:{generation}:{digest}"
+
+    @property
+    def rcache_index(self) -> str:
+        return f"{self.prefix}:rcache:index"

@@ -1,17 +1,24 @@
-"""Text search: query embedding (cached in Redis) -> Milvus search -> best segment per video.
+"""Search: a :class:`Query` in, videos with their best moments out (``Searcher.search``).
 
-The query text is normalized (trimmed, whitespace collapsed, lower-cased) before it is embedded and
-before it is hashed for the cache key ``{prefix}:qcache:{model}:{dim}:{sha256[:32]}``, which holds
-the packed float32 embedding for ``query_cache_ttl_s`` (0 turns the cache off). A cache hit makes
-no embed call; ``Searcher.cache_hits`` / ``cache_misses`` / ``last_cache_hit`` show what happened.
+1. **Result cache** (``result_cache.py``): the whole result, keyed by the normalized query and the
+   collection's generation. A hit makes no embed call and no Milvus call.
+2. **Parts.** Each part (text, clip, image, text_image) is embedded once through the sync endpoint
+   and its vector cached in ``{prefix}:qcache:{model}:{dim}:{digest}`` for ``query_cache_ttl_s``
+   (the digest covers the part's kind and content; text is normalized first). ``--like`` takes
+   the vector of an ingested video instead (its asset rows, else the mean of its clip rows, or
+   the clip row at ``like_at_s``) and excludes that video.
+3. **Candidate videos**, per part: a grouping search (``group_by_field=url``) where the server
+   has it (``MilvusStore.capabilities``), else a kNN over segments widened until enough distinct
+   videos come back.
+4. **Profiles**: every clip row of the candidate videos is scored against every part (one search
+   per part restricted to those videos; Milvus ``hybrid_search`` with a WeightedRanker or
+   RRFRanker per option when ``search_fusion`` asks for it and the server has it).
+5. **Fusion** (``fusion.py``): per segment, modality weights over its option rows, then part
+   weights. **Moments** (``moments.py``): close-to-best adjacent segments stitched; videos are
+   ranked by their best moment (or best segment without moments).
 
-The collection searched is the one of ``settings.model`` at ``settings.dimension``. When it does
-not exist yet (nothing ingested) the search returns no hits rather than raising.
-
-By default hits are videos: Milvus is asked for ``top_k * CANDIDATES_PER_VIDEO`` segments (widened
-while too few distinct videos come back and more could exist) and the best segment of each URL is
-kept, ``top_k`` videos in score order. ``segments=True`` returns the raw top ``top_k`` segments.
-Only ``clip``-scope segments are searched (the ``asset`` scope is one vector per whole video).
+``segments=True`` returns the top fused segments instead of videos. When the collection does not
+exist yet the search returns no hits. Only ``clip``-scope rows are searched.
 """
 
 from __future__ import annotations
@@ -19,100 +26,155 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import redis
 
+from pipeline.clients import Clients
+from pipeline.fusion import PartScores, SegmentKey, fuse
 from pipeline.keys import Keys
+from pipeline.moments import (
+    Moment,
+    ScoredSegment,
+    SearchResult,
+    VideoHit,
+    best_segment,
+    result_to_json,
+    stitch,
+)
+from pipeline.query import Query, QueryError, QueryPart, normalize_text
+from pipeline.result_cache import ResultCache
 from pipeline.segments import pack_vector, unpack_vector
 from pipeline.settings import Settings
-from pipeline.store import MAX_SEARCH_LIMIT, DimensionMismatchError, MilvusStore, SegmentHit
+from pipeline.store import (
+    MAX_SEARCH_LIMIT,
+    DimensionMismatchError,
+    Filter,
+    MilvusStore,
+    SegmentHit,
+)
 
 if TYPE_CHECKING:
     Redis = redis.Redis[bytes]
 else:
     Redis = redis.Redis
 
+__all__ = [
+    "Moment", "Query", "QueryError", "QueryPart", "SearchResult", "Searcher", "VideoHit",
+    "build_searcher", "normalize_query", "result_to_json",
+]
+
 CANDIDATES_PER_VIDEO = 8
+"""Segments asked per wanted video when the server cannot group by video."""
+EXTRA_CANDIDATE_VIDEOS = 5
+"""Videos profiled beyond ``top_k`` per part (fusion and moments can re-rank them)."""
+PROFILE_FIELDS = ("url", "start_s", "end_s", "option")
 SEARCH_SCOPE = "clip"
+
+Embed = Callable[[QueryPart], list[float]]
+normalize_query = normalize_text
+
+
+def part_digest(part: QueryPart) -> str:
+    """The embedding cache digest of a query part (kind and content)."""
+    return hashlib.sha256(part.cache_material().encode("utf-8")).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
-class Hit:
-    """One result: a video (its best segment) or a segment, with its similarity score."""
+class _Part:
+    kind: str
+    weight: float
+    vector: list[float]
 
+
+@dataclass
+class _Video:
     url: str
     title: str
     category: str
-    start_s: float
-    end_s: float
-    score: float
     option: str
-    scope: str
-
-
-def normalize_query(text: str) -> str:
-    """Trimmed, whitespace collapsed to single spaces, lower-cased."""
-    return " ".join(text.split()).lower()
-
-
-def query_digest(text: str) -> str:
-    """The cache digest of an already normalized query."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
-
-
-def best_per_video(hits: Sequence[SegmentHit], top_k: int) -> list[SegmentHit]:
-    """The best-scoring hit of each URL, best first, at most ``top_k``."""
-    best: dict[str, SegmentHit] = {}
-    for hit in sorted(hits, key=lambda h: h.score, reverse=True):
-        if hit.url not in best:
-            best[hit.url] = hit
-            if len(best) == top_k:
-                break
-    return list(best.values())
-
-
-def _to_hit(hit: SegmentHit) -> Hit:
-    return Hit(
-        url=hit.url, title=hit.title, category=hit.category, start_s=hit.start_s,
-        end_s=hit.end_s, score=hit.score, option=hit.option, scope=hit.scope,
-    )
+    segments: list[ScoredSegment]
 
 
 class Searcher:
-    """Searches the configured model's collection with cached query embeddings."""
+    """Searches the configured model's collection; see the module docstring."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        redis_client: Redis,
-        store: MilvusStore,
-        embed_text: Callable[[str], list[float]],
-    ) -> None:
+    def __init__(self, settings: Settings, redis_client: Redis, store: MilvusStore, embed: Embed) -> None:
         self._settings = settings
         self._redis = redis_client
         self._store = store
-        self._embed_text = embed_text
+        self._embed = embed
         self._keys = Keys(settings.redis_prefix)
         self.collection = store.collection_for(settings.model, settings.dimension)
+        self.results = ResultCache(redis_client, self._keys, settings.result_cache_ttl_s,
+                                   settings.result_cache_max_entries)
         self.cache_hits = 0
         self.cache_misses = 0
         self.last_cache_hit = False
 
+    # --- the search --------------------------------------------------------------------------
+    def search(self, query: Query) -> SearchResult:
+        """The best ``query.top_k`` videos (or segments) for ``query``, best first."""
+        key = self.results.key(self.collection, self._cache_material(query)) \
+            if self.results.enabled else None
+        if key is not None:
+            cached = self.results.get(key)
+            if cached is not None:
+                return SearchResult(cached, cached=True)
+        result = SearchResult(self._compute(query))
+        if key is not None:
+            self.results.put(key, result_to_json(result))
+        return result
+
+    def _cache_material(self, query: Query) -> dict[str, Any]:
+        s = self._settings
+        return {"query": query.canonical(), "collection": self.collection, "model": s.model,
+                "dimension": s.dimension, "options": sorted(s.embedding_options),
+                "fusion": s.search_fusion, "tolerance": s.moment_tolerance,
+                "metric": s.index_metric}
+
+    def _compute(self, query: Query) -> list[VideoHit]:
+        parts = self._parts(query)  # embeds (or raises on bad input) even before anything exists
+        if not self._store.has_collection(self.collection):
+            return []
+        modalities = query.modalities(tuple(self._settings.embedding_options))
+        where = Filter(categories=query.categories, options=tuple(modalities), scope=SEARCH_SCOPE,
+                       exclude_urls=(query.like_url,) if query.like_url else ())
+        wanted = query.top_k if not query.segments else max(1, query.top_k // 2)
+        found = self._candidates(parts, where, wanted + EXTRA_CANDIDATE_VIDEOS)
+        if not found:
+            return []
+        videos = self._profiles(parts, modalities, where, found)
+        if query.segments:
+            return _top_segments(videos, query.top_k)
+        return self._rank(videos, query)
+
+    # --- parts -------------------------------------------------------------------------------
+    def _parts(self, query: Query) -> list[_Part]:
+        if query.like_url:
+            return [_Part("like", 1.0, self._like_vector(query))]
+        return [_Part(p.kind, query.part_weight(p.kind), self.embed_part(p))
+                for p in query.parts() if query.part_weight(p.kind) > 0]
+
     def embed_query(self, text: str) -> list[float]:
-        """The embedding of the normalized ``text``, from the cache when present."""
-        query = normalize_query(text)
-        if not query:
-            raise ValueError("empty search query")
+        """The embedding of the normalized ``text`` (cached)."""
+        normalized = normalize_text(text)
+        if not normalized:
+            raise QueryError("empty search query")
+        return self.embed_part(QueryPart("text", text=normalized))
+
+    def embed_part(self, part: QueryPart) -> list[float]:
+        """The embedding of one query part, from the cache when present."""
         settings = self._settings
-        key = self._keys.qcache(settings.model, settings.dimension, query_digest(query))
+        key = self._keys.qcache(settings.model, settings.dimension, part_digest(part))
         cached = self._redis.get(key) if settings.query_cache_ttl_s else None
         self.last_cache_hit = cached is not None
         if cached is not None:
             self.cache_hits += 1
             return unpack_vector(cached)
         self.cache_misses += 1
-        vector = [float(v) for v in self._embed_text(query)]
+        vector = [float(v) for v in self._embed(part)]
         if len(vector) != settings.dimension:
             raise DimensionMismatchError(
                 f"query embedding has dimension {len(vector)}, "
@@ -122,42 +184,163 @@ class Searcher:
             self._redis.set(key, pack_vector(vector), ex=settings.query_cache_ttl_s)
         return vector
 
-    def search(
-        self,
-        text: str,
-        *,
-        categories: Sequence[str] = (),
-        top_k: int = 10,
-        option: str | None = None,
-        segments: bool = False,
-    ) -> list[Hit]:
-        """Best ``top_k`` videos (or segments) for ``text``, best first."""
-        if top_k < 1:
-            raise ValueError("top_k must be at least 1")
-        vector = self.embed_query(text)
+    def _like_vector(self, query: Query) -> list[float]:
+        url = query.like_url or ""
         if not self._store.has_collection(self.collection):
-            return []
-        if segments:
-            raw = self._query(vector, categories, option, top_k)
-            return [_to_hit(h) for h in raw[:top_k]]
-        return [_to_hit(h) for h in self._videos(vector, categories, option, top_k)]
+            raise QueryError(f"--like {url}: that video is not ingested")
+        options = tuple(query.modalities(tuple(self._settings.embedding_options)))
+        rows: list[dict[str, Any]] = []
+        if query.like_at_s is None:
+            rows = self._store.vectors_where(self.collection, Filter(options=options, scope="asset",
+                                                                      urls=(url,)))
+        if not rows:
+            rows = self._store.vectors_where(self.collection, Filter(options=options, scope="clip",
+                                                                      urls=(url,)))
+        if not rows:
+            raise QueryError(f"--like {url}: that video is not ingested")
+        if query.like_at_s is not None:
+            rows = _rows_at(rows, query.like_at_s)
+            if not rows:
+                raise QueryError(f"--like {url} --at {query.like_at_s:g}: no segment at that time")
+        return _mean_vector([r["vector"] for r in rows])
 
-    def _query(
-        self, vector: list[float], categories: Sequence[str], option: str | None, limit: int
-    ) -> list[SegmentHit]:
-        return self._store.search(
-            self.collection, vector, categories=categories, option=option,
-            scope=SEARCH_SCOPE, limit=limit,
-        )
+    # --- candidates and profiles -------------------------------------------------------------
+    def _candidates(
+        self, parts: Sequence[_Part], where: Filter, videos: int
+    ) -> dict[str, SegmentHit]:
+        """Up to ``videos`` videos per part (url -> a row of it), ranked by their part-weighted
+        best scores (a part that missed a video counts its lowest score), at most 1.5 x ``videos``.
+        """
+        grouping = self._store.capabilities().grouping
+        tables = [PartScores(p.weight) for p in parts]
+        rows: dict[str, SegmentHit] = {}
+        for part, table in zip(parts, tables, strict=True):
+            hits = (self._grouped(part.vector, where, videos) if grouping
+                    else self._widened(part.vector, where, videos))
+            for hit in hits:
+                rows.setdefault(hit.url, hit)
+                table.add((hit.url, 0.0, 0.0), "best", hit.score)
+        merged = fuse(tables, {"best": 1.0})
+        ranked = sorted(merged, key=lambda k: merged[k], reverse=True)
+        cap = videos if len(parts) == 1 else videos + videos // 2
+        return {key[0]: rows[key[0]] for key in ranked[:cap]}
 
-    def _videos(
-        self, vector: list[float], categories: Sequence[str], option: str | None, top_k: int
-    ) -> list[SegmentHit]:
-        limit = min(top_k * CANDIDATES_PER_VIDEO, MAX_SEARCH_LIMIT)
+    def _grouped(self, vector: list[float], where: Filter, videos: int) -> list[SegmentHit]:
+        return self._store.search_where(self.collection, vector, where, limit=videos, group_by_url=1)
+
+    def _widened(self, vector: list[float], where: Filter, videos: int) -> list[SegmentHit]:
+        """A plain kNN over segments, widened while too few distinct videos come back."""
+        limit = min(videos * CANDIDATES_PER_VIDEO * max(1, len(where.options)), MAX_SEARCH_LIMIT)
         while True:
-            raw = self._query(vector, categories, option, limit)
-            best = best_per_video(raw, top_k)
-            exhausted = len(raw) < limit or limit >= MAX_SEARCH_LIMIT
-            if len(best) >= top_k or exhausted:
-                return best
+            raw = self._store.search_where(self.collection, vector, where, limit=limit)
+            distinct = len({h.url for h in raw})
+            if distinct >= videos or len(raw) < limit or limit >= MAX_SEARCH_LIMIT:
+                return raw
             limit = min(limit * 4, MAX_SEARCH_LIMIT)
+
+    def _profiles(
+        self, parts: Sequence[_Part], modalities: dict[str, float], where: Filter,
+        found: dict[str, SegmentHit],
+    ) -> dict[str, _Video]:
+        """Every clip row of the ``found`` videos scored by every part, fused per segment."""
+        scoped = Filter(categories=where.categories, options=where.options, scope=SEARCH_SCOPE,
+                        urls=tuple(found))
+        limit = MAX_SEARCH_LIMIT  # every row of the candidates (the result is as long as they are)
+        fusion = self._settings.search_fusion
+        if len(parts) > 1 and fusion != "client" and self._store.capabilities().hybrid:
+            scores = self._hybrid_scores(parts, scoped, modalities, limit, fusion)
+        else:
+            scores = self._client_scores(parts, scoped, limit)
+        return _videos(fuse(scores, modalities), found, modalities)
+
+    def _client_scores(self, parts: Sequence[_Part], where: Filter, limit: int) -> list[PartScores]:
+        tables: list[PartScores] = []
+        for part in parts:
+            table = PartScores(part.weight)
+            for hit in self._store.search_where(self.collection, part.vector, where, limit=limit,
+                                                fields=PROFILE_FIELDS):
+                table.add(_key(hit), hit.option, hit.score)
+            tables.append(table)
+        return tables
+
+    def _hybrid_scores(
+        self, parts: Sequence[_Part], where: Filter, modalities: dict[str, float], limit: int,
+        ranker: str,
+    ) -> list[PartScores]:
+        """Parts fused by Milvus (one hybrid search per option); options fused client-side."""
+        table = PartScores(1.0)
+        total = sum(p.weight for p in parts)
+        weights = [p.weight / total for p in parts]
+        for option in modalities:
+            one = Filter(categories=where.categories, options=(option,), scope=where.scope,
+                         urls=where.urls)
+            hits = self._store.hybrid_search(self.collection, [p.vector for p in parts], weights,
+                                             one, ranker=ranker, limit=limit, fields=PROFILE_FIELDS)
+            for hit in hits:
+                table.add(_key(hit), hit.option, hit.score)
+        return [table]
+
+    # --- ranking -----------------------------------------------------------------------------
+    def _rank(self, videos: dict[str, _Video], query: Query) -> list[VideoHit]:
+        hits: list[VideoHit] = []
+        tolerance = self._settings.moment_tolerance
+        for video in videos.values():
+            if query.moments:
+                moments = stitch(video.segments, tolerance, query.max_moments)
+                top = moments[0]
+                start, end, score = top.start_s, top.end_s, top.score
+            else:
+                moments = []
+                seg = best_segment(video.segments)
+                start, end, score = seg.start_s, seg.end_s, seg.score
+            hits.append(VideoHit(url=video.url, title=video.title, category=video.category,
+                                 score=score, start_s=start, end_s=end, moments=moments,
+                                 option=video.option))
+        hits.sort(key=lambda h: (-h.score, h.url))
+        return hits[: query.top_k]
+
+
+def _key(hit: SegmentHit) -> SegmentKey:
+    return (hit.url, round(hit.start_s, 3), round(hit.end_s, 3))
+
+
+def _videos(
+    fused: dict[SegmentKey, float], meta: dict[str, SegmentHit], modalities: dict[str, float]
+) -> dict[str, _Video]:
+    option = "+".join(modalities)
+    videos: dict[str, _Video] = {}
+    for (url, start, end), score in fused.items():
+        video = videos.get(url)
+        if video is None:
+            first = meta[url]
+            video = videos[url] = _Video(url, first.title, first.category, option, [])
+        video.segments.append(ScoredSegment(start, end, score))
+    return videos
+
+
+def _top_segments(videos: dict[str, _Video], top_k: int) -> list[VideoHit]:
+    rows = [
+        VideoHit(url=v.url, title=v.title, category=v.category, score=s.score, start_s=s.start_s,
+                 end_s=s.end_s, option=v.option)
+        for v in videos.values() for s in v.segments
+    ]
+    rows.sort(key=lambda h: (-h.score, h.url, h.start_s))
+    return rows[:top_k]
+
+
+def _rows_at(rows: list[dict[str, Any]], at_s: float) -> list[dict[str, Any]]:
+    return [r for r in rows if float(r["start_s"]) <= at_s < float(r["end_s"])]
+
+
+def _mean_vector(vectors: Sequence[Any]) -> list[float]:
+    stacked = np.asarray([np.asarray(v, dtype=np.float64) for v in vectors])
+    mean = stacked.mean(axis=0)
+    norm = float(np.linalg.norm(mean)) or 1.0
+    return [float(x) for x in mean / norm]
+
+
+def build_searcher(settings: Settings, clients: Clients | None = None) -> Searcher:
+    """A Searcher on the Redis, Milvus and Twelve Labs of ``clients`` (default: built from
+    ``settings``; the CLI's, the demo's and the API's)."""
+    clients = clients or Clients.from_settings(settings)
+    return Searcher(settings, clients.redis, clients.store, clients.gateway.embed_part)

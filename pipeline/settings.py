@@ -57,6 +57,9 @@ class Settings(BaseSettings):
         description="Twelve Labs base URL (the SDK's own variable); set it to use the sandbox",
     )
     data_dir: Path = Field(Path(".vidsearch"), description="Where the embedded stack keeps its data")
+    milvus_engine: Literal["lite", "server"] = Field(
+        "lite", description="Milvus the embedded stack runs: lite (Milvus Lite) or server (Milvus standalone)"
+    )
 
     # --- embedding -----------------------------------------------------------------------------
     model: ModelName = Field("marengo3.0", description="Marengo model for videos and queries")
@@ -126,9 +129,20 @@ class Settings(BaseSettings):
         {"M": 16, "efConstruction": 200}, description="Index build parameters"
     )
     search_params: dict[str, Any] = Field({"ef": 64}, description="Index search parameters")
+    search_consistency: Literal["Strong", "Bounded", "Session", "Eventually"] = Field(
+        "Bounded", description="Search consistency (Bounded: may miss the last seconds of writes)"
+    )
 
     # --- search ------------------------------------------------------------------------------------
     query_cache_ttl_s: int = Field(7 * 86400, ge=0, description="Query embedding cache lifetime")
+    result_cache_ttl_s: int = Field(3600, ge=0, description="Search result cache lifetime (0: off)")
+    result_cache_max_entries: int = Field(10000, ge=0, description="Most cached search results")
+    search_fusion: Literal["client", "weighted", "rrf"] = Field(
+        "client", description="How query parts are fused: client-side, Milvus WeightedRanker or RRFRanker"
+    )
+    moment_tolerance: float = Field(
+        0.5, ge=0, le=1, description="Share of a video's best-to-lowest segment score gap a moment may drop"
+    )
 
     # --- Celery ------------------------------------------------------------------------------------
     visibility_timeout_s: int = Field(3600, ge=60, description="Redis broker visibility timeout")

@@ -20,16 +20,23 @@ here passes ``timeout=timeout_s`` (default :data:`CALL_TIMEOUT_S`), which bounds
 within that bound.
 
 Writes are upserts keyed by the primary key ``pk``: Milvus keeps one row per pk, so replays and
-duplicates never add rows (no duplicate check is needed). ``count`` and ``rows_by_item`` read with
-``Strong`` consistency (read-after-write across processes). ``search`` uses ``Bounded`` consistency
-(the collection default would be ``Strong``): the writer flushes soon after each batch, and search
-must not wait for every in-flight write.
+duplicates never add rows (no duplicate check is needed). Milvus servers before 2.3.10 hash the
+wrong field when an upsert routes rows by partition key (milvus-io/milvus#30607, fixed by #30773):
+the rows land in another category's partition and category-filtered searches miss them. On those
+servers (version read once per connection) a write is a delete of the batch's pks followed by an
+insert, which routes correctly; a crash between the two is repaired by the writer's replay.
+
+``count`` and ``rows_by_item`` read with
+``Strong`` consistency (read-after-write across processes). ``search`` uses the setting
+``search_consistency``, ``Bounded`` by default: on a Milvus server a search then never waits for
+in-flight writes and may miss the last few seconds of them (Milvus Lite shows every write at once).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -47,7 +54,6 @@ from pipeline.settings import Settings
 CALL_TIMEOUT_S = 30.0
 """Bound on one Milvus call, pymilvus's internal retries included."""
 
-SEARCH_CONSISTENCY = "Bounded"
 READ_CONSISTENCY = "Strong"
 MAX_SEARCH_LIMIT = 16384
 """Milvus's upper bound on ``limit`` (topk) of one search."""
@@ -75,6 +81,8 @@ PK_MAX_LENGTH = 32
 _CHECKED_LENGTHS = ("category", "url", "option", "scope", "model", "item_key", "job_id")
 FLOAT32 = np.dtype("<f4")
 _UNREACHABLE_CODES = frozenset({2})  # legacy ErrorCode.ConnectFailed
+UPSERT_ROUTING_FIXED = (2, 3, 10)
+"""First Milvus release whose upsert routes partition-key rows right (milvus-io/milvus#30773)."""
 
 
 class StoreUnavailableError(StoreError, TransientError):
@@ -115,18 +123,70 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _in(field: str, values: Sequence[str]) -> str:
+    return f"{field} in [" + ", ".join(quote(v) for v in values) + "]"
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """What a search or query is restricted to (empty fields restrict nothing)."""
+
+    categories: Sequence[str] = ()
+    options: Sequence[str] = ()
+    scope: str | None = "clip"
+    urls: Sequence[str] = ()
+    exclude_urls: Sequence[str] = ()
+
+    def expression(self) -> str:
+        """The boolean filter expression; every value is quoted and escaped."""
+        parts: list[str] = []
+        if self.categories:
+            parts.append(_in("category", self.categories))
+        if len(self.options) == 1:
+            parts.append(f"option == {quote(self.options[0])}")
+        elif self.options:
+            parts.append(_in("option", self.options))
+        if self.scope is not None:
+            parts.append(f"scope == {quote(self.scope)}")
+        if self.urls:
+            parts.append(_in("url", self.urls))
+        if self.exclude_urls:
+            parts.append(_in("url not", self.exclude_urls))
+        return " and ".join(parts)
+
+
 def build_filter(
     categories: Sequence[str] = (), option: str | None = None, scope: str | None = None
 ) -> str:
     """A boolean filter expression; every value is quoted and escaped."""
-    parts: list[str] = []
-    if categories:
-        parts.append("category in [" + ", ".join(quote(c) for c in categories) + "]")
-    if option is not None:
-        parts.append(f"option == {quote(option)}")
-    if scope is not None:
-        parts.append(f"scope == {quote(scope)}")
-    return " and ".join(parts)
+    return Filter(categories, (option,) if option is not None else (), scope).expression()
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a Milvus server can do for search (see ``capabilities_of``)."""
+
+    version: str
+    grouping: bool
+    hybrid: bool
+
+
+def capabilities_of(version: str) -> Capabilities:
+    """Grouping search with ``group_size`` and ``hybrid_search`` from a server version string.
+
+    The version decides because an older server does not refuse a grouping search: Milvus 2.3.5
+    ignores ``group_by_field`` and answers ungrouped rows.
+
+    Milvus Lite (``milvus_lite-3.x``) and Milvus >= 2.5 have both; ``hybrid_search`` came in 2.4
+    and ``group_by_field`` with ``group_size`` in 2.5; Milvus 2.3 has neither. An unknown version
+    is assumed to have neither (the client-side paths always work).
+    """
+    if version.startswith("milvus_lite"):
+        return Capabilities(version, grouping=True, hybrid=True)
+    release = parse_version(version)
+    if release is None:
+        return Capabilities(version, grouping=False, hybrid=False)
+    return Capabilities(version, grouping=release >= (2, 5), hybrid=release >= (2, 4))
 
 
 def _unreachable(exc: Exception) -> bool:
@@ -152,6 +212,18 @@ def _released(exc: StoreError) -> bool:
     """Whether Milvus refused because the collection is not loaded (e.g. after a restart)."""
     text = str(exc)
     return "released" in text or "not loaded" in text or "call load()" in text
+
+
+def parse_version(text: str) -> tuple[int, ...] | None:
+    """``(2, 3, 5)`` from ``v2.3.5-lite``; None when the text names no version."""
+    match = re.match(r"v?(\d+)\.(\d+)\.(\d+)", text.strip())
+    return tuple(int(part) for part in match.groups()) if match else None
+
+
+def upsert_misroutes(version: str) -> bool:
+    """Whether a server of ``version`` upserts partition-key rows into the wrong partition."""
+    parsed = parse_version(version)
+    return parsed is not None and parsed < UPSERT_ROUTING_FIXED
 
 
 def _utf8_truncate(text: str, max_bytes: int) -> str:
@@ -259,6 +331,9 @@ class MilvusStore:
         self._timeout_s = timeout_s
         self._client: MilvusClient | None = None
         self._dimensions: dict[str, int] = {}
+        self._server_version: str | None = None
+        self.calls = 0
+        """Milvus requests made (one per attempted call, counted before it is sent)."""
 
     # --- connection ------------------------------------------------------------------------
     def _connect(self) -> MilvusClient:
@@ -268,6 +343,7 @@ class MilvusStore:
                 kwargs["token"] = self._settings.milvus_token.get_secret_value()
             try:
                 self._client = MilvusClient(**kwargs)
+                self._server_version = None
             except (MilvusException, grpc.RpcError, OSError) as exc:
                 raise StoreUnavailableError(
                     f"cannot connect to Milvus at {self._settings.milvus_uri}: "
@@ -287,13 +363,21 @@ class MilvusStore:
 
     def _call_once(self, action: str, method: str, *args: Any, **kwargs: Any) -> Any:
         client = self._connect()
+        self.calls += 1
         try:
             return getattr(client, method)(*args, timeout=self._timeout_s, **kwargs)
         except (MilvusException, grpc.RpcError, OSError) as exc:
             error = translate(exc, action)
             if isinstance(error, StoreUnavailableError):
                 self._dimensions.clear()  # a restarted Milvus has released every collection
+                self._server_version = None  # ... and may be another version
             raise error from exc
+
+    def server_version(self) -> str:
+        """The server's version string (read once per connection)."""
+        if self._server_version is None:
+            self._server_version = str(self._call("server version", "get_server_version"))
+        return self._server_version
 
     def ping(self) -> None:
         """Raise StoreUnavailableError unless Milvus answers."""
@@ -418,8 +502,19 @@ class MilvusStore:
 
     def upsert_rows(self, collection: str, rows: Sequence[dict[str, Any]]) -> None:
         """Upsert rows built by ``rows`` / ``prepare``."""
-        if rows:
+        if not rows:
+            return
+        if upsert_misroutes(self.server_version()):
+            self._delete_then_insert(collection, rows)
+        else:
             self._call(f"upsert into {collection}", "upsert", collection, list(rows))
+
+    def _delete_then_insert(self, collection: str, rows: Sequence[dict[str, Any]]) -> None:
+        """An upsert on servers whose upsert misroutes partition-key rows (see the module doc)."""
+        unique = list({row["pk"]: row for row in rows}.values())
+        pks = ", ".join(quote(str(row["pk"])) for row in unique)
+        self._call(f"delete from {collection}", "delete", collection, filter=f"pk in [{pks}]")
+        self._call(f"insert into {collection}", "insert", collection, unique)
 
     def flush(self, collection: str) -> None:
         """Seal growing segments so searches use the index."""
@@ -465,6 +560,16 @@ class MilvusStore:
         finally:
             iterator.close()
 
+    def capabilities(self) -> Capabilities:
+        """What this server can do for search, from its version (read once per connection)."""
+        return capabilities_of(self.server_version())
+
+    def _search_params(self, limit: int) -> dict[str, Any]:
+        params = dict(self._settings.search_params)
+        if "ef" in params:
+            params["ef"] = max(int(params["ef"]), limit)  # HNSW needs ef >= limit
+        return {"metric_type": self._settings.index_metric, "params": params}
+
     def search(
         self,
         collection: str,
@@ -476,26 +581,86 @@ class MilvusStore:
         limit: int,
     ) -> list[SegmentHit]:
         """The ``limit`` nearest segments, best first, restricted by category/option/scope."""
+        where = Filter(categories, (option,) if option is not None else (), scope)
+        return self.search_where(collection, vector, where, limit=limit)
+
+    def search_where(
+        self,
+        collection: str,
+        vector: Sequence[float],
+        where: Filter,
+        *,
+        limit: int,
+        group_by_url: int = 0,
+        fields: Sequence[str] = OUTPUT_FIELDS,
+    ) -> list[SegmentHit]:
+        """The nearest rows matching ``where``, best first.
+
+        ``group_by_url=N`` asks for ``limit`` videos with at most N rows each (grouping search;
+        only where ``capabilities().grouping``). ``fields``: the output fields (fewer are faster;
+        Milvus Lite spends about half a millisecond per returned row).
+        """
         limit = max(1, min(limit, MAX_SEARCH_LIMIT))
+        extra: dict[str, Any] = {}
+        if group_by_url:
+            extra = {"group_by_field": "url", "group_size": group_by_url, "strict_group_size": False}
         result = self._call(
             f"search {collection}",
             "search",
             collection,
             data=[np.asarray(vector, dtype=np.float32).tolist()],
-            filter=build_filter(categories, option, scope),
+            filter=where.expression(),
             limit=limit,
-            output_fields=list(OUTPUT_FIELDS),
-            search_params={"metric_type": self._settings.index_metric,
-                           "params": dict(self._settings.search_params)},
-            consistency_level=SEARCH_CONSISTENCY,
+            output_fields=list(fields),
+            search_params=self._search_params(limit * max(1, group_by_url)),
+            consistency_level=self._settings.search_consistency,
+            **extra,
         )
         hits = result[0] if result else []
         return [self._hit(h) for h in hits]
 
-    def _hit(self, raw: dict[str, Any]) -> SegmentHit:
+    def hybrid_search(
+        self,
+        collection: str,
+        vectors: Sequence[Sequence[float]],
+        weights: Sequence[float],
+        where: Filter,
+        *,
+        ranker: str,
+        limit: int,
+        fields: Sequence[str] = OUTPUT_FIELDS,
+    ) -> list[SegmentHit]:
+        """One multi-request search fused by Milvus (``ranker``: "weighted" or "rrf")."""
+        from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker  # noqa: PLC0415
+
+        limit = max(1, min(limit, MAX_SEARCH_LIMIT))
+        expression = where.expression()
+        requests = [
+            AnnSearchRequest(data=[np.asarray(v, dtype=np.float32).tolist()], anns_field="vector",
+                             param=self._search_params(limit), limit=limit, expr=expression)
+            for v in vectors
+        ]
+        fuser = WeightedRanker(*weights) if ranker == "weighted" else RRFRanker()
+        result = self._call(
+            f"hybrid_search {collection}", "hybrid_search", collection, requests, fuser,
+            limit=limit, output_fields=list(fields),
+            consistency_level=self._settings.search_consistency,
+        )
+        hits = result[0] if result else []
+        return [self._hit(h, raw_score=True) for h in hits]
+
+    def vectors_where(self, collection: str, where: Filter, limit: int = 16384) -> list[dict[str, Any]]:
+        """Rows matching ``where`` with their vectors (``start_s``, ``end_s``, ``option``)."""
+        return list(self._call(
+            f"query {collection}", "query", collection, filter=where.expression(), limit=limit,
+            output_fields=["vector", "start_s", "end_s", "option", "scope"],
+            consistency_level=READ_CONSISTENCY,
+        ))
+
+    def _hit(self, raw: dict[str, Any], *, raw_score: bool = False) -> SegmentHit:
         entity = raw.get("entity", {})
         score = float(raw["distance"])
-        if self._settings.index_metric == "L2":
+        if self._settings.index_metric == "L2" and not raw_score:
             score = -score
         return SegmentHit(
             pk=str(raw.get("pk", raw.get("id", ""))),

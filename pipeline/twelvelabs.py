@@ -25,7 +25,15 @@ import pydantic
 import tenacity
 from twelvelabs import TwelveLabs
 from twelvelabs.core.api_error import ApiError
-from twelvelabs.types import MultiInputRequest, TextInputRequest
+from twelvelabs.types import (
+    ImageInputRequest,
+    MediaSource,
+    MultiInputMediaSource,
+    MultiInputRequest,
+    TextImageInputRequest,
+    TextInputRequest,
+    VideoInputRequest,
+)
 
 from pipeline.errors import (
     ApiRejectedError,
@@ -35,6 +43,7 @@ from pipeline.errors import (
 from pipeline.items import EmbeddingSpec
 from pipeline.logs import get_logger
 from pipeline.metrics import MetricsRecorder
+from pipeline.query import QueryError, QueryPart
 from pipeline.quota import Quota
 from pipeline.settings import Settings
 
@@ -238,19 +247,63 @@ class TwelveLabsGateway:
         return list(pager.items or [])
 
     def embed_text(self, text: str) -> list[float]:
-        """A query embedding through the sync v2 endpoint (paid, retried)."""
+        """A query embedding of ``text`` through the sync v2 endpoint (paid, retried)."""
+        return self.embed_part(QueryPart("text", text=text))
+
+    def embed_part(self, part: QueryPart) -> list[float]:
+        """One query part's embedding through the sync v2 endpoint (paid, retried).
+
+        A clip answers one embedding per segment and option; the query vector is their mean.
+        """
+        kwargs = self._sync_body(part)
+        call: Callable[[], Any] = lambda: self.client.embed.v_2.create(**kwargs)  # noqa: E731
+        response = self.retrying("embed", partial(self._call, "embed", call), paid=True)
+        vectors = [list(d.embedding) for d in response.data or []]
+        if not vectors:
+            raise TransientError("Twelve Labs answered a sync embed without embeddings")
+        return _mean(vectors)
+
+    def _sync_body(self, part: QueryPart) -> dict[str, Any]:
         model = self.settings.model
         if model == "marengo3.5":
-            call: Callable[[], Any] = lambda: self.client.embed.v_2.create(  # noqa: E731
-                input_type="multi_input", model_name=model, multi_input=MultiInputRequest(input_text=text),
-                embedding_dimension=self.settings.dimension,
-            )
+            return {"input_type": "multi_input", "model_name": model,
+                    "embedding_dimension": self.settings.dimension,
+                    "multi_input": _multi_input(part)}
+        input_type = "video" if part.kind == "clip" else part.kind
+        body: dict[str, Any] = {"input_type": input_type, "model_name": model}
+        source = MediaSource(url=part.url) if part.url else None
+        if part.kind == "text":
+            body["text"] = TextInputRequest(input_text=part.text or "")
+        elif part.kind == "image":
+            body["image"] = ImageInputRequest(media_source=source)
+        elif part.kind == "text_image":
+            body["text_image"] = TextImageInputRequest(media_source=source, input_text=part.text or "")
         else:
-            call = lambda: self.client.embed.v_2.create(  # noqa: E731
-                input_type="text", model_name=model, text=TextInputRequest(input_text=text)
+            body["video"] = VideoInputRequest(
+                media_source=source, start_sec=part.start_s, end_sec=part.end_s,
+                embedding_option=list(self.settings.embedding_options), embedding_scope=["clip"],
             )
-        response = self.retrying("embed", partial(self._call, "embed", call), paid=True)
-        return list(response.data[0].embedding)
+        return body
+
+
+def _multi_input(part: QueryPart) -> MultiInputRequest:
+    """Marengo 3.5 takes only multi_input: text plus media sources (video without a range)."""
+    if part.kind == "clip" and (part.start_s is not None or part.end_s is not None):
+        raise QueryError("marengo3.5 sync embeds take a whole clip (up to 30 s): drop the clip range")
+    sources = None
+    if part.url:
+        media_type = "video" if part.kind == "clip" else "image"
+        sources = [MultiInputMediaSource(name="q", media_type=media_type, url=part.url)]
+    return MultiInputRequest(input_text=part.text, media_sources=sources)
+
+
+def _mean(vectors: list[list[float]]) -> list[float]:
+    if len(vectors) == 1:
+        return vectors[0]
+    width = len(vectors[0])
+    total = [sum(v[i] for v in vectors) for i in range(width)]
+    norm = sum(x * x for x in total) ** 0.5 or 1.0
+    return [x / norm for x in total]
 
 
 def _log_retry(operation: str, state: tenacity.RetryCallState) -> None:

@@ -31,7 +31,8 @@ reclaimed like the failed batch.
 Batches of one model and dimension are written in stream order, so when a primary key spans two
 batches the later segment still wins. Written collections are flushed every
 ``writer_flush_interval_s`` and once at the end of every drain that wrote rows (search over
-unflushed rows is ~40x slower).
+unflushed rows is ~40x slower). Each successful flush bumps the collection's generation
+(``result_cache.bump_generation``), which retires every cached search result of that collection.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ else:
 from pipeline.errors import SchemaMismatchError, StoreError
 from pipeline.keys import Keys
 from pipeline.metrics import MetricsRecorder
+from pipeline.result_cache import bump_generation
 from pipeline.segments import Segment
 from pipeline.settings import Settings
 from pipeline.store import MilvusStore, StoreRejectedError
@@ -200,7 +202,7 @@ class SegmentWriter:
         self._consumer = consumer
         self._clock = clock
         self._metrics = MetricsRecorder(redis_client, settings.redis_prefix)
-        keys = Keys(settings.redis_prefix)
+        keys = self._keys = Keys(settings.redis_prefix)
         self.stream = keys.segments
         self.dead_stream = keys.dead
         self._claim_cursor = "0-0"
@@ -430,4 +432,5 @@ class SegmentWriter:
                 continue
             del self._unflushed[collection]
             stats.flushes += 1
+            bump_generation(self._redis, self._keys, collection)
 

@@ -8,7 +8,11 @@ JSON or YAML, either a mapping ``url -> entry`` or a list of entries that carry 
       scenes:
         - {start: 0, end: 20, words: [city, traffic]}
         - {start: 20, end: 40, words: "surfing dog"}
+        - {start: 40, end: 60, words: [crowd], audio: [cheering], speech: "what a goal"}
       error: null            # optional: the task ends failed with this message
+
+A scene's ``words`` describe it in every modality; ``visual``, ``audio`` and ``speech`` add words
+seen only by that embedding option (``visual``; ``audio``; ``transcription``).
 
 URLs absent from the catalog get a hashed duration and the words of their file name.
 """
@@ -32,6 +36,16 @@ class Scene:
     start: float
     end: float
     words: tuple[str, ...]
+    visual: tuple[str, ...] = ()
+    audio: tuple[str, ...] = ()
+    speech: tuple[str, ...] = ()
+
+    def words_for(self, option: str | None) -> tuple[str, ...]:
+        """The scene's words as embedding option ``option`` sees them (None: every modality's)."""
+        if option is None:
+            return self.words + self.visual + self.audio + self.speech
+        extra: tuple[str, ...] = getattr(self, MODALITY_OF.get(option, "visual"))
+        return self.words + extra
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,11 @@ class Entry:
     title: str | None = None
     scenes: tuple[Scene, ...] = field(default_factory=tuple)
     error: str | None = None
+
+
+MODALITY_OF = {"visual": "visual", "visual-text": "visual", "audio": "audio",
+               "transcription": "speech"}
+"""Embedding option -> the scene field of the words only it sees."""
 
 
 class CatalogError(ValueError):
@@ -89,6 +108,14 @@ def _scene(url: str, raw: Any) -> Scene:
         raise CatalogError(f"{url}: a scene needs numeric start and end") from exc
     if end <= start:
         raise CatalogError(f"{url}: scene end {end} is not after start {start}")
-    given = raw.get("words") or raw.get("text") or []
-    tokens = words(given) if isinstance(given, str) else [w for g in given for w in words(str(g))]
-    return Scene(start=start, end=end, words=tuple(tokens))
+    per_modality = {name: _tokens(raw.get(name)) for name in ("visual", "audio", "speech")}
+    return Scene(start=start, end=end, words=_tokens(raw.get("words") or raw.get("text")),
+                 **per_modality)
+
+
+def _tokens(given: Any) -> tuple[str, ...]:
+    if not given:
+        return ()
+    if isinstance(given, str):
+        return tuple(words(given))
+    return tuple(w for g in given for w in words(str(g)))

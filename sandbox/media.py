@@ -47,8 +47,8 @@ class Media:
     scenes: tuple[Scene, ...] = field(default_factory=tuple)
     error: str | None = None
 
-    def concepts(self, start: float, end: float) -> dict[str, float]:
-        """Concept word -> weight over the time range [start, end]."""
+    def concepts(self, start: float, end: float, option: str | None = None) -> dict[str, float]:
+        """Concept word -> weight over [start, end], as embedding option ``option`` sees it."""
         if not self.scenes:
             return dict.fromkeys(self.title_words, 1.0)
         weights = dict.fromkeys(self.title_words, TITLE_WEIGHT)
@@ -57,7 +57,7 @@ class Media:
             overlap = min(end, scene.end) - max(start, scene.start)
             if overlap <= 0:
                 continue
-            for word in scene.words:
+            for word in scene.words_for(option):
                 weights[word] = weights.get(word, 0.0) + overlap / span
         return weights
 
@@ -75,6 +75,16 @@ def url_words(url: str) -> tuple[str, ...]:
     name = PurePosixPath(path).name
     found = words(name) or words(path)
     return tuple(dict.fromkeys(found))
+
+
+def image_words(url: str, entry: Entry | None) -> tuple[str, ...]:
+    """What an image "shows": its catalog entry's title and visual scene words, else its file name's."""
+    if entry is None:
+        return url_words(url)
+    found = list(words(entry.title)) if entry.title else []
+    for scene in entry.scenes:
+        found += scene.words_for("visual")
+    return tuple(dict.fromkeys(found)) or url_words(url)
 
 
 def is_web_page(url: str) -> bool:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sandbox import vectors
@@ -28,7 +29,7 @@ def dumps(body: Any) -> bytes:
 
 def _vector(task: Task, option: str, scope: str, start: float, end: float) -> list[float]:
     model = task.spec.model
-    concepts = task.media.concepts(start, end)
+    concepts = task.media.concepts(start, end, option)
     key = f"{task.spec.source}|{option}|{scope}|{start:.3f}|{end:.3f}"
     vec = vectors.segment_vector(model, concepts, option, key)
     if task.spec.dimension < vec.shape[0]:
@@ -156,21 +157,37 @@ def v1_task(task: Task, status: str, options: tuple[str, ...]) -> bytes:
     return data
 
 
-def sync_vector(request: SyncRequest) -> list[float]:
-    """One query embedding: the words of the text and of the media URLs' file names."""
-    text = " ".join([request.text, *(" ".join(url_words(u)) for u in request.urls if u)])
+def sync_vector(
+    request: SyncRequest, media_words: Callable[[str], tuple[str, ...]] = url_words
+) -> list[float]:
+    """One query embedding: the words of the text and of the media (``media_words`` of each URL:
+    its catalog entry's words, else its file name's)."""
+    text = " ".join([request.text, *(" ".join(media_words(u)) for u in request.urls if u)])
     vec = vectors.text_vector(request.model, text)
     if request.dimension < vec.shape[0]:
         vec = vectors.prefix(vec, request.dimension)
     return vectors.to_list(vec)
 
 
-def v2_sync(request: SyncRequest) -> bytes:
+def v2_sync(
+    request: SyncRequest, media_words: Callable[[str], tuple[str, ...]] = url_words
+) -> bytes:
     """Body of POST embed-v2 (one item; metadata for multi_input on 3.5 as the SDK types it)."""
-    body: dict[str, Any] = {"data": [{"embedding": sync_vector(request), "embedding_option": None,
+    vector = sync_vector(request, media_words)
+    body: dict[str, Any] = {"data": [{"embedding": vector, "embedding_option": None,
                                       "embedding_scope": None, "start_sec": None, "end_sec": None}]}
     if request.model == "marengo3.5":
         body["metadata"] = {"input_type": "multi_input", "embedding_dimension": request.dimension}
+    return dumps(body)
+
+
+def v2_sync_video(task: Task) -> bytes:
+    """Body of POST embed-v2 for a video (Marengo 3.0): one item per segment and option, as a task's
+    (the same vectors a task of the same source and range gets)."""
+    body = {"data": [
+        {"embedding": vec, "embedding_option": o, "embedding_scope": s, "start_sec": a, "end_sec": b}
+        for o, s, a, b, vec in items(task, task.spec.options)
+    ]}
     return dumps(body)
 
 

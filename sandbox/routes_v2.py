@@ -110,11 +110,19 @@ async def list_tasks(request: web.Request) -> web.Response:
 
 
 async def sync_embed(request: web.Request) -> web.Response:
-    """POST embed-v2 -> 200 ``{data: [{embedding, ...}]}``."""
+    """POST embed-v2 -> 200 ``{data: [{embedding, ...}]}``: text, image, text_image, multi_input
+    (one item) or video (Marengo 3.0: one item per segment and option, up to 600 s; 3.5 takes a
+    video only as a multi_input source of up to 30 s)."""
     box = _sandbox(request)
     headers = box.charge("embed")
     query = validation.v2_sync(await json_body(request))
-    return web.Response(body=render.v2_sync(query), content_type=JSON, headers=headers)
+    if query.video is not None:
+        body = render.v2_sync_video(box.sync_video(query.video))
+    else:
+        for source in query.video_urls:
+            box.check_sync_duration(query.model, box.media(source, source).duration)
+        body = render.v2_sync(query, box.media_words)
+    return web.Response(body=body, content_type=JSON, headers=headers)
 
 
 def routes() -> list[tuple[str, str, Any]]:

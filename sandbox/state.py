@@ -14,12 +14,12 @@ from aiohttp import web
 
 from sandbox import catalog as catalog_file
 from sandbox.config import SandboxConfig
-from sandbox.errors import ApiFailure
+from sandbox.errors import ApiFailure, invalid
 from sandbox.faults import Dice, TokenBucket, Verdict
-from sandbox.media import describe
+from sandbox.media import Media, describe, image_words
 from sandbox.stats import Stats
 from sandbox.tasks import Task, TaskStore, rfc3339
-from sandbox.validation import TaskSpec
+from sandbox.validation import SYNC_VIDEO_MAX_S, TaskSpec
 
 RATE_LIMIT_MESSAGE = (
     "You have exceeded the rate limit ({rate_limit}). Please try again later after {retry_after}."
@@ -87,6 +87,34 @@ class Sandbox:
         task = self.store.add(spec, media, seconds, (self.config.fail_rate, self.config.stuck_rate))
         self.stats.created(spec.source, spec.model)
         return task
+
+    def media(self, source: str, url: str | None) -> Media:
+        """What the media behind ``source`` contains (its catalog entry, else its URL)."""
+        return describe(source, url, self.catalog.get(url or ""), self.config.min_duration_s,
+                        self.config.max_duration_s)
+
+    def sync_video(self, spec: TaskSpec) -> Task:
+        """A finished task-like view of a sync video embed; a 400 when the media cannot be used."""
+        media = self.media(spec.source, spec.url)
+        if media.error:
+            raise invalid(media.error)
+        if spec.start_sec >= media.duration:
+            raise invalid(f"start_sec ({spec.start_sec}) is beyond the media duration "
+                          f"({media.duration} s).")
+        task = Task("sync", spec, media, time.time(), time.monotonic(), 0.0)
+        self.check_sync_duration(spec.model, task.end - task.start)
+        return task
+
+    def check_sync_duration(self, model: str, seconds: float) -> None:
+        """A 400 when ``seconds`` of audio/video is more than a sync embed takes."""
+        limit = SYNC_VIDEO_MAX_S[model]
+        if seconds > limit:
+            raise invalid(f"Duration ({seconds:.1f} seconds) exceeds maximum limit of "
+                          f"{limit:.0f} seconds.")
+
+    def media_words(self, url: str) -> tuple[str, ...]:
+        """The words a sync embed sees in an image or document URL."""
+        return image_words(url, self.catalog.get(url))
 
 
 SANDBOX = web.AppKey("sandbox", Sandbox)

@@ -217,15 +217,21 @@ def _number(raw: Any, name: str) -> float | None:
         raise invalid(f"{name} must be a number.") from exc
 
 
+SYNC_VIDEO_MAX_S = {"marengo3.0": 600.0, "marengo3.5": 30.0}
+"""Longest audio/video a sync embed takes, per model."""
+
+
 @dataclass(frozen=True)
 class SyncRequest:
-    """A validated sync embed: model, dimension, query text and media URLs."""
+    """A validated sync embed: model, dimension, query text and media URLs (a video: ``video``)."""
 
     model: str
     dimension: int
     input_type: str
     text: str
     urls: tuple[str, ...]
+    video: TaskSpec | None = None
+    video_urls: tuple[str, ...] = ()
 
 
 def v2_sync(body: Any) -> SyncRequest:
@@ -236,12 +242,40 @@ def v2_sync(body: Any) -> SyncRequest:
     dimension = _dimension(body, model)
     input_type = body.get("input_type")
     allowed = ("multi_input",) if model == "marengo3.5" else ("text", "image", "text_image",
-                                                               "multi_input")
+                                                               "video", "multi_input")
     if input_type not in allowed:
         raise invalid(f"input_type {input_type!r} is not valid with {model}; allowed: "
                       f"{', '.join(allowed)}.")
+    if input_type == "video":
+        return SyncRequest(model, dimension, "video", "", (), video=_sync_video(body, model))
     text, urls = _sync_content(body, str(input_type))
-    return SyncRequest(model, dimension, str(input_type), text, urls)
+    videos = _multi_videos(body) if input_type == "multi_input" else ()
+    return SyncRequest(model, dimension, str(input_type), text, urls, video_urls=videos)
+
+
+def _sync_video(body: Mapping[str, Any], model: str) -> TaskSpec:
+    """A sync video embed (Marengo 3.0): the keys of an async video task (section 2.2)."""
+    video = body.get("video")
+    if not isinstance(video, Mapping):
+        raise missing("video")
+    source, url = media_source(video.get("media_source"))
+    start, end = _range(video.get("start_sec"), video.get("end_sec"), ("start_sec", "end_sec"))
+    limit = SYNC_VIDEO_MAX_S[model]
+    if end is not None and end - start > limit:
+        raise invalid(f"Duration ({end - start:.1f} seconds) exceeds maximum limit of "
+                      f"{limit:.0f} seconds.")
+    options = _choices(video.get("embedding_option"), "embedding_option", V2_OPTIONS[model],
+                       V2_OPTIONS[model])
+    return TaskSpec("v2", model, source, url, start, end, segmentation(video.get("segmentation"), model),
+                    options, _scopes(video.get("embedding_scope")), 512)
+
+
+def _multi_videos(body: Mapping[str, Any]) -> tuple[str, ...]:
+    """The video sources of a multi_input body (their duration is checked against the media)."""
+    part = body.get("multi_input") or {}
+    sources = part.get("media_sources") or []
+    return tuple(media_source(s)[0] for s in sources
+                 if isinstance(s, Mapping) and s.get("media_type") == "video")
 
 
 def _sync_content(body: Mapping[str, Any], input_type: str) -> tuple[str, tuple[str, ...]]:

@@ -38,6 +38,7 @@ MODEL_SPACES = {"marengo3.0": "marengo3.0", "marengo3.5": "marengo3.5",
 STOP_WORDS = frozenset({
     "a", "an", "the", "at", "of", "in", "on", "and", "or", "to", "for", "with", "by", "from", "is",
     "mp4", "mov", "mkv", "webm", "avi", "m4v", "mpg", "mpeg", "wav", "mp3", "flac", "m4a",
+    "jpg", "jpeg", "png", "gif", "webp", "bmp", "heic",
     "http", "https", "www", "com",
 })
 _SPLIT = re.compile(r"[^a-z0-9]+")

@@ -1,7 +1,12 @@
-"""Real services for the tests: redis-server, Milvus Lite in server mode, the Twelve Labs sandbox.
+"""Real services for the tests: redis-server, Milvus (Lite in server mode and a real Milvus standalone
+server), the Twelve Labs sandbox.
 
-Each is started once per session on a free port in a temporary directory, through the same
+Each is started once per session on free ports in a temporary directory, through the same
 starters ``vidsearch up`` uses. A service that cannot start fails the tests; nothing is skipped.
+
+Two Milvus engines: ``milvus_uri`` is Milvus Lite, except in modules (or tests) marked
+``both_engines``, where every test runs twice, ``[lite]`` and ``[server]`` (the server starts only
+when such a test runs). ``milvus_engine`` says which one a test got.
 """
 
 from __future__ import annotations
@@ -13,7 +18,14 @@ from pathlib import Path
 import pytest
 import redis
 
-from vidsearch.services import Service, start_milvus, start_redis, start_sandbox
+from vidsearch.services import (
+    MILVUS_ENGINES,
+    Service,
+    start_milvus,
+    start_milvus_server,
+    start_redis,
+    start_sandbox,
+)
 
 SANDBOX_API_KEY = "sandbox-test-key"
 
@@ -41,14 +53,37 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture(scope="session")
 def milvus_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """Milvus Lite in server mode."""
     service = start_milvus(tmp_path_factory.mktemp("milvus"))
     yield service
     service.stop()
 
 
 @pytest.fixture(scope="session")
-def milvus_uri(milvus_service: Service) -> str:
-    return milvus_service.url
+def milvus_server_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A real Milvus standalone server (the ``milvus`` wheel of the dev extra)."""
+    service = start_milvus_server(tmp_path_factory.mktemp("milvus-server"))
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def milvus_engine(request: pytest.FixtureRequest) -> str:
+    """``lite`` or ``server``: the engine behind ``milvus_uri`` (parametrized by ``both_engines``)."""
+    return str(getattr(request, "param", "lite"))
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(milvus_engine: str, request: pytest.FixtureRequest) -> str:
+    name = "milvus_server_service" if milvus_engine == "server" else "milvus_service"
+    service: Service = request.getfixturevalue(name)
+    return service.url
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``both_engines`` run once per Milvus engine."""
+    if "milvus_engine" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_engines"):
+        metafunc.parametrize("milvus_engine", MILVUS_ENGINES, indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
-"""A whole vidsearch stack for end-to-end tests and drills: real redis-server, Milvus Lite server,
-sandbox, and Celery worker processes started through the ``vidsearch`` command."""
+"""A whole vidsearch stack for end-to-end tests and drills: real redis-server, Milvus (Lite server or
+a real Milvus server), sandbox, and Celery worker processes started through the ``vidsearch`` command."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 
-from vidsearch.services import Service, start_milvus, start_redis, start_sandbox
+from vidsearch.services import MilvusEngine, Service, start_milvus_engine, start_redis, start_sandbox
 
 FAST_SETTINGS = {
     "VIDSEARCH_TICK_INTERVAL_S": "0.3",
@@ -46,6 +46,11 @@ class Stack:
     sandbox: Service
     env: dict[str, str]
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    engine: MilvusEngine = "lite"
+
+    def restart_milvus(self, port: int) -> None:
+        """Start the stack's Milvus again on its data directory and ``port`` (after a stop)."""
+        self.milvus = start_milvus_engine(self.engine, self.root / "milvus", port=port)
 
     @property
     def redis_url(self) -> str:
@@ -146,10 +151,12 @@ def sandbox_config(sandbox: Service, **values: Any) -> None:
         pass
 
 
-def start_stack(root: Path, sandbox_args: Sequence[str] = (), **settings: str) -> Stack:
-    """Start redis, Milvus Lite and the sandbox; workers are started by the test."""
+def start_stack(
+    root: Path, sandbox_args: Sequence[str] = (), engine: MilvusEngine = "lite", **settings: str
+) -> Stack:
+    """Start redis, Milvus (``engine``) and the sandbox; workers are started by the test."""
     redis_service = start_redis(root / "redis")
-    milvus = start_milvus(root / "milvus")
+    milvus = start_milvus_engine(engine, root / "milvus")
     sandbox = start_sandbox(root, args=["--speed", "50", *sandbox_args])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDSEARCH_", "TWELVE"))}
     env.update(FAST_SETTINGS)
@@ -163,7 +170,7 @@ def start_stack(root: Path, sandbox_args: Sequence[str] = (), **settings: str) -
         }
     )
     env.update(settings)
-    return Stack(root=root, redis=redis_service, milvus=milvus, sandbox=sandbox, env=env)
+    return Stack(root=root, redis=redis_service, milvus=milvus, sandbox=sandbox, env=env, engine=engine)
 
 
 def wait_for(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.2) -> None:

@@ -57,11 +57,25 @@ def _add_ingest(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def _add_search(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = _sub(subs, "search", "Search ingested videos by meaning", "search")
-    p.add_argument("text", help="what to look for")
+    p = _sub(subs, "search", "Search ingested videos by text, an example clip, an image, or a video "
+             "(--like); exit 2 on a bad query", "search")
+    p.add_argument("text", nargs="?", help="what to look for")
+    p.add_argument("--clip", metavar="URL", help="an example video clip (embedded through the sync API)")
+    p.add_argument("--clip-start", metavar="S", help="start of the clip range in seconds")
+    p.add_argument("--clip-end", metavar="E", help="end of the clip range in seconds (at most 600 s long)")
+    p.add_argument("--image", metavar="URL", help="an example image")
+    p.add_argument("--text-image", action="store_true",
+                   help="embed TEXT and --image together as one text_image part")
+    p.add_argument("--weights", metavar="W", help="part weights, e.g. text=1,clip=2,image=1 (default equal)")
+    p.add_argument("--modality-weights", metavar="W",
+                   help="option weights, e.g. visual=0.6,audio=0.2,transcription=0.2 (default equal)")
+    p.add_argument("--moments", action="store_true", help="return each video's best moments")
+    p.add_argument("--max-moments", metavar="N", help="moments per video (default 3)")
+    p.add_argument("--like", metavar="URL", help="videos similar to this ingested video")
+    p.add_argument("--at", metavar="S", help="with --like: use the segment at S seconds")
     p.add_argument("--category", action="append", default=[], help="restrict (repeatable)")
-    p.add_argument("--top-k", type=int, default=10, help="how many hits")
-    p.add_argument("--option", choices=["visual", "audio", "transcription"], help="embedding option")
+    p.add_argument("--top-k", default="10", metavar="K", help="how many hits (default 10)")
+    p.add_argument("--option", help="search one embedding option only (visual, audio, transcription)")
     p.add_argument("--segments", action="store_true", help="raw segments, not best per video")
     p.add_argument("--json", action="store_true", help="print JSON")
 

@@ -10,7 +10,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict
 from typing import Any
 
 from pipeline.clients import Clients
@@ -186,19 +185,30 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 # --- search ---------------------------------------------------------------------------------------
-def cmd_search(args: argparse.Namespace) -> int:
-    from pipeline.search import Searcher  # noqa: PLC0415  (heavy imports only where used)
+SEARCH_FIELDS = ("text", "clip", "clip_start", "clip_end", "image", "text_image", "weights",
+                 "modality_weights", "moments", "max_moments", "like", "at", "category", "top_k",
+                 "option", "segments")
+"""``vidsearch search`` arguments, named as ``Query.from_mapping`` takes them."""
 
-    with _clients(args) as c:
-        searcher = Searcher(c.settings, c.redis, c.store, c.gateway.embed_text)
-        hits = searcher.search(
-            args.text, categories=args.category, top_k=args.top_k, option=args.option,
-            segments=args.segments,
-        )
+
+def search_query(args: argparse.Namespace) -> Any:
+    """The ``Query`` of ``vidsearch search`` arguments (QueryError on bad input: exit 2)."""
+    from pipeline.query import Query  # noqa: PLC0415
+
+    given = {name: getattr(args, name) for name in SEARCH_FIELDS}
+    return Query.from_mapping({k: v for k, v in given.items() if v not in (None, False, [])})
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from pipeline.search import build_searcher, result_to_json  # noqa: PLC0415
+
+    query = search_query(args)
+    with _clients(args) as clients:
+        result = build_searcher(clients.settings, clients).search(query)
     if args.json:
-        _print_json([asdict(h) for h in hits])
+        _print_json(result_to_json(result))
         return EXIT_OK
-    print_hits(hits)
+    print_hits(result.hits)
     return EXIT_OK
 
 

@@ -148,9 +148,9 @@ def _ingest(settings: Settings, clients: Clients) -> Job:
 
 
 def _search_all(clients: Clients) -> bool:
-    from pipeline.search import Searcher  # noqa: PLC0415  (heavy imports only where used)
+    from pipeline.search import build_searcher  # noqa: PLC0415  (heavy imports only where used)
 
-    searcher = Searcher(clients.settings, clients.redis, clients.store, clients.gateway.embed_text)
+    searcher = build_searcher(clients.settings, clients)
     results = [_search(searcher, example) for example in SEARCHES]
     return all(results)
 
@@ -159,7 +159,9 @@ def _search(searcher: Any, example: DemoSearch) -> bool:
     flag = f" --category {example.category}" if example.category else ""
     print(f'\n$ vidsearch search "{example.text}"{flag}', flush=True)
     categories = [example.category] if example.category else []
-    hits = searcher.search(example.text, categories=categories, top_k=5)
+    from pipeline.search import Query  # noqa: PLC0415
+
+    hits = searcher.search(Query(text=example.text, categories=tuple(categories), top_k=5)).hits
     print_hits(hits)
     found = bool(hits) and example.expect in hits[0].url
     in_category = all(h.category == example.category for h in hits) if example.category else True

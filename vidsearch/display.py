@@ -211,3 +211,5 @@ def print_hits(hits: Any) -> None:
         span = f"{h.start_s:6.1f}-{h.end_s:6.1f}"
         title = f" ({h.title})" if h.title else ""
         print(f"{h.score:6.3f}  {span:>13}  {h.category:<12} {h.url}{title}")
+        for m in h.moments[1:]:
+            print(f"{m.score:6.3f}  {m.start_s:6.1f}-{m.end_s:6.1f}  {'':<12}   another moment")

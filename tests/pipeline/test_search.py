@@ -1,4 +1,4 @@
-"""Searcher against real Milvus Lite and redis-server with hand-made concept vectors."""
+"""Searcher against both Milvus engines (Lite, a real server) and redis-server, hand-made vectors."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from pipeline.search import Searcher, normalize_query
+from pipeline.query import QueryPart
+from pipeline.search import Query, Searcher, normalize_query
 from pipeline.segments import Segment, pack_vector
 from pipeline.settings import Settings, load_settings
-from pipeline.store import MilvusStore
+from pipeline.store import Filter, MilvusStore
+
+pytestmark = pytest.mark.both_engines
 
 MODEL = "marengo3.5"
 DIM = 16
@@ -37,9 +40,13 @@ class Embedder:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def __call__(self, text: str) -> list[float]:
-        self.calls.append(text)
-        return concept_vector(text.split(maxsplit=1)[0])
+    def __call__(self, part: QueryPart) -> list[float]:
+        """Text means its first word; an image URL means its last path word."""
+        if part.kind == "image" and part.url:
+            return concept_vector(part.url.rsplit("/", 1)[-1])
+        assert part.kind == "text" and part.text
+        self.calls.append(part.text)
+        return concept_vector(part.text.split(maxsplit=1)[0])
 
 
 def video_segments() -> list[Segment]:
@@ -60,7 +67,9 @@ def video_segments() -> list[Segment]:
 @pytest.fixture(scope="module")
 def seeded(redis_url: str, milvus_uri: str) -> Iterator[Settings]:
     settings = load_settings(redis_url=redis_url, milvus_uri=milvus_uri, model=MODEL,
-                             embedding_dimension=DIM, collection_prefix=f"s{uuid.uuid4().hex[:10]}")
+                             search_consistency="Strong",
+                             embedding_dimension=DIM, collection_prefix=f"s{uuid.uuid4().hex[:10]}",
+                             result_cache_ttl_s=0)
     store = MilvusStore(settings)
     name = store.ensure_collection(MODEL, DIM)
     store.upsert(name, video_segments())
@@ -77,24 +86,24 @@ def searcher(seeded: Settings, redis_client) -> tuple[Searcher, Embedder]:
 
 def test_query_ranks_videos_of_the_matching_concept_first(searcher) -> None:
     s, _ = searcher
-    hits = s.search("dogs", top_k=4)
+    hits = s.search(Query(text="dogs", top_k=4)).hits
     assert {h.url for h in hits[:2]} == {"https://v.example/dog1", "https://v.example/dog2"}
     assert hits[0].score >= hits[1].score >= hits[2].score
-    assert s.search("ocean", top_k=1)[0].url == "https://v.example/sea1"
+    assert s.search(Query(text="ocean", top_k=1)).hits[0].url == "https://v.example/sea1"
 
 
 def test_category_filter_restricts_results(searcher) -> None:
     s, _ = searcher
-    hits = s.search("dogs", categories=["vehicles", "nature"], top_k=10)
+    hits = s.search(Query(text="dogs", categories=("vehicles", "nature"), top_k=10)).hits
     assert {h.category for h in hits} == {"vehicles", "nature"}
-    assert [h.url for h in s.search("dogs", categories=["pets"], top_k=10)] == [
+    assert [h.url for h in s.search(Query(text="dogs", categories=("pets",), top_k=10)).hits] == [
         "https://v.example/dog2"
     ]
 
 
 def test_default_returns_the_best_segment_once_per_video(searcher) -> None:
     s, _ = searcher
-    hits = s.search("cars", top_k=10)
+    hits = s.search(Query(text="cars", top_k=10)).hits
     assert len(hits) == len(VIDEOS) == len({h.url for h in hits})
     best = hits[0]
     assert (best.url, best.start_s, best.end_s) == ("https://v.example/car1", 0.0, 6.0)
@@ -102,17 +111,17 @@ def test_default_returns_the_best_segment_once_per_video(searcher) -> None:
 
 def test_segments_mode_returns_several_segments_of_one_video(searcher) -> None:
     s, _ = searcher
-    hits = s.search("cars", top_k=6, segments=True, option="visual")
+    hits = s.search(Query(text="cars", top_k=6, segments=True, option="visual")).hits
     assert len(hits) == 6
     assert [h.url for h in hits[:SEGMENTS_PER_VIDEO]] == ["https://v.example/car1"] * 5
-    assert {h.option for h in hits} == {"visual"} and {h.scope for h in hits} == {"clip"}
+    assert {h.option for h in hits} == {"visual"}
 
 
 def test_cache_hit_serves_the_query_without_an_embed_call(searcher, redis_client) -> None:
     s, embedder = searcher
-    first = s.search("  Dogs   ", top_k=2)
+    first = s.search(Query(text="  Dogs   ", top_k=2)).hits
     assert s.last_cache_hit is False
-    second = s.search("dogs", top_k=2)
+    second = s.search(Query(text="dogs", top_k=2)).hits
     assert s.last_cache_hit is True
     assert embedder.calls == ["dogs"] and (s.cache_hits, s.cache_misses) == (1, 1)
     assert first == second
@@ -127,4 +136,53 @@ def test_normalize_query_strips_collapses_and_lowercases() -> None:
 def test_missing_collection_returns_no_hits(seeded: Settings, redis_client) -> None:
     settings = seeded.model_copy(update={"collection_prefix": f"none{uuid.uuid4().hex[:8]}"})
     s = Searcher(settings, redis_client, MilvusStore(settings), Embedder())
-    assert s.search("dogs") == []
+    assert s.search(Query(text="dogs")).hits == []
+
+
+def test_the_server_version_decides_grouping_and_hybrid_search(seeded: Settings,
+                                                              milvus_engine: str) -> None:
+    caps = MilvusStore(seeded).capabilities()
+    expected = milvus_engine == "lite"  # Milvus Lite 3.x has both; the Milvus 2.3.5 server neither
+    assert (caps.grouping, caps.hybrid) == (expected, expected), caps.version
+
+
+def test_only_a_server_with_grouping_groups_and_the_old_one_silently_does_not(
+    seeded: Settings, milvus_engine: str
+) -> None:
+    """Why the version decides: Milvus 2.3.5 ignores group_by_field instead of refusing it."""
+    store = MilvusStore(seeded)
+    name = store.collection_for(MODEL, DIM)
+    hits = store.search_where(name, concept_vector("dogs"), Filter(scope="clip"), limit=2,
+                              group_by_url=1)
+    distinct = len({h.url for h in hits})
+    if milvus_engine == "lite":
+        assert distinct == len(hits) == 2
+    else:
+        assert distinct < len(hits), "the visual and audio rows of one segment, ungrouped"
+
+
+def test_video_search_finds_distinct_videos_on_either_engine(searcher) -> None:
+    """Lite groups by URL in Milvus; the 2.3.5 server gets the widened kNN fallback."""
+    s, _ = searcher
+    hits = s.search(Query(text="dogs", top_k=3, option="visual")).hits
+    assert {h.url for h in hits[:2]} == {"https://v.example/dog1", "https://v.example/dog2"}
+    assert len({h.url for h in hits}) == 3
+
+
+@pytest.mark.parametrize("fusion", ["weighted", "rrf"])
+def test_milvus_fusion_or_its_client_fallback_ranks_the_hybrid_query(
+    seeded: Settings, redis_client, fusion: str, milvus_engine: str
+) -> None:
+    """Lite fuses the parts with hybrid_search; the 2.3.5 server has none and fuses client-side."""
+    query = Query(text="dogs", image_url="https://i.example/p/ocean", top_k=4,
+                  weights={"text": 1, "image": 1})
+    client_side = Searcher(seeded, redis_client, MilvusStore(seeded), Embedder()).search(query)
+    settings = seeded.model_copy(update={"search_fusion": fusion})
+    store = MilvusStore(settings)
+    fused = Searcher(settings, redis_client, store, Embedder()).search(query)
+    assert store.capabilities().hybrid is (milvus_engine == "lite")
+    top = {h.url for h in fused.hits[:3]}
+    assert {"https://v.example/sea1"} <= top and top & {"https://v.example/dog1",
+                                                         "https://v.example/dog2"}
+    if fusion == "weighted" or milvus_engine == "server":
+        assert [h.url for h in fused.hits] == [h.url for h in client_side.hits]

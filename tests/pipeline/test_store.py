@@ -1,4 +1,4 @@
-"""MilvusStore against a real Milvus Lite server: collections, upserts, counts, errors."""
+"""MilvusStore against Milvus Lite and a real Milvus server: collections, upserts, counts, errors."""
 
 from __future__ import annotations
 
@@ -16,12 +16,18 @@ from pipeline.segments import Segment, pack_vector
 from pipeline.settings import Settings, load_settings
 from pipeline.store import (
     DimensionMismatchError,
+    Filter,
     InvalidSegmentError,
     MilvusStore,
     StoreUnavailableError,
     build_filter,
+    capabilities_of,
+    parse_version,
+    upsert_misroutes,
 )
 from vidsearch.services import free_port
+
+pytestmark = pytest.mark.both_engines
 
 MODEL = "marengo3.0"
 DIM = 8
@@ -46,7 +52,8 @@ def make_segment(i: int, *, dim: int = DIM, item: str = "item0", **fields: objec
 
 @pytest.fixture
 def store(milvus_uri: str) -> MilvusStore:
-    return MilvusStore(make_settings(milvus_uri))
+    """A store whose searches see its own writes at once (Strong; the default Bounded may not)."""
+    return MilvusStore(make_settings(milvus_uri, search_consistency="Strong"))
 
 
 def raw_client(uri: str) -> MilvusClient:
@@ -136,6 +143,41 @@ def test_search_filters_by_category_with_quotes_escaped(store: MilvusStore) -> N
     assert hits[0].metadata == {"n": 1}
 
 
+def test_every_category_filter_finds_its_rows_after_upserts_and_a_category_change(
+    store: MilvusStore,
+) -> None:
+    """Milvus before 2.3.10 upserts partition-key rows into the wrong partition (milvus#30607)."""
+    name = store.ensure_collection(MODEL, DIM)
+    categories = [f"cat{i}" for i in range(8)]
+    store.upsert(name, [make_segment(i, category=c) for i, c in enumerate(categories)])
+    store.upsert(name, [make_segment(0, category="moved"), make_segment(0, category="moved")])
+    store.flush(name)
+    for i, category in enumerate(categories[1:], start=1):
+        hits = store.search(name, [0.5] * DIM, categories=[category], limit=10)
+        assert [h.pk for h in hits] == [make_segment(i).pk], category
+    assert [h.category for h in store.search(name, [0.5] * DIM, categories=["moved"], limit=10)] == ["moved"]
+    assert store.search(name, [0.5] * DIM, categories=["cat0"], limit=10) == []
+    assert store.count(name) == len(categories)
+
+
+def test_server_version_is_read_once_per_connection(store: MilvusStore) -> None:
+    version = store.server_version()  # "v2.3.5-lite" (server), "milvus_lite-3.2.2" (Lite)
+    assert version.startswith(("v2.", "milvus_lite-"))
+    assert store.server_version() is version
+    store.close()
+    assert store.server_version() == version
+
+
+def test_upsert_misroutes_below_2_3_10_only() -> None:
+    assert upsert_misroutes("v2.3.5-lite")
+    assert upsert_misroutes("2.2.16")
+    assert not upsert_misroutes("v2.3.10")
+    assert not upsert_misroutes("v2.4.0")
+    assert not upsert_misroutes("v2.6.3")
+    assert not upsert_misroutes("milvus_lite-3.2.2")
+    assert parse_version("v2.3.5-lite") == (2, 3, 5)
+
+
 def test_build_filter_quotes_and_escapes_every_value() -> None:
     assert build_filter(["a", 'b"c\\'], option="visual", scope="clip") == (
         'category in ["a", "b\\"c\\\\"] and option == "visual" and scope == "clip"'
@@ -150,3 +192,22 @@ def test_unreachable_milvus_raises_store_unavailable_within_seconds() -> None:
     with pytest.raises(StoreUnavailableError):
         store.ensure_collection(MODEL, DIM)
     assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize(("version", "grouping", "hybrid"), [
+    ("milvus_lite-3.2.2", True, True), ("v2.3.5-lite", False, False), ("v2.3.5", False, False),
+    ("v2.4.10", False, True), ("v2.5.4", True, True), ("v3.0.0", True, True),
+    ("something else", False, False),
+])
+def test_capabilities_follow_the_server_version(version: str, grouping: bool, hybrid: bool) -> None:
+    caps = capabilities_of(version)
+    assert (caps.grouping, caps.hybrid) == (grouping, hybrid)
+
+
+def test_filters_quote_every_value_and_exclude_urls() -> None:
+    where = Filter(categories=("a",), options=("visual", "audio"), scope="clip",
+                   urls=('u"1',), exclude_urls=("u2",))
+    assert where.expression() == (
+        'category in ["a"] and option in ["visual", "audio"] and scope == "clip" and '
+        'url in ["u\\"1"] and url not in ["u2"]'
+    )

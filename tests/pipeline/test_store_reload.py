@@ -13,7 +13,7 @@ from pipeline.segments import Segment, pack_vector
 from pipeline.settings import load_settings
 from pipeline.store import MilvusStore
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_engines]
 
 
 def test_a_released_collection_is_loaded_again_for_reads(milvus_uri: str) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 import redis
 
 from pipeline.errors import ApiRejectedError, RateLimitedError, TransientError
 from pipeline.items import EmbeddingSpec
+from pipeline.query import QueryError, QueryPart
 from pipeline.quota import Quota
 from pipeline.settings import Settings, load_settings
 from pipeline.twelvelabs import OutcomeUnknownError, TwelveLabsGateway
@@ -99,3 +101,22 @@ def test_text_queries_embed_to_the_model_dimension(own_sandbox: Service) -> None
     assert len(gateway.embed_text("surfing dog")) == 512
     gateway35 = TwelveLabsGateway(_settings(own_sandbox, model="marengo3.5", embedding_dimension=256))
     assert len(gateway35.embed_text("surfing dog")) == 256
+
+
+def test_every_query_part_embeds_through_the_sync_endpoint(own_sandbox: Service) -> None:
+    gateway = TwelveLabsGateway(_settings(own_sandbox))
+    parts = [QueryPart("image", url="https://i.example.com/red-tractor.jpg"),
+             QueryPart("text_image", text="red", url="https://i.example.com/tractor.jpg"),
+             QueryPart("clip", url="https://v.example.com/red-tractor.mp4", start_s=0, end_s=20)]
+    vectors = [np.array(gateway.embed_part(p)) for p in parts]
+    assert all(v.shape == (512,) and abs(float(np.linalg.norm(v)) - 1) < 1e-3 for v in vectors)
+    assert float(vectors[0] @ vectors[1]) > 0.9 and float(vectors[0] @ vectors[2]) > 0.6
+    gateway35 = TwelveLabsGateway(_settings(own_sandbox, model="marengo3.5", embedding_dimension=256))
+    assert len(gateway35.embed_part(parts[0])) == 256
+
+
+def test_a_marengo35_clip_with_a_range_is_a_query_error_before_any_call(own_sandbox: Service) -> None:
+    gateway35 = TwelveLabsGateway(_settings(own_sandbox, model="marengo3.5", embedding_dimension=256))
+    with pytest.raises(QueryError, match="drop the clip range"):
+        gateway35.embed_part(QueryPart("clip", url="https://v.example.com/a.mp4", start_s=0, end_s=9))
+    assert gateway35.calls == {}

@@ -1,4 +1,5 @@
-"""SegmentWriter against real redis-server and Milvus Lite; assemble_batches by property."""
+"""SegmentWriter against real redis-server and both Milvus engines (Lite, a real server);
+assemble_batches by property."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from pipeline.settings import Settings, load_settings
 from pipeline.store import MilvusStore, StoreUnavailableError
 from pipeline.stream import GROUP, stream_backlog
 from pipeline.writer import SegmentWriter, assemble_batches
+
+pytestmark = pytest.mark.both_engines
 
 MODEL = "marengo3.5"
 DIM = 32
@@ -106,6 +109,10 @@ def writer_for(client, settings, store=None, ledger=None, consumer="w1"):
     return SegmentWriter(client, store, ledger, settings, consumer), store, ledger
 
 
+def store_collection(settings: Settings) -> str:
+    return MilvusStore(settings).collection_for(MODEL, DIM)
+
+
 def collection(store: MilvusStore) -> str:
     return store.ensure_collection(MODEL, DIM)
 
@@ -164,6 +171,19 @@ def test_drain_writes_the_stream_into_milvus_in_row_bounded_batches(redis_client
     assert pending(redis_client, settings) == 0
     assert len(ledger.calls) == 50 and len(ledger.written) == 50
     assert stats.flushes >= 1 and store.flushed
+
+
+def test_each_flush_that_made_rows_visible_bumps_the_collections_generation(
+    redis_client, cfg
+) -> None:
+    key = f"{cfg.redis_prefix}:gen:{store_collection(cfg)}"
+    before = int(redis_client.get(key) or 0)
+    push(redis_client, cfg, [make_segment(i) for i in range(4)])
+    writer = writer_for(redis_client, cfg)[0]
+    stats = writer.drain(10)
+    assert stats.flushes >= 1
+    assert int(redis_client.get(key)) == before + stats.flushes
+    assert writer.drain(1).flushes == 0 and int(redis_client.get(key)) == before + stats.flushes
 
 
 def test_drain_bounds_batches_by_bytes(redis_client, redis_url, milvus_uri) -> None:

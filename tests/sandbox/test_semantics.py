@@ -19,14 +19,16 @@ from twelvelabs.types import (
 from tests.sandbox.conftest import sdk, wait_done
 
 
-def embed_video(client: TwelveLabs, url: str, model: str = "marengo3.0"):
+def embed_video(client: TwelveLabs, url: str, model: str = "marengo3.0",
+                options: list[str] | None = None):
     seg = VideoSegmentation_Fixed(fixed=VideoSegmentationFixedFixed(duration_sec=10))
     if model == "marengo3.5":
         seg = {"temporal": {"strategy": "fixed", "fixed": {"duration_sec": 10}}}
     task = client.embed.v_2.tasks.create(
         input_type="video", model_name=model,
         video=AsyncVideoInputRequest(media_source=MediaSource(url=url), segmentation=seg,
-                                     embedding_option=["visual"], embedding_scope=["clip"]))
+                                     embedding_option=options or ["visual"],
+                                     embedding_scope=["clip"]))
     done = wait_done(lambda: client.embed.v_2.tasks.retrieve(task.id))
     assert done.status == "ready"
     return done.data

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.manifest import LineRules, ManifestLine, read_manifest
-from pipeline.search import Hit
+from pipeline.search import Query, SearchResult, VideoHit
 from pipeline.settings import load_settings
 from sandbox.catalog import load
 from vidsearch.demo import CATALOG, MANIFEST, SEARCHES, DemoSearch, _search
@@ -49,16 +49,15 @@ def test_each_demo_search_expects_exactly_one_sample_video() -> None:
 
 
 class FakeSearcher:
-    def __init__(self, hits: list[Hit]) -> None:
+    def __init__(self, hits: list[VideoHit]) -> None:
         self.hits = hits
 
-    def search(self, text: str, *, categories: list[str], top_k: int) -> list[Hit]:
-        return self.hits
+    def search(self, query: Query) -> SearchResult:
+        return SearchResult(self.hits)
 
 
-def _hit(url: str, category: str) -> Hit:
-    return Hit(url=url, title="", category=category, start_s=6.0, end_s=12.0, score=0.5,
-               option="visual", scope="clip")
+def _hit(url: str, category: str) -> VideoHit:
+    return VideoHit(url=url, title="", category=category, start_s=6.0, end_s=12.0, score=0.5)
 
 
 def test_a_demo_search_fails_when_the_first_hit_is_wrong_or_leaves_the_category(

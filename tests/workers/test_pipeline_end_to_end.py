@@ -1,5 +1,5 @@
-"""The whole pipeline on real parts: redis-server, Milvus Lite server, the sandbox over HTTP through
-the real SDK, and two Celery worker processes started with ``vidsearch worker``."""
+"""The whole pipeline on real parts: redis-server, Milvus (Lite server and a real Milvus server),
+the sandbox over HTTP through the real SDK, and two Celery worker processes (``vidsearch worker``)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from pymilvus import MilvusClient
 from twelvelabs import TwelveLabs
 
 from tests.stack import Stack, start_stack
+from vidsearch.services import MilvusEngine
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.both_engines]
 
 CATEGORIES = {
     "animals": ["dog", "cat", "horse", "parrot", "rabbit"],
@@ -66,8 +67,8 @@ def write_manifest(path: Path) -> tuple[list[str], dict[int, str]]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = start_stack(tmp_path_factory.mktemp("e2e"))
+def stack(tmp_path_factory: pytest.TempPathFactory, milvus_engine: MilvusEngine) -> Iterator[Stack]:
+    stack = start_stack(tmp_path_factory.mktemp("e2e"), engine=milvus_engine)
     stack.start_worker("w1", "embedding,polling,writing", concurrency=2, beat=True)
     stack.start_worker("w2", "embedding,polling,writing", concurrency=2)
     yield stack
