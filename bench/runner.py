@@ -12,6 +12,8 @@ Sections (each a module of bench/, each compared with a baseline measured in the
 8. the HTTP API against the same search in-process, 1/8/32 clients, cached and not (bench/api.py)
 9. Milvus Lite vs a Milvus server on the same 100,000 vectors (bench/engines.py; 1,000,000 rows is
    the separate command ``python -m bench.engines --rows 1000000``)
+10. corpus analytics quality on a planted collection (bench/analytics.py; its scale figure is a
+   separate command, ``python -m bench.analytics --scale 100000``)
 
 The table and the machine go to stdout, the full results (every sample) to
 bench/results/<timestamp>[-quick].json.
@@ -140,10 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, under 3 minutes")
     parser.add_argument("--readme", action="store_true",
                         help="also put the table into bench/README.md (between the bench:table marks)")
-    parser.add_argument("--only", default="", help="comma-separated sections to run (1..9); 2 and 6 "
+    parser.add_argument("--only", default="", help="comma-separated sections to run (1..10); 2 and 6 "
                         "run with 1")
     args = parser.parse_args(argv)
-    only = set(args.only.split(",")) if args.only else {"1", "3", "4", "5", "7", "8", "9"}
+    only = set(args.only.split(",")) if args.only else {"1", "3", "4", "5", "7", "8", "9", "10"}
     if only & {"2", "6"}:
         only.add("1")
     quick = args.quick
@@ -183,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench import api
 
             rows += guarded("section 8: HTTP API", lambda: api.run(tmp, quick)[0], "8")
+        if "10" in only:
+            from bench import analytics
+
+            rows += guarded("section 10: analytics", lambda: analytics.run(tmp, quick), "10")
     rows.sort(key=lambda r: r.section)
     meta["seconds"] = time.monotonic() - started
     path = write_results(rows, meta, time.strftime("%Y%m%d-%H%M%S") + ("-quick" if quick else "") + ".json")

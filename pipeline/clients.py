@@ -33,12 +33,14 @@ REDIS_HEALTH_CHECK_S = 30
 class Clients:
     """Redis, the job store, the quota, the Twelve Labs gateway and the Milvus store of one process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, store_timeout_s: float | None = None) -> None:
         self.settings = settings
+        self.store_timeout_s = store_timeout_s
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Clients:
-        return cls(settings)
+    def from_settings(cls, settings: Settings, *, store_timeout_s: float | None = None) -> Clients:
+        """``store_timeout_s`` bounds one Milvus call (default ``store.CALL_TIMEOUT_S``)."""
+        return cls(settings, store_timeout_s)
 
     @cached_property
     def redis(self) -> redis.Redis[bytes]:
@@ -69,7 +71,9 @@ class Clients:
     def store(self) -> MilvusStore:
         from pipeline.store import MilvusStore  # noqa: PLC0415  (pymilvus loads slowly)
 
-        return MilvusStore(self.settings)
+        if self.store_timeout_s is None:
+            return MilvusStore(self.settings)
+        return MilvusStore(self.settings, timeout_s=self.store_timeout_s)
 
     def close(self) -> None:
         """Close every client that was built; the next use builds it again."""

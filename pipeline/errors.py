@@ -18,6 +18,7 @@
     |       +-- DimensionMismatchError  a vector of the wrong dimension (dead-lettered)
     +-- ServiceError                (vidsearch/services.py) an embedded server did not start
     +-- LeaseLostError              a lock's lease ran out and another holder owns it now
+    +-- AnalyticsError              corpus analytics on bad input (no videos, k or threshold out of range)
 
 A task that ends ``failed`` or outlives its deadline is not an exception: the poller records it as
 the item's failure reason (``JobStore.fail``). Vendor exceptions (twelvelabs, pymilvus, redis) are
@@ -79,3 +80,7 @@ class StoreError(VidsearchError):
 
 class SchemaMismatchError(StoreError):
     """An existing collection does not match the settings."""
+
+
+class AnalyticsError(VidsearchError):
+    """Corpus analytics cannot run on this input (no videos, k or a threshold out of range)."""

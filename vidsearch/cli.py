@@ -97,6 +97,30 @@ def _add_index(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     rebuild.add_argument("--params", default="{}", help='build params as JSON, e.g. {"M": 32}')
 
 
+def _add_analytics(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _sub(subs, "analytics", "Corpus analytics over one vector per video (exit 2 on bad input)",
+             "analytics")
+    kinds = p.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
+    c = kinds.add_parser("clusters", help="k-means clusters with labels, central videos and a map")
+    k = c.add_mutually_exclusive_group()
+    k.add_argument("--k", type=int, default=8, help="number of clusters (default %(default)s)")
+    k.add_argument("--auto", action="store_true", help="choose k by the best mean silhouette")
+    c.add_argument("--category", help="only the videos of this category")
+    c.add_argument("--plot", type=Path, metavar="FILE", help="write the 2-D map (PCA) as .png or .svg")
+    o = kinds.add_parser("outliers", help="videos closer to another category than to their own")
+    o.add_argument("--category", help="only the videos filed under this category")
+    o.add_argument("--limit", type=int, help="at most this many")
+    d = kinds.add_parser("duplicates", help="groups of near-identical videos (FAISS range search)")
+    d.add_argument("--threshold", type=float, default=0.9,
+                   help="cosine similarity in (0, 1] (default %(default)s)")
+    t = kinds.add_parser("trends", help="videos and segments ingested per period, per category and cluster")
+    t.add_argument("--by", choices=["day", "week"], default="day", help="period (default %(default)s)")
+    t.add_argument("--k", type=int, help="clusters (default: chosen by silhouette)")
+    t.add_argument("--plot", type=Path, metavar="FILE", help="write the plot as .png or .svg")
+    for kind in (c, o, d, t):
+        kind.add_argument("--json", action="store_true", help="print JSON")
+
+
 def _add_supervise(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-supervise", dest="supervise", action="store_false",
@@ -181,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ingest(subs)
     _add_search(subs)
     _add_index(subs)
+    _add_analytics(subs)
     _add_runtime(subs)
     _add_ops(subs)
     return parser

@@ -212,6 +212,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_analytics(args: argparse.Namespace) -> int:
+    from vidsearch.analytics import run  # noqa: PLC0415  (numpy, faiss and matplotlib only here)
+
+    return run(args, _settings(args))
+
+
 # --- runtime --------------------------------------------------------------------------------------
 def cmd_worker(args: argparse.Namespace) -> int:
     s = _settings(args)
