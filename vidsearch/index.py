@@ -6,6 +6,7 @@ import argparse
 import json
 from dataclasses import asdict
 
+from pipeline.clients import Clients
 from pipeline.errors import ConfigError
 from pipeline.index import (
     IndexStatus,
@@ -22,15 +23,13 @@ from vidsearch.exit_codes import EXIT_FAILED, EXIT_OK
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    store = MilvusStore(settings)
-    try:
+    with Clients.from_settings(settings) as clients:
+        store = clients.store
         if args.index_action == "status":
             return _status(store, settings, args.json)
         if args.index_action == "rebuild":
             return _rebuild(store, settings, args)
         return _tune(store, settings, args)
-    finally:
-        store.close()
 
 
 def _status(store: MilvusStore, settings: Settings, as_json: bool) -> int:
