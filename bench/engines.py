@@ -21,6 +21,7 @@ is measured on its best 10 segments.
 
     .venv/bin/python -m bench.engines --rows 100000              # both engines (bench/run: 100k)
     .venv/bin/python -m bench.engines --rows 1000000 --engines server,lite --json out.json
+    .venv/bin/python -m bench.engines --rows 1000000 --engines server --ef 128,200 # + an ef sweep
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class EngineResult:
     filtered_recall: float = 0.0
     peak_rss_mb: float = 0.0
     disk_mb: float = 0.0
+    sweep: list[dict[str, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -172,8 +174,16 @@ class Probe:
     def __init__(self, client: MilvusClient, settings: Settings, name: str) -> None:
         self.client, self.name = client, name
         self.limit = TOP * CANDIDATES_PER_VIDEO
-        self.params = {"metric_type": settings.index_metric,
+        self.params: dict[str, Any] = {"metric_type": settings.index_metric,
                        "params": search_params_for(settings, name, self.limit)}
+
+    def with_ef(self, ef: int) -> Probe:
+        """The same probe with HNSW ``ef`` set to ``ef`` (raised to the limit, as the store does)."""
+        other = Probe.__new__(Probe)
+        other.client, other.name, other.limit = self.client, self.name, self.limit
+        params: dict[str, Any] = self.params["params"]
+        other.params = {**self.params, "params": {**params, "ef": max(ef, self.limit)}}
+        return other
 
     def search(self, q: np.ndarray, category: str | None) -> tuple[float, list[str]]:
         flt = 'scope == "clip"' + (f' and category in ["{category}"]' if category else "")
@@ -224,24 +234,35 @@ def wait_indexed(client: MilvusClient, name: str, result: EngineResult, max_wait
     result.index_wait_s = time.monotonic() - started
 
 
-def steady(probe: Probe, corpus: Corpus, queries: np.ndarray, result: EngineResult) -> None:
+def measure(probe: Probe, queries: np.ndarray, exact: list[set[str]],
+            category: str | None) -> tuple[float, float, float]:
+    """p50 ms, p95 ms and recall@10 of ``queries`` against their exact answers."""
+    times, hits = [], 0
+    for q, truth in zip(queries, exact, strict=True):
+        ms, got = probe.search(q, category)
+        times.append(ms)
+        hits += len(truth & set(got))
+    return pct(times, 50), pct(times, 95), hits / (TOP * len(queries))
+
+
+def steady(probe: Probe, corpus: Corpus, queries: np.ndarray, result: EngineResult,
+           efs: tuple[int, ...] = ()) -> None:
+    """Search figures with the store's params, then once per ``ef`` of the sweep."""
     for category in (None, CATEGORIES[3]):
         exact = corpus.exact(queries, category)
-        times, hits = [], 0
-        for q, truth in zip(queries, exact, strict=True):
-            ms, got = probe.search(q, category)
-            times.append(ms)
-            hits += len(truth & set(got))
-        recall = hits / (TOP * len(queries))
+        p50, p95, recall = measure(probe, queries, exact, category)
         if category is None:
-            result.p50_ms, result.p95_ms, result.recall = pct(times, 50), pct(times, 95), recall
+            result.p50_ms, result.p95_ms, result.recall = p50, p95, recall
         else:
-            result.filtered_p50_ms, result.filtered_p95_ms = pct(times, 50), pct(times, 95)
-            result.filtered_recall = recall
+            result.filtered_p50_ms, result.filtered_p95_ms, result.filtered_recall = p50, p95, recall
+        for ef in efs:
+            p50, p95, recall = measure(probe.with_ef(ef), queries, exact, category)
+            result.sweep.append({"ef": float(max(ef, probe.limit)), "filtered": float(category is not None),
+                                 "p50_ms": p50, "p95_ms": p95, "recall": recall})
 
 
 def run_engine(engine: MilvusEngine, corpus: Corpus, n_queries: int, tmp: Path,
-               index_wait_s: float) -> EngineResult:
+               index_wait_s: float, *, efs: tuple[int, ...] = ()) -> EngineResult:
     result = EngineResult(engine=engine, rows=corpus.rows)
     data_dir = tmp / f"{engine}-{uuid.uuid4().hex[:6]}"
     started = time.perf_counter()
@@ -261,7 +282,7 @@ def run_engine(engine: MilvusEngine, corpus: Corpus, n_queries: int, tmp: Path,
         log(f"{engine}: {result.load_rows_per_s:,.0f} rows/s; fresh p95 {result.fresh_p95_ms:.1f} ms "
             f"({len(fresh)} searches)")
         wait_indexed(client, name, result, index_wait_s)
-        steady(probe, corpus, queries, result)
+        steady(probe, corpus, queries, result, efs)
         result.peak_rss_mb = peak_rss_mb(service)
         result.disk_mb = disk_mb(data_dir)
         log(f"{engine}: {json.dumps(asdict(result))}")
@@ -273,11 +294,21 @@ def run_engine(engine: MilvusEngine, corpus: Corpus, n_queries: int, tmp: Path,
 
 
 def compare(rows: int, engines: list[MilvusEngine], queries: dict[str, int],
-            index_wait_s: float) -> list[EngineResult]:
-    """Each engine in turn on the same corpus; ``queries`` per engine."""
+            index_wait_s: float, efs: tuple[int, ...] = ()) -> list[EngineResult]:
+    """Each engine in turn on the same corpus; ``queries`` per engine; ``efs``: an ef sweep."""
     corpus = Corpus(rows)
     with tempfile.TemporaryDirectory(prefix="vidsearch-engines-") as tmp:
-        return [run_engine(e, corpus, queries[e], Path(tmp), index_wait_s) for e in engines]
+        return [run_engine(e, corpus, queries[e], Path(tmp), index_wait_s, efs=efs) for e in engines]
+
+
+def sweep_table(results: list[dict[str, Any]]) -> str:
+    """A markdown table of the ef sweep: recall and latency per engine, ef and filter."""
+    lines = ["| engine | ef | filter | p50 ms | p95 ms | recall@10 |", "|---|---|---|---|---|---|"]
+    for r in results:
+        for s in r.get("sweep", []):
+            lines.append(f"| {r['engine']} | {s['ef']:.0f} | {'category' if s['filtered'] else 'none'} | "
+                         f"{s['p50_ms']:.1f} | {s['p95_ms']:.1f} | {s['recall']:.3f} |")
+    return "\n".join(lines)
 
 
 def table_rows(results: list[EngineResult], section: str = "9") -> list[Row]:
@@ -348,15 +379,20 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--lite-queries", type=int, help="fewer queries for Lite (slow at 1M rows)")
     parser.add_argument("--index-wait", type=float, default=600.0, help="longest wait for index builds")
+    parser.add_argument("--ef", default="", help="an ef sweep after the main figures, e.g. 128,200,300")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--table", type=Path, help="only print the side-by-side table of a --json file")
     args = parser.parse_args()
     if args.table:
-        print(side_by_side(json.loads(args.table.read_text())))
+        loaded = json.loads(args.table.read_text())
+        print(side_by_side(loaded))
+        print()
+        print(sweep_table(loaded))
         return
     engines: list[MilvusEngine] = [e for e in ("server", "lite") if e in args.engines.split(",")]
     queries = {"server": args.queries, "lite": args.lite_queries or args.queries}
-    results = compare(args.rows, engines, queries, args.index_wait)
+    efs = tuple(int(v) for v in args.ef.split(",") if v.strip())
+    results = compare(args.rows, engines, queries, args.index_wait, efs)
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
     from bench.common import table
@@ -364,6 +400,9 @@ def main() -> None:
     print(table(table_rows(results)))
     print()
     print(side_by_side([asdict(r) for r in results]))
+    if efs:
+        print()
+        print(sweep_table([asdict(r) for r in results]))
 
 
 if __name__ == "__main__":
