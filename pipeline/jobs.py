@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -311,6 +311,31 @@ class SubmitMode:
         return ["1" if f else "0" for f in (self.force, self.retry_failed, self.retry_transient)]
 
 
+JOB_STATUSES = ("running", "done", "done with failures", "failed")
+
+
+def job_finished(sealed: bool, counters: Mapping[str, int], open_elsewhere: int = 0) -> bool:
+    """Sealed, every queued item settled, and nothing it waits for open in another job."""
+    own = counters.get("done", 0) + counters.get("failed", 0) >= counters.get("queued", 0)
+    return sealed and own and open_elsewhere == 0
+
+
+def job_failures(counters: Mapping[str, int]) -> int:
+    """Items of a run that failed (its own, and those it waited for in another job)."""
+    return counters.get("failed", 0) + counters.get("failed_elsewhere", 0)
+
+
+def job_status(sealed: bool, counters: Mapping[str, int], open_elsewhere: int = 0) -> str:
+    """``running`` (still submitting, or items open), ``done``, ``done with failures`` (some
+    items failed, others are in), or ``failed`` (every item that settled failed)."""
+    if not job_finished(sealed, counters, open_elsewhere):
+        return "running"
+    if not job_failures(counters):
+        return "done"
+    ingested = counters.get("done", 0) + counters.get("skipped", 0)
+    return "done with failures" if ingested else "failed"
+
+
 @dataclass(slots=True)
 class Job:
     """A job's record and counters."""
@@ -327,25 +352,17 @@ class Job:
 
     @property
     def finished(self) -> bool:
-        c = self.counters
-        own = c.get("done", 0) + c.get("failed", 0) >= c.get("queued", 0)
-        return self.sealed and own and self.open_elsewhere == 0
+        return job_finished(self.sealed, self.counters, self.open_elsewhere)
 
     @property
     def failures(self) -> int:
         """Items of this run that failed (its own, and those it waited for in another job)."""
-        return self.counters.get("failed", 0) + self.counters.get("failed_elsewhere", 0)
+        return job_failures(self.counters)
 
     @property
     def status(self) -> str:
-        """``running`` (still submitting, or items open), ``done``, ``done with failures`` (some
-        items failed, others are in), or ``failed`` (every item that settled failed)."""
-        if not self.finished:
-            return "running"
-        if not self.failures:
-            return "done"
-        ingested = self.counters.get("done", 0) + self.counters.get("skipped", 0)
-        return "done with failures" if ingested else "failed"
+        """See ``job_status``."""
+        return job_status(self.sealed, self.counters, self.open_elsewhere)
 
     def to_dict(self) -> dict[str, Any]:
         return {

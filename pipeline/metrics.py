@@ -35,7 +35,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from pipeline.errors import ApiRejectedError, RateLimitedError, TransientError
-from pipeline.jobs import ACTIVE_STATES, COUNTERS
+from pipeline.jobs import ACTIVE_STATES, COUNTERS, JOB_STATUSES, job_status
 from pipeline.keys import Keys
 from pipeline.logs import get_logger
 from pipeline.settings import Settings
@@ -53,7 +53,6 @@ CELERY_PRIORITIES = (3, 6, 9)
 CELERY_UNACKED = "unacked"
 """kombu's Redis transport: delivered but not yet acked messages (with acks_late: running tasks)."""
 MAX_JOBS_SCANNED = 10_000
-JOB_STATUSES = ("submitting", "running", "done", "failed")
 
 
 def metrics_key(prefix: str) -> str:
@@ -180,7 +179,10 @@ class RedisCollector(Collector):
         )
         for name in COUNTERS:
             counters.add_metric([name], totals.get(name, 0))
-        jobs = GaugeMetricFamily("vidsearch_jobs", "Jobs by status", labels=["status"])
+        jobs = GaugeMetricFamily(
+            "vidsearch_jobs", "Jobs by status, as `vidsearch status` names it (items a job waits for"
+            " in another job are not looked at here)", labels=["status"],
+        )
         for status in JOB_STATUSES:
             jobs.add_metric([status], statuses.get(status, 0))
         return [items, counters, jobs]
@@ -198,7 +200,7 @@ class RedisCollector(Collector):
                 totals[name] += value
             settled = counts["done"] + counts["failed"]
             totals["_active"] += max(0, counts["queued"] - settled)
-            status = _job_status(row[0] == b"1", counts["queued"] - settled, counts["failed"])
+            status = job_status(row[0] == b"1", counts)
             statuses[status] = statuses.get(status, 0) + 1
         return totals, statuses
 
@@ -230,14 +232,6 @@ class RedisCollector(Collector):
             _gauge("vidsearch_quota_pause_seconds", "Seconds left of a 429 pause of the quota",
                    max(0.0, float(pause_until or 0) - (now[0] + now[1] / 1e6))),
         ]
-
-
-def _job_status(sealed: bool, open_items: int, failed: int) -> str:
-    if not sealed:
-        return "submitting"
-    if open_items > 0:
-        return "running"
-    return "failed" if failed else "done"
 
 
 def _priority_lists(queue: str) -> list[str]:

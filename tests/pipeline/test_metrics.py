@@ -15,7 +15,7 @@ from twelvelabs.core.api_error import ApiError
 
 from pipeline.errors import ApiRejectedError, RateLimitedError
 from pipeline.items import EmbeddingSpec, item_key
-from pipeline.jobs import Admission, JobStore, SubmitMode
+from pipeline.jobs import JOB_STATUSES, Admission, JobStore, SubmitMode
 from pipeline.keys import Keys
 from pipeline.metrics import Exporter, MetricsRecorder, metrics_key
 from pipeline.quota import Quota
@@ -211,3 +211,22 @@ def test_the_metrics_command_serves_the_fleet_counters_on_its_port(
         proc.terminate()
         proc.wait(20)
     assert value(samples, "vidsearch_twelvelabs_calls_total", operation="embed", outcome="ok") == 7
+
+
+def test_finished_jobs_are_labelled_as_vidsearch_status_names_them(
+    settings: Settings, redis_client: redis.Redis[bytes], exporter: Exporter,
+) -> None:
+    keys = Keys("m")
+    jobs = JobStore(redis_client, keys)
+    spec = EmbeddingSpec.from_settings(settings)
+    settled = {"all in": (2, 0), "some failed": (1, 1), "all failed": (0, 2)}
+    for name, (done, failed) in settled.items():
+        job_id = _submit(jobs, spec, [f"https://cdn.example.com/{name}/{i}.mp4" for i in range(2)])
+        redis_client.hset(keys.job(job_id), mapping={"done": done, "failed": failed})
+        assert jobs.get_job(job_id) is not None
+
+    samples = scrape(exporter.port)
+
+    statuses = {s: value(samples, "vidsearch_jobs", status=s) for s in JOB_STATUSES}
+    assert statuses == {"running": 0, "done": 1, "done with failures": 1, "failed": 1}
+    assert sorted(job.status for job in jobs.list_jobs()) == ["done", "done with failures", "failed"]
