@@ -1,7 +1,8 @@
 """Run every benchmark section and print one table (``bench/run``; ``--quick`` for a short run).
 
 Sections (each a module of bench/, each compared with a baseline measured in the same run):
-1. end to end against the quota, and the tutorial loop (bench/e2e.py)
+1. end to end against the quota, and the tutorial loop (bench/e2e.py; ``--engine server`` runs it, 2
+   and 6 on a real Milvus server)
 2. polling cost (bench/polling.py, on the quota phase of section 1)
 3. writer efficiency (bench/writer_throughput.py's functions, wrapped here)
 4. producer (bench/producer.py)
@@ -36,14 +37,14 @@ FULL_DEADLINE_S = 14 * 60
 QUICK_DEADLINE_S = 170
 
 
-def e2e_config(quick: bool) -> Any:
+def e2e_config(quick: bool, engine: str = "lite") -> Any:
     from bench.e2e import QuotaConfig
 
     if quick:
         return QuotaConfig(videos=150, task_s=4.0, rate_per_min=600, cap=60, tutorial_videos=1,
-                           scaling_videos=60)
+                           scaling_videos=60, engine=engine)  # type: ignore[arg-type]
     return QuotaConfig(videos=1000, task_s=8.0, rate_per_min=480, cap=100, tutorial_videos=3,
-                       scaling_videos=300, poll_capacity=True)
+                       scaling_videos=300, poll_capacity=True, engine=engine)  # type: ignore[arg-type]
 
 
 def writer_rows(quick: bool, tmp: Path, engine: str) -> list[Row]:
@@ -137,14 +138,20 @@ def guarded(name: str, fn: Callable[[], list[Row]], sect: str) -> list[Row]:
             return [Row(sect, f"{name}: FAILED", f"{type(exc).__name__}: {str(exc)[:120]}", met=False)]
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, under 3 minutes")
     parser.add_argument("--readme", action="store_true",
                         help="also put the table into bench/README.md (between the bench:table marks)")
     parser.add_argument("--only", default="", help="comma-separated sections to run (1..10); 2 and 6 "
                         "run with 1")
-    args = parser.parse_args(argv)
+    parser.add_argument("--engine", choices=("lite", "server"), default="lite",
+                        help="the Milvus engine of sections 1, 2 and 6 (the end-to-end stack)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     only = set(args.only.split(",")) if args.only else {"1", "3", "4", "5", "7", "8", "9", "10"}
     if only & {"2", "6"}:
         only.add("1")
@@ -159,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         if "1" in only:
             from bench import e2e
 
-            cfg = e2e_config(quick)
+            cfg = e2e_config(quick, args.engine)
             rows += guarded("sections 1, 2, 6 (one stack)", lambda: e2e.run(tmp / "stack", cfg), "1")
         rows += milvus_sections(only, quick, tmp)
         if "4" in only:
