@@ -82,17 +82,19 @@ def demo_settings(data_dir: Path, engine: str = "lite") -> tuple[Settings, dict[
 
 
 @contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM raises ``KeyboardInterrupt`` (as Ctrl-C does), so teardown runs either way."""
+def _signals_interrupt() -> Iterator[None]:
+    """SIGINT and SIGTERM raise ``KeyboardInterrupt``, so teardown runs either way, also when the
+    demo was started with SIGINT ignored (a shell's background job, ``nohup ... &``)."""
 
     def _raise(_signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, _raise)
+    previous = {sig: signal.signal(sig, _raise) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run_demo(
@@ -114,7 +116,7 @@ def run_demo(
             return EXIT_INTERRUPTED
     code = EXIT_FAILED
     try:
-        with _sigterm_interrupts():
+        with _signals_interrupt():
             code = _run(settings, stack)
             if keep:
                 _stay_up(stack)

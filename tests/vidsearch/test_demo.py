@@ -111,13 +111,18 @@ def test_the_demo_ingests_the_sample_searches_with_time_ranges_and_tears_everyth
 @pytest.mark.integration
 @pytest.mark.slow
 def test_with_keep_the_demo_stays_up_serving_its_page_until_sigint(tmp_path: Path) -> None:
+    """Started with SIGINT ignored, as a shell's background job is: SIGINT still stops it."""
     data_dir = tmp_path / "kept"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDSEARCH_", "TWELVE", "FLOWER_"))}
     out_path = tmp_path / "demo.out"
-    with out_path.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "vidsearch", "demo", "--keep", "--data-dir",
-                                 str(data_dir)], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited through exec by the demo
+    try:
+        with out_path.open("wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "vidsearch", "demo", "--keep", "--data-dir",
+                                     str(data_dir)], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         wait_for(lambda: "--keep: the stack stays up" in out_path.read_text(), 280, "the demo to finish")
         page = re.search(r"search and watch jobs at (http://127\.0\.0\.1:\d+/)", out_path.read_text())
