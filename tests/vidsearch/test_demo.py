@@ -141,6 +141,8 @@ def test_with_keep_the_demo_stays_up_serving_its_page_until_sigint(tmp_path: Pat
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(30)
+        for pid in _processes_mentioning(str(data_dir)):  # a killed demo's services run on
+            os.kill(pid, signal.SIGKILL)
 
 
 def _processes_mentioning(text: str) -> list[int]:
