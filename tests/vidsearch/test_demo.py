@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -142,7 +143,8 @@ def test_with_keep_the_demo_stays_up_serving_its_page_until_sigint(tmp_path: Pat
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(30)
         for pid in _processes_mentioning(str(data_dir)):  # a killed demo's services run on
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def _processes_mentioning(text: str) -> list[int]:
