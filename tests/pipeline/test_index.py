@@ -121,25 +121,28 @@ def test_index_status_prints_every_collection_of_the_prefix(seeded, milvus_uri: 
 
 
 def test_rebuild_swaps_in_a_new_index_while_searches_keep_answering(milvus_uri: str) -> None:
+    """The first rebuild drops the collection and creates the alias (a gap in which a search may
+    fail or find nothing); the second switches an alias, and no search notices it."""
     settings, store, name = seeded_store(milvus_uri)
     probe = np.asarray(store.sample_vectors(name, 1))
-    failures: list[str] = []
-    answered: list[int] = []
+    answers: dict[str, list[int | str]] = {"first": [], "second": []}
+    phase = ["first"]
     stop = threading.Event()
 
     def search_loop() -> None:
         searcher = MilvusStore(settings)
         while not stop.is_set():
+            current = answers[phase[0]]
             try:
-                answered.append(len(searcher.search_pks(name, probe, 5, {"ef": 64, "nprobe": 16})[0]))
+                current.append(len(searcher.search_pks(name, probe, 5, {"ef": 64, "nprobe": 16})[0]))
             except StoreError as exc:
-                failures.append(str(exc))
+                current.append(str(exc))
 
     thread = threading.Thread(target=search_loop)
     thread.start()
     try:
         first = rebuild(store, name, "IVF_FLAT", {"nlist": 32})
-        during_second = len(failures)
+        phase[0] = "second"
         second = rebuild(store, name, "HNSW", {"M": 8, "efConstruction": 64})
     finally:
         stop.set()
@@ -149,8 +152,8 @@ def test_rebuild_swaps_in_a_new_index_while_searches_keep_answering(milvus_uri: 
     assert store.alias_target(name) == second.new
     assert not store.has_collection(first.new)
     assert store.count(name) == ROWS
-    assert len(failures) == during_second  # an alias switch loses no search
-    assert answered and set(answered) == {5}
+    assert answers["first"].count(5) > 0
+    assert answers["second"] and set(answers["second"]) == {5}  # an alias switch loses no search
     assert store.collections() == [name]
     status = index_status(store, settings, name)
     assert status.index_type == "HNSW" and status.rows == ROWS
