@@ -235,9 +235,9 @@ def rebuild(store: MilvusStore, collection: str, index_type: str, index_params: 
     ``ingested_at``), and the name is switched over: an alias switch is atomic; a collection that
     is not yet an alias (created before any rebuild) is dropped and the alias created right away,
     a gap of well under a second in which a search fails (or, racing the drop, finds nothing) and a
-    write is retried later. After an
-    alias switch, one more pass copies what reached the old collection just before it (a row
-    rewritten in those seconds may keep its earlier version). The old collection is dropped last.
+    write is retried later. After an alias switch, one more pass copies what reached the old
+    collection just before it (a row rewritten in those seconds may keep its earlier version). The
+    old collection is dropped last.
     """
     started = time.monotonic()
     target_of_alias = store.alias_target(collection)
