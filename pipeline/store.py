@@ -683,9 +683,18 @@ class MilvusStore:
         self._call(f"{method} {alias} -> {collection}", method, collection, alias)
         self._dimensions.pop(alias, None)
 
+    def has_alias(self, alias: str) -> bool:
+        """Whether ``alias`` exists (listed per collection: asking Milvus to describe a missing
+        alias makes pymilvus log a traceback)."""
+        for name in self._call("list_collections", "list_collections"):
+            info = self._call(f"list_aliases {name}", "list_aliases", name)
+            if alias in [str(a) for a in (info or {}).get("aliases", [])]:
+                return True
+        return False
+
     def drop_alias(self, alias: str) -> None:
         """Remove an alias (its collection stays); nothing when there is no such alias."""
-        if self.alias_target(alias) is not None:
+        if self.has_alias(alias):
             self._call(f"drop_alias {alias}", "drop_alias", alias)
         self._dimensions.pop(alias, None)
 

@@ -243,15 +243,20 @@ class Versions:
 
 
 # --- operations (Redis and Milvus) ------------------------------------------------------------------
+def _adoptable(settings: Settings) -> Version:
+    """The first version: the settings' spec and the collection it always had."""
+    spec = EmbeddingSpec.from_settings(settings)
+    collection = collection_name(settings.collection_prefix, settings.model, settings.dimension)
+    return replace(version_for(spec, settings), origin="adopted", collection=collection)
+
+
 def ensure_initial(versions: Versions, store: MilvusStore) -> Version:
     """The live version; the first call adopts the settings' spec and its existing collection."""
     live = versions.live()
     if live is not None:
         return live
     settings = versions.settings
-    spec = EmbeddingSpec.from_settings(settings)
-    version = replace(version_for(spec, settings), origin="adopted",
-                      collection=store.collection_for(settings.model, settings.dimension))
+    version = _adoptable(settings)
     store.ensure_collection(settings.model, settings.dimension)
     _point(store, version.alias, version.collection)
     _point(store, live_alias(settings), version.collection)
@@ -264,7 +269,7 @@ def ensure_initial(versions: Versions, store: MilvusStore) -> Version:
 
 def _point(store: MilvusStore, alias: str, collection: str) -> None:
     """Create ``alias`` on ``collection``, or switch it there atomically when it exists."""
-    store.point_alias(alias, collection, exists=store.alias_target(alias) is not None)
+    store.point_alias(alias, collection, exists=store.has_alias(alias))
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +292,7 @@ class ReembedPlan:
 def plan_reembed(versions: Versions, store: MilvusStore, model: str, dimension: int | None,
                  options: Sequence[str] | None) -> ReembedPlan:
     """Check the request and count what it would pay for (nothing is created)."""
-    live = ensure_initial(versions, store)
+    live = versions.live() or _adoptable(versions.settings)
     spec = plan_spec(live.spec, model, dimension, options)
     target = version_for(spec, versions.settings)
     if versions.get(target.id) is not None:
@@ -305,7 +310,9 @@ def plan_reembed(versions: Versions, store: MilvusStore, model: str, dimension: 
 def _media_seconds(store: MilvusStore, version: Version) -> float:
     """Seconds of video behind the version's rows (the end of each video's last clip)."""
     ends: dict[str, float] = {}
-    for row in store.iter_rows(version.alias, 'scope == "clip"', ["url", "end_s"]):
+    if not store.has_collection(version.collection):
+        return 0.0
+    for row in store.iter_rows(version.collection, 'scope == "clip"', ["url", "end_s"]):
         url = str(row["url"])
         ends[url] = max(ends.get(url, 0.0), float(row["end_s"]))
     return sum(ends.values())
@@ -315,6 +322,7 @@ def start_reembed(versions: Versions, store: MilvusStore, jobs: JobStore, plan: 
                   mode: SubmitMode) -> str:
     """Create the version's collection and alias, and one job over the live version's items."""
     target = plan.target
+    ensure_initial(versions, store)
     store.ensure_named(target.collection, target.dimension)
     _point(store, target.alias, target.collection)
     versions.save(target)

@@ -132,5 +132,5 @@ def test_ingests_go_to_the_live_version_and_the_one_being_built(versions: Versio
 
 def test_an_unknown_version_is_bad_input_listing_the_known_ones(versions: Versions) -> None:
     versions.save(version_for(SPEC, BASE))
-    with pytest.raises(BadInputError, match="marengo3.0-512"):
+    with pytest.raises(BadInputError, match=r"marengo3\.0-512"):
         versions.require("marengo3.5-128")
