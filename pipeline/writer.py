@@ -1,8 +1,9 @@
 """Segments stream -> batches -> Milvus upsert -> ledger -> ack; reclaim; dead letters.
 
 Segments wait in the Redis stream ``{prefix}:segments`` (consumer group ``writers``). A drain reads
-them with XREADGROUP, groups them into batches (one model and dimension per batch, duplicates of a
-primary key removed with the last occurrence kept, bounded by rows and bytes), upserts each batch,
+them with XREADGROUP, groups them into batches (one model, dimension and target collection per
+batch, duplicates of a primary key removed with the last occurrence kept, bounded by rows and
+bytes), upserts each batch,
 records the written ``(item_key, pk)`` pairs in the ledger and only then XACKs: an entry leaves
 the stream only after Milvus accepted it.
 
@@ -29,6 +30,10 @@ from the packed float32 bytes into the request, with no row dicts and no per-flo
 While a batch is upserted, the next one is read from Redis on a helper thread (the read overlaps
 the Milvus round trip). When the drain stops on a failure, entries read ahead stay pending and are
 reclaimed like the failed batch.
+
+A segment of a model version's job names its collection (``Segment.collection``, created with
+the version by ``vidsearch reembed``); without one the collection is ``store.collection_for`` its
+model and dimension, as before versions existed.
 
 Batches of one model and dimension are written in stream order, so when a primary key spans two
 batches the later segment still wins. Written collections are flushed every
