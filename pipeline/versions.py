@@ -280,13 +280,13 @@ class ReembedPlan:
     target: Version
     items: list[LedgerItem]
     media_s: float
-    minutes_at_quota: float
+    quota_s: float
+    """Seconds the quota (``rate_limit_per_min`` creates a minute) needs for the tasks."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"from": self.source.id, "to": self.target.id, "collection": self.target.collection,
                 "items": len(self.items), "tasks": len(self.items),
-                "media_minutes": round(self.media_s / 60, 1),
-                "quota_minutes": round(self.minutes_at_quota, 1)}
+                "media_minutes": round(self.media_s / 60, 1), "quota_s": round(self.quota_s, 1)}
 
 
 def plan_reembed(versions: Versions, store: MilvusStore, model: str, dimension: int | None,
@@ -295,6 +295,8 @@ def plan_reembed(versions: Versions, store: MilvusStore, model: str, dimension: 
     live = versions.live() or _adoptable(versions.settings)
     spec = plan_spec(live.spec, model, dimension, options)
     target = version_for(spec, versions.settings)
+    if target.id == live.id:
+        raise BadInputError(f"version {target.id} is the live version: nothing to re-embed")
     if versions.get(target.id) is not None:
         raise BadInputError(f"version {target.id} exists already (live: {live.id}); "
                             f"promote it, or drop it first: vidsearch versions drop {target.id}")
@@ -303,8 +305,8 @@ def plan_reembed(versions: Versions, store: MilvusStore, model: str, dimension: 
         raise BadInputError(f"a re-embed into {building.id} is running; promote or drop it first")
     wanted = [i for i in versions.items(live) if i.state != "failed"]
     media_s = _media_seconds(store, live)
-    minutes = len(wanted) / versions.settings.rate_limit_per_min
-    return ReembedPlan(live, target, wanted, media_s, minutes)
+    quota_s = 60.0 * len(wanted) / versions.settings.rate_limit_per_min
+    return ReembedPlan(live, target, wanted, media_s, quota_s)
 
 
 def _media_seconds(store: MilvusStore, version: Version) -> float:

@@ -109,7 +109,13 @@ def _show_plan(plan: ReembedPlan, settings: Settings, as_json: bool, *, dry: boo
     print(f"{'would re-embed' if dry else 're-embedding'} {d['from']} -> {d['to']} "
           f"(collection {d['collection']}): {d['items']} items, {d['tasks']} paid tasks, "
           f"{d['media_minutes']} media minutes; at {settings.rate_limit_per_min:g} tasks/min the "
-          f"quota allows it in {d['quota_minutes']} min", file=sys.stderr)
+          f"quota allows it in {_duration(plan.quota_s)}", file=sys.stderr)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 # --- promote / rollback ------------------------------------------------------------------------------

@@ -96,7 +96,7 @@ def test_a_reembed_promotion_and_rollback_keep_search_answering(stack: Stack, tm
 
     dry = _json(stack, "reembed", "--model", "marengo3.5", "--dimension", "256", "--dry-run")
     assert (dry["to"], dry["items"], dry["tasks"]) == ("marengo3.5-256", len(FIRST), len(FIRST))
-    assert dry["media_minutes"] > 0 and dry["quota_minutes"] > 0
+    assert dry["media_minutes"] > 0 and dry["quota_s"] > 0
     assert stack.sandbox_stats()["tasks_by_model"] == before  # a dry run pays nothing
 
     started = _json(stack, "reembed", "--model", "marengo3.5", "--dimension", "256")

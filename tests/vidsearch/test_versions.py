@@ -71,6 +71,7 @@ def test_the_first_versions_call_adopts_the_existing_collection_as_live(cli: Cli
     (("--model", "marengo9"), "unknown model"),
     (("--model", "marengo3.5", "--dimension", "300"), "not 300"),
     (("--model", "marengo3.5", "--options", "visual,transcription"), "transcription"),
+    (("--model", "marengo3.0"), "is the live version"),
 ])
 def test_an_impossible_reembed_is_exit_2(cli: Cli, args: tuple[str, ...], says: str) -> None:
     _bad(cli("reembed", *args), says)
@@ -83,6 +84,7 @@ def test_a_dry_run_counts_the_live_items_and_creates_nothing(cli: Cli) -> None:
     plan = json.loads(proc.stdout)
     assert (plan["from"], plan["to"], plan["items"], plan["tasks"]) == (
         "marengo3.0-512", "marengo3.5-256", 3, 3)
+    assert plan["quota_s"] == 3.0  # 3 tasks at the default 60 a minute
     assert [v["id"] for v in json.loads(cli("versions", "--json").stdout)] == ["marengo3.0-512"]
 
 
