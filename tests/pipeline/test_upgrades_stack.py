@@ -10,7 +10,9 @@ results.
 from __future__ import annotations
 
 import json
+import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,15 +101,18 @@ def test_a_reembed_promotion_and_rollback_keep_search_answering(stack: Stack, tm
     assert dry["media_minutes"] > 0 and dry["quota_s"] > 0
     assert stack.sandbox_stats()["tasks_by_model"] == before  # a dry run pays nothing
 
+    print(f"\ndry run: {dry}")
+    began = time.monotonic()
     started = _json(stack, "reembed", "--model", "marengo3.5", "--dimension", "256")
     later = stack.vidsearch("submit", str(_manifest(tmp_path / "later.csv", LATER)))
-    assert "version being built" in later.stderr
-    job_ids = [started["job_id"], later.stdout.split()[0],
-               later.stderr.rsplit("job ", 1)[1].split()[0]]
+    building = re.search(r"version being built \(re-embed\): job (\S+)", later.stderr)
+    assert building is not None, later.stderr
+    job_ids = [started["job_id"], later.stdout.split()[0], building.group(1)]
     for job_id in job_ids:
         done = _json(stack, "status", job_id, "--watch", timeout=600)
         assert done["failed"] == 0, done
 
+    print(f"run: {started}; reembed and the later ingest settled in {time.monotonic() - began:.1f} s")
     stats = stack.sandbox_stats()
     everything = FIRST + LATER
     assert stats["tasks_by_model"]["marengo3.5"] == len(everything)
@@ -132,6 +137,8 @@ def test_a_reembed_promotion_and_rollback_keep_search_answering(stack: Stack, tm
         threading.Event().wait(0.1)
     loop.stop.set()
     loop.join(60)
+    print(f"searches during the promotion: {loop.searches}, errors {len(loop.errors)}, "
+          f"empty {loop.empty}, versions seen {loop.versions}")
     assert loop.errors == [] and loop.empty == 0 and loop.searches > 5
     assert loop.versions[-1] == "marengo3.5-256"
 
