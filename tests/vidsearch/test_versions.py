@@ -65,6 +65,8 @@ def test_the_first_versions_call_adopts_the_existing_collection_as_live(cli: Cli
     (version,) = json.loads(proc.stdout)
     assert (version["id"], version["state"], version["done"]) == ("marengo3.0-512", "live", 3)
     assert version["collection"].endswith("_marengo3_0_d512")
+    table = cli("versions")
+    assert table.returncode == 0 and "marengo3.0-512" in table.stdout and "live" in table.stdout
 
 
 @pytest.mark.parametrize(("args", "says"), [
