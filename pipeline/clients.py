@@ -22,6 +22,7 @@ from pipeline.jobs import JobStore
 from pipeline.keys import Keys
 from pipeline.quota import Quota
 from pipeline.settings import Settings
+from pipeline.versions import Versions
 
 if TYPE_CHECKING:
     from pipeline.store import MilvusStore
@@ -57,6 +58,11 @@ class Clients:
         return JobStore(self.redis, self.keys)
 
     @cached_property
+    def versions(self) -> Versions:
+        """Model version records and pointers (``pipeline/versions.py``)."""
+        return Versions(self.redis, self.keys, self.settings)
+
+    @cached_property
     def quota(self) -> Quota:
         s = self.settings
         return Quota(self.redis, self.keys.quota, s.rate_limit_per_min, s.rate_burst)
@@ -83,7 +89,7 @@ class Clients:
         if "redis" in built:
             with contextlib.suppress(redis.RedisError):
                 built.pop("redis").close()
-        for name in ("keys", "jobs", "quota", "gateway"):
+        for name in ("keys", "jobs", "versions", "quota", "gateway"):
             built.pop(name, None)
 
     def __enter__(self) -> Clients:

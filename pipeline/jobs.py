@@ -426,16 +426,23 @@ class JobStore:
         self._settle_busy = client.register_script(_SETTLE_BUSY)
         self._note_create = client.register_script(_NOTE_CREATE)
         self._specs: dict[str, EmbeddingSpec] = {}
+        self._collections: dict[str, str] = {}
 
     # --- jobs -----------------------------------------------------------------------------------
-    def create_job(self, manifests: Sequence[str], spec: EmbeddingSpec, name: str = "") -> str:
+    def create_job(
+        self, manifests: Sequence[str], spec: EmbeddingSpec, name: str = "", collection: str = ""
+    ) -> str:
+        """A new job; ``collection`` names its model version's collection (none: the default)."""
         now = time.time()
         job_id = new_job_id(now)
-        self.r.hset(self.keys.job(job_id), mapping={
+        record: dict[str | bytes, bytes | float | int | str] = {
             "id": job_id, "created_at": now, "name": name, "sealed": 0,
             "manifests": json.dumps(list(manifests)), "spec": spec.to_json(),
             **{c: 0 for c in COUNTERS},
-        })
+        }
+        if collection:
+            record["collection"] = collection
+        self.r.hset(self.keys.job(job_id), mapping=record)
         self.r.zadd(self.keys.jobs, {job_id: now})
         return job_id
 
@@ -481,6 +488,13 @@ class JobStore:
                 return None
             self._specs[job_id] = EmbeddingSpec.from_json(raw.decode())
         return self._specs[job_id]
+
+    def collection(self, job_id: str) -> str:
+        """The collection a job's segments go to ("" for the model's default; cached)."""
+        if job_id not in self._collections:
+            raw = self.r.hget(self.keys.job(job_id), "collection")
+            self._collections[job_id] = raw.decode() if raw else ""
+        return self._collections[job_id]
 
     def list_jobs(self, limit: int = 20) -> list[Job]:
         ids = self.r.zrevrange(self.keys.jobs, 0, limit - 1)

@@ -76,8 +76,10 @@ class Keys:
     def lock(self, name: str) -> str:
         return f"{self.prefix}:lock:{name}"
 
-    def qcache(self, model: str, dimension: int, digest: str) -> str:
-        return f"{self.prefix}:qcache:{model}:{dimension}:{digest}"
+    def qcache(self, model: str, dimension: int, digest: str, version: str = "") -> str:
+        """A cached query-part embedding (per model version when there are versions)."""
+        tail = f"{version}:{digest}" if version else digest
+        return f"{self.prefix}:qcache:{model}:{dimension}:{tail}"
 
     def generation(self, collection: str) -> str:
         return f"{self.prefix}:gen:{collection}"
@@ -88,6 +90,19 @@ class Keys:
     @property
     def rcache_index(self) -> str:
         return f"{self.prefix}:rcache:index"
+
+    @property
+    def versions(self) -> str:
+        """Model versions: a hash of version id -> JSON record (``pipeline/versions.py``)."""
+        return f"{self.prefix}:versions"
+
+    def version_pointer(self, name: str) -> str:
+        """``live``, ``previous`` (for rollback) or ``building`` (a re-embed running): a version id."""
+        return f"{self.prefix}:version:{name}"
+
+    def version_jobs(self, version: str) -> str:
+        """The jobs that embed items for a version (a list of job ids)."""
+        return f"{self.prefix}:version:{version}:jobs"
 
     def api_rate(self, key_name: str) -> str:
         """The request token bucket of one API key (by its name, never the key)."""

@@ -105,13 +105,14 @@ class Poller:
         return "ready"
 
     def _segments(self, item: Item, spec: EmbeddingSpec, result: TaskResult) -> list[Segment]:
+        collection = self.jobs.collection(item.job_id)
         return [
             Segment(
                 pk=segment_pk(item.key, seg.option, seg.scope, seg.start_s, seg.end_s),
                 item_key=item.key, job_id=item.job_id, url=item.url, category=item.category,
                 title=item.title, metadata=item.metadata, model=spec.model, option=seg.option,
                 scope=seg.scope, start_s=seg.start_s, end_s=seg.end_s,
-                vector=pack_vector(seg.embedding),
+                vector=pack_vector(seg.embedding), collection=collection,
             )
             for seg in result.segments
         ]

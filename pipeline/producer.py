@@ -15,6 +15,8 @@ from pathlib import Path
 from pipeline.items import EmbeddingSpec, item_key
 from pipeline.jobs import Admission, JobStore, SubmitMode
 from pipeline.manifest import LineRules, ManifestLine, Rejected, read_manifest
+from pipeline.settings import Settings
+from pipeline.versions import Versions, ingest_targets
 
 BATCH = 1000
 DEFAULT_MODE = SubmitMode()
@@ -39,10 +41,15 @@ class SubmitSummary:
 
 
 class Producer:
-    def __init__(self, jobs: JobStore, spec: EmbeddingSpec, rules: LineRules) -> None:
+    def __init__(
+        self, jobs: JobStore, spec: EmbeddingSpec, rules: LineRules, collection: str = ""
+    ) -> None:
+        """``collection``: the model version's collection its jobs write to (default: the
+        model's collection, ``MilvusStore.collection_for``)."""
         self.jobs = jobs
         self.spec = spec
         self.rules = rules
+        self.collection = collection
 
     def submit(
         self, paths: Sequence[Path], mode: SubmitMode = DEFAULT_MODE, name: str = "",
@@ -56,7 +63,7 @@ class Producer:
         """
         names = list(labels) if labels is not None else [str(p) for p in paths]
         readers = [read_manifest(path, self.rules, label) for path, label in zip(paths, names, strict=True)]
-        job_id = self.jobs.create_job(names, self.spec, name)
+        job_id = self.jobs.create_job(names, self.spec, name, self.collection)
         summary = SubmitSummary(job_id)
         for records in readers:
             self._submit_file(records, summary, mode)
@@ -108,3 +115,23 @@ class Producer:
 
 def _reject_dicts(rejects: Iterable[Rejected]) -> list[dict[str, object]]:
     return [{"file": r.file, "line": r.line, "reason": r.reason} for r in rejects]
+
+
+def submit_to_versions(
+    jobs: JobStore, versions: Versions, settings: Settings, rules: LineRules,
+    paths: Sequence[Path], *, mode: SubmitMode = DEFAULT_MODE, name: str = "",
+    labels: Sequence[str] | None = None,
+) -> list[SubmitSummary]:
+    """Submit ``paths`` once per model version a new ingest goes to (``versions.ingest_targets``):
+    the live one first, then the one a re-embed is building, so it is complete at promotion.
+    Before any version exists: one job with the settings' spec, as always."""
+    targets = ingest_targets(versions)
+    if not targets:
+        producer = Producer(jobs, EmbeddingSpec.from_settings(settings), rules)
+        return [producer.submit(paths, mode, name, labels)]
+    summaries = []
+    for version in targets:
+        summary = Producer(jobs, version.spec, rules, version.collection).submit(paths, mode, name, labels)
+        versions.add_job(version.id, summary.job_id)
+        summaries.append(summary)
+    return summaries

@@ -24,8 +24,10 @@ exist yet the search returns no hits. Only ``clip``-scope rows are searched.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -54,6 +56,7 @@ from pipeline.store import (
     MilvusStore,
     SegmentHit,
 )
+from pipeline.versions import Version, Versions
 
 if TYPE_CHECKING:
     Redis = redis.Redis[bytes]
@@ -100,13 +103,21 @@ class _Video:
 class Searcher:
     """Searches the configured model's collection; see the module docstring."""
 
-    def __init__(self, settings: Settings, redis_client: Redis, store: MilvusStore, embed: Embed) -> None:
+    def __init__(self, settings: Settings, redis_client: Redis, store: MilvusStore, embed: Embed,
+                 version: Version | None = None) -> None:
+        """``version``: search that model version (its alias, model, dimension and options)."""
+        if version is not None:
+            settings = version.settings_for(settings)
         self._settings = settings
         self._redis = redis_client
         self._store = store
         self._embed = embed
         self._keys = Keys(settings.redis_prefix)
         self.collection = store.collection_for(settings.model, settings.dimension)
+        self.version = version.id if version else ""
+        self._written = self.collection  # the collection the writer flushes (its generation)
+        if version is not None:
+            self.collection, self._written = version.alias, version.collection
         self.results = ResultCache(redis_client, self._keys, settings.result_cache_ttl_s,
                                    settings.result_cache_max_entries)
         self.cache_hits = 0
@@ -116,7 +127,7 @@ class Searcher:
     # --- the search --------------------------------------------------------------------------
     def search(self, query: Query) -> SearchResult:
         """The best ``query.top_k`` videos (or segments) for ``query``, best first."""
-        key = self.results.key(self.collection, self._cache_material(query)) \
+        key = self.results.key(self._written, self._cache_material(query)) \
             if self.results.enabled else None
         if key is not None:
             cached = self.results.get(key)
@@ -129,7 +140,8 @@ class Searcher:
 
     def _cache_material(self, query: Query) -> dict[str, Any]:
         s = self._settings
-        return {"query": query.canonical(), "collection": self.collection, "model": s.model,
+        return {"query": query.canonical(), "collection": self.collection, "version": self.version,
+                "model": s.model,
                 "dimension": s.dimension, "options": sorted(s.embedding_options),
                 "fusion": s.search_fusion, "tolerance": s.moment_tolerance,
                 "metric": s.index_metric}
@@ -167,7 +179,7 @@ class Searcher:
     def embed_part(self, part: QueryPart) -> list[float]:
         """The embedding of one query part, from the cache when present."""
         settings = self._settings
-        key = self._keys.qcache(settings.model, settings.dimension, part_digest(part))
+        key = self._keys.qcache(settings.model, settings.dimension, part_digest(part), self.version)
         cached = self._redis.get(key) if settings.query_cache_ttl_s else None
         self.last_cache_hit = cached is not None
         if cached is not None:
@@ -339,8 +351,44 @@ def _mean_vector(vectors: Sequence[Any]) -> list[float]:
     return [float(x) for x in mean / norm]
 
 
-def build_searcher(settings: Settings, clients: Clients | None = None) -> Searcher:
-    """A Searcher on the Redis, Milvus and Twelve Labs of ``clients`` (default: built from
-    ``settings``; the CLI's, the demo's and the API's)."""
-    clients = clients or Clients.from_settings(settings)
-    return Searcher(settings, clients.redis, clients.store, clients.gateway.embed_part)
+class LiveSearcher:
+    """Searches the live model version, read from Redis at every search (one GET and one HGET):
+    a promotion or a rollback takes effect at the next search, with the query embedded by the
+    version's own model. Before any version exists it searches as the settings say."""
+
+    def __init__(self, settings: Settings, clients: Clients) -> None:
+        self._settings = settings
+        self._clients = clients
+        self._store = clients.store
+        self._versions = Versions(clients.redis, clients.keys, settings)
+        self._searchers: dict[str, Searcher] = {}
+        self._lock = threading.Lock()
+
+    def current(self) -> Searcher:
+        """The searcher of the live version (built once per version)."""
+        live = self._versions.live()
+        key = live.id if live else ""
+        with self._lock:
+            if key not in self._searchers:
+                c = self._clients
+                embed: Embed = c.gateway.embed_part if live is None \
+                    else partial(c.gateway.embed_part, spec=live.spec)
+                self._searchers[key] = Searcher(self._settings, c.redis, c.store, embed, live)
+            return self._searchers[key]
+
+    def search(self, query: Query) -> SearchResult:
+        return self.current().search(query)
+
+    @property
+    def cache_hits(self) -> int:
+        return sum(s.cache_hits for s in self._searchers.values())
+
+    @property
+    def cache_misses(self) -> int:
+        return sum(s.cache_misses for s in self._searchers.values())
+
+
+def build_searcher(settings: Settings, clients: Clients | None = None) -> LiveSearcher:
+    """A searcher of the live model version on the Redis, Milvus and Twelve Labs of ``clients``
+    (default: built from ``settings``; the CLI's, the demo's and the API's)."""
+    return LiveSearcher(settings, clients or Clients.from_settings(settings))

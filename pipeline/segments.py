@@ -34,6 +34,8 @@ _TEXT_FIELDS = {
 }
 _TIME_FIELDS = {"start_s": b"s", "end_s": b"e"}
 _VECTOR_FIELD = b"v"
+_COLLECTION_FIELD = b"cl"
+"""The target collection of a model version's segment (absent: the model's default collection)."""
 
 
 def pack_vector(values: Sequence[float]) -> bytes:
@@ -66,6 +68,8 @@ class Segment:
     start_s: float
     end_s: float
     vector: bytes
+    collection: str = ""
+    """The collection of the item's model version (empty: ``store.collection_for`` decides)."""
 
     @property
     def dim(self) -> int:
@@ -85,6 +89,8 @@ class Segment:
         for name, key in _TIME_FIELDS.items():
             fields[key] = repr(float(getattr(self, name))).encode("ascii")
         fields[_VECTOR_FIELD] = bytes(self.vector)
+        if self.collection:
+            fields[_COLLECTION_FIELD] = self.collection.encode("utf-8")
         return fields
 
     @classmethod
@@ -108,6 +114,7 @@ class Segment:
             start_s=_time(fields, _TIME_FIELDS["start_s"]),
             end_s=_time(fields, _TIME_FIELDS["end_s"]),
             vector=vector,
+            collection=_text(fields, _COLLECTION_FIELD) if _COLLECTION_FIELD in fields else "",
         )
 
 

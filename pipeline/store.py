@@ -431,7 +431,10 @@ class MilvusStore:
 
     def ensure_collection(self, model: str, dimension: int) -> str:
         """Create (if missing), check and load the collection of ``model`` at ``dimension``."""
-        name = self.collection_for(model, dimension)
+        return self.ensure_named(self.collection_for(model, dimension), dimension)
+
+    def ensure_named(self, name: str, dimension: int) -> str:
+        """Create (if missing), check and load the collection ``name`` at ``dimension``."""
         if name in self._dimensions:
             return name
         if self.has_collection(name):
@@ -440,6 +443,14 @@ class MilvusStore:
             self._create(name, dimension)
         self._call(f"load_collection {name}", "load_collection", name)
         self._dimensions[name] = dimension
+        return name
+
+    def use_collection(self, name: str) -> str:
+        """Load an existing collection (once per connection) for writing; returns ``name``."""
+        if name not in self._dimensions:
+            dimension = self.dimension_of(name)
+            self._call(f"load_collection {name}", "load_collection", name)
+            self._dimensions[name] = dimension
         return name
 
     def dimension_of(self, name: str) -> int:
@@ -670,6 +681,21 @@ class MilvusStore:
         """Make ``alias`` name ``collection`` (atomically when the alias already exists)."""
         method = "alter_alias" if exists else "create_alias"
         self._call(f"{method} {alias} -> {collection}", method, collection, alias)
+        self._dimensions.pop(alias, None)
+
+    def has_alias(self, alias: str) -> bool:
+        """Whether ``alias`` exists (listed per collection: asking Milvus to describe a missing
+        alias makes pymilvus log a traceback)."""
+        for name in self._call("list_collections", "list_collections"):
+            info = self._call(f"list_aliases {name}", "list_aliases", name)
+            if alias in [str(a) for a in (info or {}).get("aliases", [])]:
+                return True
+        return False
+
+    def drop_alias(self, alias: str) -> None:
+        """Remove an alias (its collection stays); nothing when there is no such alias."""
+        if self.has_alias(alias):
+            self._call(f"drop_alias {alias}", "drop_alias", alias)
         self._dimensions.pop(alias, None)
 
     def drop(self, name: str) -> None:

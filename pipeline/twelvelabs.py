@@ -250,12 +250,13 @@ class TwelveLabsGateway:
         """A query embedding of ``text`` through the sync v2 endpoint (paid, retried)."""
         return self.embed_part(QueryPart("text", text=text))
 
-    def embed_part(self, part: QueryPart) -> list[float]:
-        """One query part's embedding through the sync v2 endpoint (paid, retried).
+    def embed_part(self, part: QueryPart, spec: EmbeddingSpec | None = None) -> list[float]:
+        """One query part's embedding through the sync v2 endpoint (paid, retried), with
+        ``spec``'s model, dimension and options (default: the settings').
 
         A clip answers one embedding per segment and option; the query vector is their mean.
         """
-        kwargs = self._sync_body(part)
+        kwargs = self._sync_body(part, spec or EmbeddingSpec.from_settings(self.settings))
         call: Callable[[], Any] = lambda: self.client.embed.v_2.create(**kwargs)  # noqa: E731
         response = self.retrying("embed", partial(self._call, "embed", call), paid=True)
         vectors = [list(d.embedding) for d in response.data or []]
@@ -263,11 +264,11 @@ class TwelveLabsGateway:
             raise TransientError("Twelve Labs answered a sync embed without embeddings")
         return _mean(vectors)
 
-    def _sync_body(self, part: QueryPart) -> dict[str, Any]:
-        model = self.settings.model
+    def _sync_body(self, part: QueryPart, spec: EmbeddingSpec) -> dict[str, Any]:
+        model = spec.model
         if model == "marengo3.5":
             return {"input_type": "multi_input", "model_name": model,
-                    "embedding_dimension": self.settings.dimension,
+                    "embedding_dimension": spec.dimension or 512,
                     "multi_input": _multi_input(part)}
         input_type = "video" if part.kind == "clip" else part.kind
         body: dict[str, Any] = {"input_type": input_type, "model_name": model}
@@ -281,7 +282,7 @@ class TwelveLabsGateway:
         else:
             body["video"] = VideoInputRequest(
                 media_source=source, start_sec=part.start_s, end_sec=part.end_s,
-                embedding_option=list(self.settings.embedding_options), embedding_scope=["clip"],
+                embedding_option=list(spec.options), embedding_scope=["clip"],
             )
         return body
 

@@ -156,7 +156,8 @@ def verify_job(jobs: JobStore, store: RowReader, job_id: str) -> VerifyReport:
     job = jobs.get_job(job_id)
     if job is None:
         raise VidsearchError(f"no such job: {job_id}")
-    collection = store.collection_for(job.spec.model, job.spec.dimension or 512)
+    collection = jobs.collection(job_id) or store.collection_for(job.spec.model,
+                                                                 job.spec.dimension or 512)
     report = VerifyReport(job_id=job_id, collection=collection, status=job.status,
                           counters=dict(job.counters))
     items = job_items(jobs, job_id)

@@ -1,8 +1,9 @@
 """Segments stream -> batches -> Milvus upsert -> ledger -> ack; reclaim; dead letters.
 
 Segments wait in the Redis stream ``{prefix}:segments`` (consumer group ``writers``). A drain reads
-them with XREADGROUP, groups them into batches (one model and dimension per batch, duplicates of a
-primary key removed with the last occurrence kept, bounded by rows and bytes), upserts each batch,
+them with XREADGROUP, groups them into batches (one model, dimension and target collection per
+batch, duplicates of a primary key removed with the last occurrence kept, bounded by rows and
+bytes), upserts each batch,
 records the written ``(item_key, pk)`` pairs in the ledger and only then XACKs: an entry leaves
 the stream only after Milvus accepted it.
 
@@ -29,6 +30,10 @@ from the packed float32 bytes into the request, with no row dicts and no per-flo
 While a batch is upserted, the next one is read from Redis on a helper thread (the read overlaps
 the Milvus round trip). When the drain stops on a failure, entries read ahead stay pending and are
 reclaimed like the failed batch.
+
+A segment of a model version's job names its collection (``Segment.collection``, created with
+the version by ``vidsearch reembed``); without one the collection is ``store.collection_for`` its
+model and dimension, as before versions existed.
 
 Batches of one model and dimension are written in stream order, so when a primary key spans two
 batches the later segment still wins. Written collections are flushed every
@@ -93,6 +98,8 @@ class Batch:
     segments: tuple[Segment, ...]
     entry_ids: tuple[tuple[str, ...], ...]
     nbytes: int
+    collection: str = ""
+    """The model version's collection its segments name (empty: the model's default)."""
 
     @property
     def ack_ids(self) -> list[str]:
@@ -122,7 +129,7 @@ class _Open:
     entries: dict[str, list[str]] = field(default_factory=dict)
     nbytes: int = 0
 
-    def close(self, model: str, dimension: int) -> Batch:
+    def close(self, model: str, dimension: int, collection: str) -> Batch:
         order = list(self.segments)
         return Batch(
             model=model,
@@ -130,25 +137,27 @@ class _Open:
             segments=tuple(self.segments[pk] for pk in order),
             entry_ids=tuple(tuple(self.entries[pk]) for pk in order),
             nbytes=self.nbytes,
+            collection=collection,
         )
 
 
 def assemble_batches(
     entries: Sequence[tuple[str, Segment]], max_rows: int, max_bytes: int
 ) -> list[Batch]:
-    """Group entries into batches: one (model, dimension) each, unique pks (last wins), bounded.
+    """Group entries into batches: one (model, dimension, target collection) each, unique pks
+    (last wins), bounded.
 
     Every entry id lands in exactly one batch. A batch holds at most ``max_rows`` segments and at
     most ``max_bytes`` (by ``Segment.approx_bytes``) unless one segment alone exceeds it. Batches
     of one group keep stream order, so writing them in list order keeps last-wins across batches.
     """
-    groups: dict[tuple[str, int], list[_Open]] = {}
+    groups: dict[tuple[str, int, str], list[_Open]] = {}
     for entry_id, segment in entries:
-        opened = groups.setdefault((segment.model, segment.dim), [_Open()])
-        _add(opened, entry_id, segment, max_rows, max_bytes)
+        group = (segment.model, segment.dim, segment.collection)
+        _add(groups.setdefault(group, [_Open()]), entry_id, segment, max_rows, max_bytes)
     return [
-        batch.close(model, dimension)
-        for (model, dimension), batches in groups.items()
+        batch.close(model, dimension, collection)
+        for (model, dimension, collection), batches in groups.items()
         for batch in batches
         if batch.segments
     ]
@@ -376,8 +385,11 @@ class SegmentWriter:
 
     def _write_batch(self, batch: Batch, by_id: dict[str, Fields], stats: DrainStats) -> None:
         """Dead-letter the segments that can never fit, upsert the rest (columns built once)."""
-        collection = self._call(self._store.ensure_collection, batch.model,
-                                self.target_dimension(batch.model))
+        if batch.collection:  # a model version's collection, created with its version
+            collection = self._call(self._store.use_collection, batch.collection)
+        else:
+            collection = self._call(self._store.ensure_collection, batch.model,
+                                    self.target_dimension(batch.model))
         kept, columns, rejects = self._call(self._store.prepare, collection, batch.segments)
         for i, reason in rejects:
             for entry_id in batch.entry_ids[i]:

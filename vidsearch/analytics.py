@@ -29,7 +29,9 @@ def load_videos(settings: Settings) -> VideoSet:
     """The video set of the configured model's collection (cached per generation and row count)."""
     with Clients.from_settings(settings, store_timeout_s=READ_TIMEOUT_S) as clients:
         store = clients.store
-        collection = store.collection_for(settings.model, settings.dimension)
+        live = clients.versions.live()
+        collection = live.collection if live else store.collection_for(settings.model,
+                                                                       settings.dimension)
         if not store.has_collection(collection):
             raise AnalyticsError(f"collection {collection} does not exist: nothing has been ingested "
                                  f"with model {settings.model} at dimension {settings.dimension}")

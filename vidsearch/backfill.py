@@ -33,12 +33,11 @@ import redis
 
 from pipeline.clients import Clients
 from pipeline.errors import ManifestError
-from pipeline.items import EmbeddingSpec
 from pipeline.jobs import Job, JobStore, SubmitMode
 from pipeline.locks import FencedLock, new_token
 from pipeline.logs import configure_logging, get_logger
 from pipeline.manifest import LineRules, read_manifest
-from pipeline.producer import Producer
+from pipeline.producer import submit_to_versions
 from pipeline.settings import Settings
 from vidsearch.exit_codes import (
     EXIT_FAILED,
@@ -150,9 +149,9 @@ def _locked_run(args: argparse.Namespace, clients: Clients, manifests: list[Path
         return EXIT_LOCKED
     try:
         rules = LineRules.from_settings(settings, default_category=args.category)
-        producer = Producer(jobs, EmbeddingSpec.from_settings(settings), rules)
         mode = SubmitMode(retry_transient=settings.resubmit_transient_failures)
-        summary = producer.submit(manifests, mode, name=args.name)
+        summary = submit_to_versions(jobs, clients.versions, settings, rules, manifests, mode=mode,
+                                     name=args.name)[0]
         log.info("backfill_submitted", name=args.name, manifests=[str(p) for p in manifests],
                  **summary.to_dict())
         job = _wait(jobs, summary.job_id, args.wait_timeout)

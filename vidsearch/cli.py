@@ -97,6 +97,32 @@ def _add_index(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     rebuild.add_argument("--params", default="{}", help='build params as JSON, e.g. {"M": 32}')
 
 
+def _add_versions(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _sub(subs, "versions", "Model versions: collection, rows, items done/failed, which is live",
+             "versions")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    actions = p.add_subparsers(dest="versions_action", metavar="ACTION")
+    drop = actions.add_parser("drop", help="remove a version that is not live (collection included)")
+    drop.add_argument("version", help="version id, e.g. marengo3.0-512")
+    drop.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p = _sub(subs, "reembed", "Re-embed every item of the live version into a new model version "
+             "(search keeps using the live one)", "reembed")
+    p.add_argument("--model", required=True, help="marengo3.0 or marengo3.5")
+    p.add_argument("--dimension", type=int, help="Matryoshka dimension (marengo3.5: 128, 256, 512)")
+    p.add_argument("--options", help="embedding options, e.g. visual,audio (default: the live version's)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print items, tasks, media minutes and the time the quota allows; change nothing")
+    p.add_argument("--wait", action="store_true", help="wait until every item is done or failed")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = _sub(subs, "promote", "Switch search to a version (atomic alias switch) once it is complete",
+             "promote")
+    p.add_argument("version", help="version id, e.g. marengo3.5-256")
+    p.add_argument("--allow-partial", metavar="N%",
+                   help="promote when at least N%% of the live version's videos are in it")
+    _sub(subs, "rollback", "Switch search back to the version live before the last promotion",
+         "rollback")
+
+
 def _add_analytics(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = _sub(subs, "analytics", "Corpus analytics over one vector per video (exit 2 on bad input)",
              "analytics")
@@ -205,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ingest(subs)
     _add_search(subs)
     _add_index(subs)
+    _add_versions(subs)
     _add_analytics(subs)
     _add_runtime(subs)
     _add_ops(subs)

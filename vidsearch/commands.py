@@ -13,10 +13,9 @@ import time
 from typing import Any
 
 from pipeline.clients import Clients
-from pipeline.items import EmbeddingSpec
 from pipeline.jobs import Job, JobStore, SubmitMode
 from pipeline.manifest import LineRules
-from pipeline.producer import Producer
+from pipeline.producer import submit_to_versions
 from pipeline.settings import CONFIG_ENV, Settings, get_settings
 from vidsearch.display import (
     iso,
@@ -56,13 +55,15 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def _submit(args: argparse.Namespace, clients: Clients) -> int:
     settings, jobs = clients.settings, clients.jobs
     rules = LineRules.from_settings(settings, default_category=args.category)
-    producer = Producer(jobs, EmbeddingSpec.from_settings(settings), rules)
     mode = SubmitMode(force=args.force, retry_failed=args.retry_failed,
                       retry_transient=settings.resubmit_transient_failures)
-    summary = producer.submit(args.manifests, mode, name=args.name)
+    summary, *building = submit_to_versions(jobs, clients.versions, settings, rules,
+                                            args.manifests, mode=mode, name=args.name)
     if not args.json:
         print(summary.job_id)
         print(_summary_line(summary.to_dict()), file=sys.stderr)
+        for other in building:
+            print(f"also for the version being built (re-embed): job {other.job_id}", file=sys.stderr)
     if not args.wait:
         if args.json:
             _print_json(summary.to_dict())
@@ -285,6 +286,30 @@ def cmd_index(args: argparse.Namespace) -> int:
     from vidsearch.index import run  # noqa: PLC0415
 
     return run(args, _settings(args))
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    from vidsearch.versions import run_versions  # noqa: PLC0415  (pymilvus loads slowly)
+
+    return run_versions(args, _settings(args))
+
+
+def cmd_reembed(args: argparse.Namespace) -> int:
+    from vidsearch.versions import run_reembed  # noqa: PLC0415
+
+    return run_reembed(args, _settings(args))
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from vidsearch.versions import run_promote  # noqa: PLC0415
+
+    return run_promote(args, _settings(args))
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from vidsearch.versions import run_rollback  # noqa: PLC0415
+
+    return run_rollback(args, _settings(args))
 
 
 def cmd_up(args: argparse.Namespace) -> int:

@@ -24,10 +24,9 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from pipeline.errors import ManifestError
-from pipeline.items import EmbeddingSpec
 from pipeline.jobs import Job, SubmitMode
 from pipeline.manifest import LineRules
-from pipeline.producer import Producer, SubmitSummary
+from pipeline.producer import SubmitSummary, submit_to_versions
 from vidsearch.api.context import ApiContext
 from vidsearch.api.problems import ProblemError
 from vidsearch.api.schemas import (
@@ -61,11 +60,11 @@ def _ctx(request: Request) -> ApiContext:
 
 def _submit(ctx: ApiContext, path: Path, label: str, options: ServerManifest) -> SubmitSummary:
     s = ctx.settings
-    producer = Producer(ctx.clients.jobs, EmbeddingSpec.from_settings(s),
-                        LineRules.from_settings(s, default_category=options.category))
+    rules = LineRules.from_settings(s, default_category=options.category)
     mode = SubmitMode(force=options.force, retry_transient=s.resubmit_transient_failures)
     try:
-        return producer.submit([path], mode, name=options.name, labels=[label])
+        return submit_to_versions(ctx.clients.jobs, ctx.clients.versions, s, rules, [path], mode=mode,
+                                  name=options.name, labels=[label])[0]
     except ManifestError as exc:
         raise ProblemError(400, "invalid-manifest", "Manifest unusable", str(exc)) from exc
 

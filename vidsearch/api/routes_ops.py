@@ -29,6 +29,17 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
+def _live_collection(ctx: ApiContext) -> str:
+    """The live model version's collection (the settings' model before versions exist)."""
+    try:
+        live = ctx.clients.versions.live()
+    except redis.RedisError:
+        live = None
+    if live is not None:
+        return live.collection
+    return ctx.clients.store.collection_for(ctx.settings.model, ctx.settings.dimension)
+
+
 def readiness(ctx: ApiContext) -> dict[str, str]:
     """Each dependency's state; raises nothing."""
     checks = {"redis": "ok", "milvus": "ok", "collection": "loaded"}
@@ -37,7 +48,7 @@ def readiness(ctx: ApiContext) -> dict[str, str]:
     except redis.RedisError as exc:
         checks["redis"] = f"unreachable: {type(exc).__name__}"
     store = ctx.clients.store
-    name = store.collection_for(ctx.settings.model, ctx.settings.dimension)
+    name = _live_collection(ctx)
     try:
         store.ping()
         if not store.is_loaded(name):
