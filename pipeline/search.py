@@ -17,6 +17,12 @@
    weights. **Moments** (``moments.py``): close-to-best adjacent segments stitched; videos are
    ranked by their best moment (or best segment without moments).
 
+6. **Collapsing duplicates** (``collapse_duplicates``, default the ``search_collapse_duplicates``
+   setting): each hit's video is looked up in the duplicate groups at ``duplicate_threshold``
+   (``CorpusCache.duplicate_groups``: computed once per collection generation, kept in memory and
+   on disk) and only the best-ranked video of a group is kept (with ``segments``, only that
+   video's segments). Twice the candidates are profiled so that ``top_k`` hits remain.
+
 ``segments=True`` returns the top fused segments instead of videos. When the collection does not
 exist yet the search returns no hits. Only ``clip``-scope rows are searched.
 """
@@ -32,6 +38,7 @@ import numpy as np
 import redis
 
 from pipeline.clients import Clients
+from pipeline.corpus_cache import CorpusCache
 from pipeline.fusion import PartScores, SegmentKey, fuse
 from pipeline.keys import Keys
 from pipeline.moments import (
@@ -73,6 +80,8 @@ PROFILE_FIELDS = ("url", "start_s", "end_s", "option")
 SEARCH_SCOPE = "clip"
 
 Embed = Callable[[QueryPart], list[float]]
+DuplicateGroups = Callable[[float], dict[str, int]]
+"""Threshold -> URL -> duplicate group number (``CorpusCache.duplicate_groups``)."""
 normalize_query = normalize_text
 
 
@@ -100,8 +109,10 @@ class _Video:
 class Searcher:
     """Searches the configured model's collection; see the module docstring."""
 
-    def __init__(self, settings: Settings, redis_client: Redis, store: MilvusStore, embed: Embed) -> None:
+    def __init__(self, settings: Settings, redis_client: Redis, store: MilvusStore, embed: Embed,
+                 duplicate_groups: DuplicateGroups | None = None) -> None:
         self._settings = settings
+        self._duplicate_groups = duplicate_groups
         self._redis = redis_client
         self._store = store
         self._embed = embed
@@ -132,7 +143,13 @@ class Searcher:
         return {"query": query.canonical(), "collection": self.collection, "model": s.model,
                 "dimension": s.dimension, "options": sorted(s.embedding_options),
                 "fusion": s.search_fusion, "tolerance": s.moment_tolerance,
-                "metric": s.index_metric}
+                "metric": s.index_metric,
+                "collapse": s.duplicate_threshold if self._collapses(query) else None}
+
+    def _collapses(self, query: Query) -> bool:
+        wanted = query.collapse_duplicates
+        wanted = self._settings.search_collapse_duplicates if wanted is None else wanted
+        return wanted and self._duplicate_groups is not None
 
     def _compute(self, query: Query) -> list[VideoHit]:
         parts = self._parts(query)  # embeds (or raises on bad input) even before anything exists
@@ -142,13 +159,15 @@ class Searcher:
         where = Filter(categories=query.categories, options=tuple(modalities), scope=SEARCH_SCOPE,
                        exclude_urls=(query.like_url,) if query.like_url else ())
         wanted = query.top_k if not query.segments else max(1, query.top_k // 2)
-        found = self._candidates(parts, where, wanted + EXTRA_CANDIDATE_VIDEOS)
+        collapse = self._collapses(query)
+        found = self._candidates(parts, where, wanted * (2 if collapse else 1) + EXTRA_CANDIDATE_VIDEOS)
         if not found:
             return []
         videos = self._profiles(parts, modalities, where, found)
-        if query.segments:
-            return _top_segments(videos, query.top_k)
-        return self._rank(videos, query)
+        hits = _top_segments(videos) if query.segments else self._rank(videos, query)
+        if collapse and self._duplicate_groups is not None:
+            hits = collapse_groups(hits, self._duplicate_groups(self._settings.duplicate_threshold))
+        return hits[: query.top_k]
 
     # --- parts -------------------------------------------------------------------------------
     def _parts(self, query: Query) -> list[_Part]:
@@ -297,7 +316,7 @@ class Searcher:
                                  score=score, start_s=start, end_s=end, moments=moments,
                                  option=video.option))
         hits.sort(key=lambda h: (-h.score, h.url))
-        return hits[: query.top_k]
+        return hits
 
 
 def _key(hit: SegmentHit) -> SegmentKey:
@@ -318,14 +337,26 @@ def _videos(
     return videos
 
 
-def _top_segments(videos: dict[str, _Video], top_k: int) -> list[VideoHit]:
+def collapse_groups(hits: list[VideoHit], groups: dict[str, int]) -> list[VideoHit]:
+    """``hits`` (best first) without the videos of a duplicate group other than its best-ranked
+    one (that video's further hits, e.g. segments, stay)."""
+    kept: dict[int, str] = {}
+    out: list[VideoHit] = []
+    for hit in hits:
+        group = groups.get(hit.url)
+        if group is None or kept.setdefault(group, hit.url) == hit.url:
+            out.append(hit)
+    return out
+
+
+def _top_segments(videos: dict[str, _Video]) -> list[VideoHit]:
     rows = [
         VideoHit(url=v.url, title=v.title, category=v.category, score=s.score, start_s=s.start_s,
                  end_s=s.end_s, option=v.option)
         for v in videos.values() for s in v.segments
     ]
     rows.sort(key=lambda h: (-h.score, h.url, h.start_s))
-    return rows[:top_k]
+    return rows
 
 
 def _rows_at(rows: list[dict[str, Any]], at_s: float) -> list[dict[str, Any]]:
@@ -339,8 +370,12 @@ def _mean_vector(vectors: Sequence[Any]) -> list[float]:
     return [float(x) for x in mean / norm]
 
 
-def build_searcher(settings: Settings, clients: Clients | None = None) -> Searcher:
+def build_searcher(settings: Settings, clients: Clients | None = None,
+                   corpus: CorpusCache | None = None) -> Searcher:
     """A Searcher on the Redis, Milvus and Twelve Labs of ``clients`` (default: built from
-    ``settings``; the CLI's, the demo's and the API's)."""
+    ``settings``; the CLI's, the demo's and the API's), collapsing duplicates with the groups of
+    ``corpus`` (default: a CorpusCache of its own)."""
     clients = clients or Clients.from_settings(settings)
-    return Searcher(settings, clients.redis, clients.store, clients.gateway.embed_part)
+    corpus = corpus or CorpusCache(settings, clients)
+    return Searcher(settings, clients.redis, clients.store, clients.gateway.embed_part,
+                    corpus.duplicate_groups)
