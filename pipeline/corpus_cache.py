@@ -8,7 +8,7 @@ row count, so learning whether anything changed costs one Redis GET and one Milv
 * the **video set**: in memory for the current key, on disk as ``corpus.cached_videos`` keeps it
   (``{data_dir}/analytics/{collection}.npz``);
 * **results** (clusterings, reports, plots): in memory for the current key, by name and parameters
-  (``memo``); dropped when the key moves;
+  (``memo``, at most ``MEMO_MAX``); dropped when the key moves;
 * **duplicate groups** per threshold (url -> group number, for collapsing search results): in
   memory and on disk as ``{data_dir}/analytics/{collection}.duplicates.json``, so a CLI search
   finds them computed by an earlier process.
@@ -32,6 +32,8 @@ from pipeline.settings import Settings
 
 T = TypeVar("T")
 Groups = dict[str, int]
+MEMO_MAX = 64
+"""Most results kept per key (the oldest goes first): parameters are the client's to choose."""
 
 
 class CorpusCache:
@@ -74,7 +76,10 @@ class CorpusCache:
         with self._lock:
             videos, _ = self.videos()
             if name not in self._memo:
-                self._memo[name] = compute(videos)
+                value = compute(videos)
+                while len(self._memo) >= MEMO_MAX:
+                    self._memo.pop(next(iter(self._memo)))
+                self._memo[name] = value
             return self._memo[name]  # type: ignore[no-any-return]
 
     def duplicate_groups(self, threshold: float) -> Groups:

@@ -60,9 +60,7 @@ def test_duplicate_groups_map_each_copy_to_its_group(settings: Settings, clients
     assert groups == {url("a"): 0, url("b"): 0}
 
 
-def test_results_are_computed_once_per_generation_and_row_count(
-    settings: Settings, clients: Clients, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_results_are_computed_once_per_generation_and_row_count(settings: Settings, clients: Clients) -> None:
     name = seed(clients, settings, ["a", "b", "c"], {"b": "a"})
     cache = CorpusCache(settings, clients)
     runs: list[int] = []
@@ -102,3 +100,17 @@ def test_the_next_process_reads_the_groups_from_disk_until_rows_land(
 def test_a_bad_threshold_is_an_analytics_error(settings: Settings, clients: Clients) -> None:
     with pytest.raises(AnalyticsError, match="threshold must be"):
         CorpusCache(settings, clients).duplicate_groups(1.5)
+
+
+def test_at_most_memo_max_results_are_kept_the_oldest_dropped_first(
+    settings: Settings, clients: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline import corpus_cache
+
+    monkeypatch.setattr(corpus_cache, "MEMO_MAX", 2)
+    seed(clients, settings, ["a", "b"], {})
+    cache = CorpusCache(settings, clients)
+    runs: list[str] = []
+    for name in ("x", "y", "z", "y", "x"):
+        cache.memo((name,), lambda _v, n=name: runs.append(n))
+    assert runs == ["x", "y", "z", "x"]
