@@ -34,8 +34,8 @@ T = TypeVar("T")
 DEFAULT_K = 8
 Format = Literal["png", "svg"]
 IMAGE: dict[int | str, dict[str, Any]] = {200: {"description": "the plot", "content": {
-    "image/png": {"schema": {"type": "string", "format": "binary"}},
-    "image/svg+xml": {"schema": {"type": "string"}}}}}
+    "image/png": {},  # images: no schema (a document validator would read them as text)
+    "image/svg+xml": {}}}}
 K = Annotated[int | None, Query(ge=1, description=f"number of clusters (default {DEFAULT_K})")]
 Auto = Annotated[bool, Query(description="choose k by the best mean silhouette (not with k)")]
 Category = Annotated[str | None, Query(description="only the videos of this category")]
