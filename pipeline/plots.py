@@ -112,9 +112,15 @@ def _trends_figure(report: dict[str, Any], title: str) -> Any:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 8), dpi=110, sharex=True)
     _stacked(top, periods, report["categories"], f"{title}: by category", {})
     _stacked(bottom, periods, report["clusters"],
-             f"by cluster (growth {report['previous']} -> {report['last']})", _growth_notes(report))
+             _cluster_title(report), _growth_notes(report))
     bottom.set_xlabel(f"period ({report['by']}, UTC)")
     return fig
+
+
+def _cluster_title(report: dict[str, Any]) -> str:
+    if report["previous"] is None:
+        return "by cluster (one period: no growth yet)"
+    return f"by cluster (growth {report['previous']} -> {report['last']})"
 
 
 def _render(fig: Any, fmt: str) -> bytes:

@@ -33,3 +33,10 @@ def test_a_format_other_than_png_or_svg_is_an_error() -> None:
     clustering = analytics.clusters(video_set(), 2)
     with pytest.raises(AnalyticsError, match="png or svg"):
         plots.cluster_map_image(clustering, "gif", "map")
+
+
+def test_one_period_says_there_is_no_growth_yet() -> None:
+    videos = video_set()
+    report = analytics.trends(videos, "day", analytics.clusters(videos, 3))
+    assert report["previous"] is None
+    assert "no growth yet" in plots.trends_image(report, "svg", "trends").decode()

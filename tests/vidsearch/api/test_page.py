@@ -128,19 +128,20 @@ def test_the_analytics_view_shows_the_cluster_map_the_trends_plot_and_the_lists(
     page: Page, tmp_path: Path
 ) -> None:
     page.click("#tab-analytics")
-    expect(page.locator("body[data-analytics='1']")).to_have_count(1, timeout=180_000)
+    status = page.locator("#analytics-status")
+    expect(status).to_contain_text("videos, k = ", timeout=180_000)
+    expect(page.locator("body[data-analytics='1']")).to_have_count(1)
     for image in ("#cluster-map", "#trends-plot"):
         width = page.eval_on_selector(image, "img => img.complete ? img.naturalWidth : 0")
-        assert width > 0, image
+        assert width > 0, (image, status.inner_text())
         assert (page.get_attribute(image, "src") or "").startswith("blob:")
     clusters = page.locator("#clusters-list li")
     assert clusters.count() >= 2
     expect(clusters.first).to_contain_text("video(s), cohesion")
     expect(page.locator("#duplicates-list li").first).to_be_visible()
-    expect(page.locator("#analytics-status")).to_contain_text("videos, k = ")
     page.fill("#an-k", "3")
     page.click("#analytics-button")
-    expect(page.locator("#analytics-status")).to_contain_text("k = 3 (given)")
+    expect(status).to_contain_text("k = 3 (given)")
     expect(page.locator("#clusters-list li")).to_have_count(3)
     shot = Path(os.environ.get(ANALYTICS_SCREENSHOT_ENV) or tmp_path / "analytics.png")
     page.screenshot(path=str(shot), full_page=True)

@@ -229,6 +229,7 @@ async function loadImage(img, path) {
   const loaded = new Promise((resolve) => { img.onload = resolve; img.onerror = resolve; });
   img.src = URL.createObjectURL(await response.blob());
   await loaded;
+  if (!img.naturalWidth) throw new Error(`${path}: the image did not load`);
 }
 
 function fillList(list, entries, empty) {
