@@ -12,9 +12,12 @@ ingest times spread over 14 days. Each ``vidsearch analytics`` command then runs
 * clusters ``--k 6``: adjusted Rand index of the clusters against the planted topics;
 * the same command again: cold read vs cached read (``pipeline/corpus.py``).
 
-Scale (``python -m bench.analytics --scale 100000``, run alone: ~1.2 M rows take ~10 min to
-upsert into Milvus Lite): synthetic videos (12 topics; 5 clips x 2 options + 2 asset rows each)
-loaded with ``MilvusStore.upsert_rows``; each command's wall time and peak RSS, cold then cached.
+Scale (``python -m bench.analytics --videos 100000 --milvus server``, run alone: ~1.2 M rows take
+~10 min to upsert into Milvus on a quiet machine): synthetic videos (12 topics; 5 clips x 2 options
++ 2 asset rows each) loaded with ``MilvusStore.upsert_rows``; each command's wall time and peak RSS,
+cold then cached. ``--milvus lite`` (the default) runs it on Milvus Lite, ``server`` on a real
+Milvus standalone server (extra ``vidsearch[milvus-server]``), the engine whose query iterators
+serve the cold read of 1.2 M rows.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from bench.planted_rows import planted_rows
 from pipeline.settings import Settings, load_settings
 from pipeline.store import MilvusStore
 from sandbox.planted import plant
-from vidsearch.services import Service, start_milvus, start_redis
+from vidsearch.services import MILVUS_ENGINES, MilvusEngine, Service, start_milvus_engine, start_redis
 
 DAY_MS = 86_400_000
 BATCH = 2000
@@ -192,7 +195,7 @@ def _video_rows(v: int, latent: np.ndarray, topic: int, when: int,
                "title": f"topic{topic} video {v}", "metadata": {}}
 
 
-def scale(tmp: Path, videos: int, settings: Settings) -> list[Row]:
+def scale(tmp: Path, videos: int, settings: Settings, engine: str = "lite") -> list[Row]:
     store = MilvusStore(settings, timeout_s=1800)
     with section(f"analytics scale: load {videos:,} videos"):
         rows, seconds = load_rows(store, synthetic_rows(videos))
@@ -200,7 +203,7 @@ def scale(tmp: Path, videos: int, settings: Settings) -> list[Row]:
     log(f"analytics scale: {rows:,} rows in {seconds:.0f} s")
     env = _env(settings, tmp / "data")
     cli = [sys.executable, "-m", "vidsearch", "analytics"]
-    out = [Row("10", f"scale: {videos:,} videos, {rows:,} rows loaded", f"{seconds:.0f} s",
+    out = [Row("10", f"scale: {videos:,} videos, {rows:,} rows loaded (Milvus {engine})", f"{seconds:.0f} s",
                "", "", "reported", None)]
     commands = [["duplicates"], ["duplicates"], ["outliers"], ["clusters", "--k", "12", "--plot",
                 str(tmp / "map.png")], ["clusters", "--auto"], ["trends", "--k", "12"]]
@@ -214,11 +217,11 @@ def scale(tmp: Path, videos: int, settings: Settings) -> list[Row]:
     return out
 
 
-def with_services(tmp: Path, fn: Any) -> list[Row]:
+def with_services(tmp: Path, fn: Any, engine: MilvusEngine = "lite") -> list[Row]:
     services: list[Service] = []
     try:
         services.append(start_redis(tmp / "analytics-redis"))
-        services.append(start_milvus(tmp / "analytics-milvus"))
+        services.append(start_milvus_engine(engine, tmp / "analytics-milvus"))
         r, m = services
         settings = load_settings(redis_url=f"redis://{r.host}:{r.port}/0", milvus_uri=m.url,
                                  collection_prefix="analytics", num_partitions=16)
@@ -236,15 +239,18 @@ def run(tmp: Path, quick: bool) -> list[Row]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--per-topic", type=int, default=150, help="quality: videos per topic")
-    parser.add_argument("--scale", type=int, help="instead: wall time and RSS at this many videos")
+    parser.add_argument("--videos", "--scale", dest="scale", type=int,
+                        help="instead: wall time and RSS at this many videos (the scale run)")
+    parser.add_argument("--milvus", choices=MILVUS_ENGINES, default="lite",
+                        help="Milvus Lite or a real Milvus standalone server (default %(default)s)")
     parser.add_argument("--plots", type=Path, help="quality: also write the cluster map and trends here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vidsearch-analytics-") as name:
         tmp = Path(name)
         if args.scale:
-            rows = with_services(tmp, lambda s: scale(tmp, args.scale, s))
+            rows = with_services(tmp, lambda s: scale(tmp, args.scale, s, args.milvus), args.milvus)
         else:
-            rows = with_services(tmp, lambda s: quality(tmp, args.per_topic, s, args.plots))
+            rows = with_services(tmp, lambda s: quality(tmp, args.per_topic, s, args.plots), args.milvus)
     print(table(rows))
 
 

@@ -14,7 +14,7 @@ Sections (each a module of bench/, each compared with a baseline measured in the
 9. Milvus Lite vs a Milvus server on the same 100,000 vectors (bench/engines.py; 1,000,000 rows is
    the separate command ``python -m bench.engines --rows 1000000``)
 10. corpus analytics quality on a planted collection (bench/analytics.py; its scale figure is a
-   separate command, ``python -m bench.analytics --scale 100000``)
+   separate command, ``python -m bench.analytics --videos 100000 --milvus server``)
 
 The table and the machine go to stdout, the full results (every sample) to
 bench/results/<timestamp>[-quick].json.

@@ -371,6 +371,13 @@ def growth(series: dict[str, dict[str, int]], last: str, previous: str | None) -
     return round((after - before) / before, 4) if before else None
 
 
+def trends_k(videos: VideoSet, k: int | None) -> int | None:
+    """The clusters of a trends report: ``k``, else chosen by silhouette (1 under 3 videos)."""
+    if k is not None:
+        return k
+    return None if len(videos) >= 3 else 1
+
+
 def trends(videos: VideoSet, by: str, clustering: Clustering) -> dict[str, Any]:
     """Videos and segments per period, per category and per cluster, and each cluster's growth."""
     require_videos(videos, "trends")

@@ -1,12 +1,16 @@
 """Plots of corpus analytics (matplotlib, Agg backend): the cluster map and the trends.
 
 The file's extension picks the format: ``.png`` or ``.svg``; anything else raises
-:class:`AnalyticsError`. The map draws at most ``MAP_POINTS`` videos (a fixed random sample when
-there are more), coloured by cluster, each cluster's label at its videos' mean position.
+:class:`AnalyticsError`. ``*_image`` functions return the bytes instead (the HTTP API's plot
+routes); pyplot is not thread-safe, so one lock serializes drawing in a process. The map draws at
+most ``MAP_POINTS`` videos (a fixed random sample when there are more), coloured by cluster, each
+cluster's label at its videos' mean position.
 """
 
 from __future__ import annotations
 
+import io
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,8 @@ from pipeline.errors import AnalyticsError
 
 FORMATS = (".png", ".svg")
 MAP_POINTS = 20000
+MEDIA_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
+_DRAWING = threading.Lock()
 
 
 def check_plot_path(path: Path) -> None:
@@ -34,6 +40,17 @@ def check_plot_path(path: Path) -> None:
 
 def cluster_map(clustering: Clustering, path: Path, title: str) -> None:
     """Videos on their first two principal components, coloured by cluster."""
+    with _DRAWING:
+        _save(_map_figure(clustering, title), path)
+
+
+def cluster_map_image(clustering: Clustering, fmt: str, title: str) -> bytes:
+    """The cluster map as ``fmt`` (png or svg) bytes."""
+    with _DRAWING:
+        return _render(_map_figure(clustering, title), fmt)
+
+
+def _map_figure(clustering: Clustering, title: str) -> Any:
     coords, labels = clustering.coords, clustering.assignment
     shown = np.arange(len(labels))
     if len(shown) > MAP_POINTS:
@@ -53,7 +70,7 @@ def cluster_map(clustering: Clustering, path: Path, title: str) -> None:
     ax.set_ylabel("principal component 2")
     ax.set_title(title)
     ax.legend(fontsize=8, loc="best", markerscale=2 if size < 10 else 1)
-    _save(fig, path)
+    return fig
 
 
 def _stacked(ax: Any, periods: list[str], series: dict[str, dict[str, dict[str, int]]], title: str,
@@ -80,13 +97,43 @@ def _growth_notes(report: dict[str, Any]) -> dict[str, str]:
 def trends_plot(report: dict[str, Any], path: Path, title: str) -> None:
     """Videos ingested per period, stacked by category (top) and by cluster (bottom, with each
     cluster's growth between the last two periods in its legend)."""
+    with _DRAWING:
+        _save(_trends_figure(report, title), path)
+
+
+def trends_image(report: dict[str, Any], fmt: str, title: str) -> bytes:
+    """The trends plot as ``fmt`` (png or svg) bytes."""
+    with _DRAWING:
+        return _render(_trends_figure(report, title), fmt)
+
+
+def _trends_figure(report: dict[str, Any], title: str) -> Any:
     periods = report["periods"]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 8), dpi=110, sharex=True)
     _stacked(top, periods, report["categories"], f"{title}: by category", {})
     _stacked(bottom, periods, report["clusters"],
-             f"by cluster (growth {report['previous']} -> {report['last']})", _growth_notes(report))
+             _cluster_title(report), _growth_notes(report))
     bottom.set_xlabel(f"period ({report['by']}, UTC)")
-    _save(fig, path)
+    return fig
+
+
+def _cluster_title(report: dict[str, Any]) -> str:
+    if report["previous"] is None:
+        return "by cluster (one period: no growth yet)"
+    return f"by cluster (growth {report['previous']} -> {report['last']})"
+
+
+def _render(fig: Any, fmt: str) -> bytes:
+    if fmt not in MEDIA_TYPES:
+        plt.close(fig)
+        raise AnalyticsError(f"a plot is png or svg; got {fmt!r}")
+    buffer = io.BytesIO()
+    try:
+        fig.tight_layout()
+        fig.savefig(buffer, format=fmt)
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
 
 
 def _save(fig: Any, path: Path) -> None:

@@ -6,6 +6,8 @@ A query combines any of: ``text``; a video clip (``clip_url`` with an optional
 video, ``like_at_s`` for the segment at that time). Parts are fused with ``weights`` (keys
 ``text``, ``clip``, ``image``, ``text_image``; default 1 each) and segment rows of different
 embedding options with ``modality_weights`` (keys ``visual``, ``audio``, ``transcription``).
+``collapse_duplicates`` keeps only the best-ranked video of each duplicate group (None: the
+``search_collapse_duplicates`` setting decides).
 
 ``Query(...)`` checks itself and ``Query.from_mapping`` parses strings (CLI flags, HTTP query
 parameters, JSON); both raise :class:`QueryError` with a message naming the bad field.
@@ -128,6 +130,7 @@ class Query:
     segments: bool = False
     option: str | None = None
     text_image: bool = False
+    collapse_duplicates: bool | None = None  # None: the search_collapse_duplicates setting
 
     def __post_init__(self) -> None:
         text = normalize_text(self.text) if self.text is not None else None
@@ -321,4 +324,5 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "top_k": ("top_k", _int), "moments": ("moments", _bool),
     "max_moments": ("max_moments", _int), "segments": ("segments", _bool),
     "option": ("option", _str),
+    "collapse_duplicates": ("collapse_duplicates", _bool),
 }

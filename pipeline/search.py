@@ -17,6 +17,12 @@
    weights. **Moments** (``moments.py``): close-to-best adjacent segments stitched; videos are
    ranked by their best moment (or best segment without moments).
 
+6. **Collapsing duplicates** (``collapse_duplicates``, default the ``search_collapse_duplicates``
+   setting): each hit's video is looked up in the duplicate groups at ``duplicate_threshold``
+   (``CorpusCache.duplicate_groups``: computed once per collection generation, kept in memory and
+   on disk) and only the best-ranked video of a group is kept (with ``segments``, only that
+   video's segments). Twice the candidates are profiled so that ``top_k`` hits remain.
+
 ``segments=True`` returns the top fused segments instead of videos. When the collection does not
 exist yet the search returns no hits. Only ``clip``-scope rows are searched.
 """
@@ -34,6 +40,7 @@ import numpy as np
 import redis
 
 from pipeline.clients import Clients
+from pipeline.corpus_cache import CorpusCache
 from pipeline.fusion import PartScores, SegmentKey, fuse
 from pipeline.keys import Keys
 from pipeline.moments import (
@@ -76,6 +83,8 @@ PROFILE_FIELDS = ("url", "start_s", "end_s", "option")
 SEARCH_SCOPE = "clip"
 
 Embed = Callable[[QueryPart], list[float]]
+DuplicateGroups = Callable[[float], dict[str, int]]
+"""Threshold -> URL -> duplicate group number (``CorpusCache.duplicate_groups``)."""
 normalize_query = normalize_text
 
 
@@ -104,11 +113,14 @@ class Searcher:
     """Searches the configured model's collection; see the module docstring."""
 
     def __init__(self, settings: Settings, redis_client: Redis, store: MilvusStore, embed: Embed,
-                 version: Version | None = None) -> None:
-        """``version``: search that model version (its alias, model, dimension and options)."""
+                 version: Version | None = None, *,
+                 duplicate_groups: DuplicateGroups | None = None) -> None:
+        """``version``: search that model version (its alias, model, dimension and options);
+        ``duplicate_groups``: what collapsing duplicates uses."""
         if version is not None:
             settings = version.settings_for(settings)
         self._settings = settings
+        self._duplicate_groups = duplicate_groups
         self._redis = redis_client
         self._store = store
         self._embed = embed
@@ -144,7 +156,13 @@ class Searcher:
                 "model": s.model,
                 "dimension": s.dimension, "options": sorted(s.embedding_options),
                 "fusion": s.search_fusion, "tolerance": s.moment_tolerance,
-                "metric": s.index_metric}
+                "metric": s.index_metric,
+                "collapse": s.duplicate_threshold if self._collapses(query) else None}
+
+    def _collapses(self, query: Query) -> bool:
+        wanted = query.collapse_duplicates
+        wanted = self._settings.search_collapse_duplicates if wanted is None else wanted
+        return wanted and self._duplicate_groups is not None
 
     def _compute(self, query: Query) -> list[VideoHit]:
         parts = self._parts(query)  # embeds (or raises on bad input) even before anything exists
@@ -154,13 +172,15 @@ class Searcher:
         where = Filter(categories=query.categories, options=tuple(modalities), scope=SEARCH_SCOPE,
                        exclude_urls=(query.like_url,) if query.like_url else ())
         wanted = query.top_k if not query.segments else max(1, query.top_k // 2)
-        found = self._candidates(parts, where, wanted + EXTRA_CANDIDATE_VIDEOS)
+        collapse = self._collapses(query)
+        found = self._candidates(parts, where, wanted * (2 if collapse else 1) + EXTRA_CANDIDATE_VIDEOS)
         if not found:
             return []
         videos = self._profiles(parts, modalities, where, found)
-        if query.segments:
-            return _top_segments(videos, query.top_k)
-        return self._rank(videos, query)
+        hits = _top_segments(videos) if query.segments else self._rank(videos, query)
+        if collapse and self._duplicate_groups is not None:
+            hits = collapse_groups(hits, self._duplicate_groups(self._settings.duplicate_threshold))
+        return hits[: query.top_k]
 
     # --- parts -------------------------------------------------------------------------------
     def _parts(self, query: Query) -> list[_Part]:
@@ -309,7 +329,7 @@ class Searcher:
                                  score=score, start_s=start, end_s=end, moments=moments,
                                  option=video.option))
         hits.sort(key=lambda h: (-h.score, h.url))
-        return hits[: query.top_k]
+        return hits
 
 
 def _key(hit: SegmentHit) -> SegmentKey:
@@ -330,14 +350,26 @@ def _videos(
     return videos
 
 
-def _top_segments(videos: dict[str, _Video], top_k: int) -> list[VideoHit]:
+def collapse_groups(hits: list[VideoHit], groups: dict[str, int]) -> list[VideoHit]:
+    """``hits`` (best first) without the videos of a duplicate group other than its best-ranked
+    one (that video's further hits, e.g. segments, stay)."""
+    kept: dict[int, str] = {}
+    out: list[VideoHit] = []
+    for hit in hits:
+        group = groups.get(hit.url)
+        if group is None or kept.setdefault(group, hit.url) == hit.url:
+            out.append(hit)
+    return out
+
+
+def _top_segments(videos: dict[str, _Video]) -> list[VideoHit]:
     rows = [
         VideoHit(url=v.url, title=v.title, category=v.category, score=s.score, start_s=s.start_s,
                  end_s=s.end_s, option=v.option)
         for v in videos.values() for s in v.segments
     ]
     rows.sort(key=lambda h: (-h.score, h.url, h.start_s))
-    return rows[:top_k]
+    return rows
 
 
 def _rows_at(rows: list[dict[str, Any]], at_s: float) -> list[dict[str, Any]]:
@@ -356,9 +388,10 @@ class LiveSearcher:
     a promotion or a rollback takes effect at the next search, with the query embedded by the
     version's own model. Before any version exists it searches as the settings say."""
 
-    def __init__(self, settings: Settings, clients: Clients) -> None:
+    def __init__(self, settings: Settings, clients: Clients, corpus: CorpusCache | None = None) -> None:
         self._settings = settings
         self._clients = clients
+        self._corpus = corpus or CorpusCache(settings, clients)
         self._store = clients.store
         self._versions = Versions(clients.redis, clients.keys, settings)
         self._searchers: dict[str, Searcher] = {}
@@ -373,7 +406,8 @@ class LiveSearcher:
                 c = self._clients
                 embed: Embed = c.gateway.embed_part if live is None \
                     else partial(c.gateway.embed_part, spec=live.spec)
-                self._searchers[key] = Searcher(self._settings, c.redis, c.store, embed, live)
+                self._searchers[key] = Searcher(self._settings, c.redis, c.store, embed, live,
+                                                duplicate_groups=self._corpus.duplicate_groups)
             return self._searchers[key]
 
     def search(self, query: Query) -> SearchResult:
@@ -388,7 +422,9 @@ class LiveSearcher:
         return sum(s.cache_misses for s in self._searchers.values())
 
 
-def build_searcher(settings: Settings, clients: Clients | None = None) -> LiveSearcher:
+def build_searcher(settings: Settings, clients: Clients | None = None,
+                   corpus: CorpusCache | None = None) -> LiveSearcher:
     """A searcher of the live model version on the Redis, Milvus and Twelve Labs of ``clients``
-    (default: built from ``settings``; the CLI's, the demo's and the API's)."""
-    return LiveSearcher(settings, clients or Clients.from_settings(settings))
+    (default: built from ``settings``; the CLI's, the demo's and the API's), collapsing duplicates
+    with the groups of ``corpus`` (default: a CorpusCache of its own, following the live version)."""
+    return LiveSearcher(settings, clients or Clients.from_settings(settings), corpus)

@@ -147,6 +147,14 @@ class Settings(BaseSettings):
     moment_tolerance: float = Field(
         0.5, ge=0, le=1, description="Share of a video's best-to-lowest segment score gap a moment may drop"
     )
+    search_collapse_duplicates: bool = Field(
+        False, description="Search keeps only the best-ranked video of each duplicate group "
+        "(a request may override it: --collapse-duplicates, collapse_duplicates)"
+    )
+    duplicate_threshold: float = Field(
+        0.9, gt=0, le=1, description="Cosine similarity from which two videos are duplicates "
+        "(`vidsearch analytics duplicates`, search collapsing)"
+    )
 
     # --- HTTP API (`vidsearch serve`) -------------------------------------------------------------
     api_port: int = Field(8080, ge=1, le=65535, description="Port of `vidsearch serve` (and `vidsearch up`)")

@@ -1,7 +1,7 @@
 """``vidsearch analytics clusters|outliers|duplicates|trends``: load the video set, run, print.
 
 Input is checked before anything is read (k, threshold, plot file); the video set of the configured
-model's collection comes from ``pipeline.corpus.cached_videos`` (cache in
+model's collection comes from ``pipeline.corpus_cache.CorpusCache`` (cache in
 ``{data_dir}/analytics/``). Output is a table for people or ``--json``; ``--plot FILE`` writes a
 PNG or SVG. Bad input exits 2 through the CLI's ``VidsearchError`` handler.
 """
@@ -16,7 +16,8 @@ from typing import Any
 
 from pipeline import analytics
 from pipeline.clients import Clients
-from pipeline.corpus import VideoSet, cached_videos
+from pipeline.corpus import VideoSet
+from pipeline.corpus_cache import CorpusCache
 from pipeline.errors import AnalyticsError
 from pipeline.settings import Settings
 from vidsearch.exit_codes import EXIT_OK
@@ -28,17 +29,9 @@ READ_TIMEOUT_S = 600.0
 def load_videos(settings: Settings) -> VideoSet:
     """The video set of the configured model's collection (cached per generation and row count)."""
     with Clients.from_settings(settings, store_timeout_s=READ_TIMEOUT_S) as clients:
-        store = clients.store
-        live = clients.versions.live()
-        collection = live.collection if live else store.collection_for(settings.model,
-                                                                       settings.dimension)
-        if not store.has_collection(collection):
-            raise AnalyticsError(f"collection {collection} does not exist: nothing has been ingested "
-                                 f"with model {settings.model} at dimension {settings.dimension}")
-        generation = clients.redis.get(clients.keys.generation(collection))
-        videos, hit = cached_videos(store, collection, settings.data_dir / "analytics",
-                                    (generation or b"0").decode())
-    print(f"{len(videos)} videos in {collection}{' (cached)' if hit else ''}", file=sys.stderr)
+        corpus = CorpusCache(settings, clients)
+        videos, hit = corpus.videos()
+    print(f"{len(videos)} videos in {corpus.collection}{' (cached)' if hit else ''}", file=sys.stderr)
     return videos
 
 
@@ -109,8 +102,7 @@ def duplicates(args: argparse.Namespace, videos: VideoSet) -> None:
 def trends(args: argparse.Namespace, videos: VideoSet) -> None:
     analytics.period_of(0, args.by)
     analytics.require_videos(videos, "trends")
-    k = args.k if args.k is not None else (None if len(videos) >= 3 else 1)
-    report = analytics.trends(videos, args.by, analytics.clusters(videos, k))
+    report = analytics.trends(videos, args.by, analytics.clusters(videos, analytics.trends_k(videos, args.k)))
     if args.plot:
         from pipeline.plots import trends_plot  # noqa: PLC0415
 
@@ -136,6 +128,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, VideoSet], None]] = {
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Check the arguments, load the video set, run one analytics command."""
+    if getattr(args, "threshold", False) is None:
+        args.threshold = settings.duplicate_threshold
     _check(args)
     COMMANDS[args.analysis](args, load_videos(settings))
     return EXIT_OK

@@ -77,6 +77,9 @@ def _add_search(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--top-k", default="10", metavar="K", help="how many hits (default 10)")
     p.add_argument("--option", help="search one embedding option only (visual, audio, transcription)")
     p.add_argument("--segments", action="store_true", help="raw segments, not best per video")
+    p.add_argument("--collapse-duplicates", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep only the best-ranked video of each duplicate group "
+                   "(default: the search_collapse_duplicates setting)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -137,8 +140,8 @@ def _add_analytics(subs: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     o.add_argument("--category", help="only the videos filed under this category")
     o.add_argument("--limit", type=int, help="at most this many")
     d = kinds.add_parser("duplicates", help="groups of near-identical videos (FAISS range search)")
-    d.add_argument("--threshold", type=float, default=0.9,
-                   help="cosine similarity in (0, 1] (default %(default)s)")
+    d.add_argument("--threshold", type=float,
+                   help="cosine similarity in (0, 1] (default: the duplicate_threshold setting, 0.9)")
     t = kinds.add_parser("trends", help="videos and segments ingested per period, per category and cluster")
     t.add_argument("--by", choices=["day", "week"], default="day", help="period (default %(default)s)")
     t.add_argument("--k", type=int, help="clusters (default: chosen by silhouette)")

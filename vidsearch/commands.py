@@ -197,7 +197,10 @@ def search_query(args: argparse.Namespace) -> Any:
     from pipeline.query import Query  # noqa: PLC0415
 
     given = {name: getattr(args, name) for name in SEARCH_FIELDS}
-    return Query.from_mapping({k: v for k, v in given.items() if v not in (None, False, [])})
+    data = {k: v for k, v in given.items() if v not in (None, False, [])}
+    if getattr(args, "collapse_duplicates", None) is not None:  # --no-collapse-duplicates is False
+        data["collapse_duplicates"] = args.collapse_duplicates
+    return Query.from_mapping(data)
 
 
 def cmd_search(args: argparse.Namespace) -> int:

@@ -69,3 +69,11 @@ def test_query_error_is_the_bad_input_error() -> None:
     assert issubclass(QueryError, BadInputError)
     with pytest.raises(QueryError, match="unknown weights smell"):
         parse_weights("smell=1", ("text",), "weights")
+
+
+def test_collapse_duplicates_is_unset_unless_given() -> None:
+    assert Query(text="dog").collapse_duplicates is None
+    assert Query.from_mapping({"text": "dog", "collapse_duplicates": "true"}).collapse_duplicates is True
+    assert Query.from_mapping({"text": "dog", "collapse_duplicates": "0"}).collapse_duplicates is False
+    with pytest.raises(QueryError, match="collapse_duplicates must be true or false"):
+        Query.from_mapping({"text": "dog", "collapse_duplicates": "sometimes"})

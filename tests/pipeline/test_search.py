@@ -186,3 +186,30 @@ def test_milvus_fusion_or_its_client_fallback_ranks_the_hybrid_query(
                                                          "https://v.example/dog2"}
     if fusion == "weighted" or milvus_engine == "server":
         assert [h.url for h in fused.hits] == [h.url for h in client_side.hits]
+
+
+def test_collapse_duplicates_keeps_the_best_ranked_video_of_a_group(seeded: Settings, redis_client) -> None:
+    dogs = {"https://v.example/dog1": 0, "https://v.example/dog2": 0}
+    asked: list[float] = []
+
+    def groups(threshold: float) -> dict[str, int]:
+        asked.append(threshold)
+        return dogs
+
+    s = Searcher(seeded, redis_client, MilvusStore(seeded), Embedder(), duplicate_groups=groups)
+    plain = [h.url for h in s.search(Query(text="dogs", top_k=4)).hits]
+    assert set(plain[:2]) == set(dogs) and not asked
+    collapsed = [h.url for h in s.search(Query(text="dogs", top_k=4, collapse_duplicates=True)).hits]
+    assert collapsed == [plain[0], *plain[2:]] and asked == [seeded.duplicate_threshold]
+    segments = s.search(Query(text="dogs", top_k=8, segments=True, collapse_duplicates=True)).hits
+    assert plain[1] not in {h.url for h in segments} and segments[0].url == plain[0]
+    assert len([h for h in segments if h.url == plain[0]]) > 1  # the kept video's segments stay
+
+
+def test_the_setting_collapses_by_default_and_a_query_may_refuse(seeded: Settings, redis_client) -> None:
+    dogs = {"https://v.example/dog1": 0, "https://v.example/dog2": 0}
+    on = seeded.model_copy(update={"search_collapse_duplicates": True})
+    s = Searcher(on, redis_client, MilvusStore(on), Embedder(), duplicate_groups=lambda _t: dogs)
+    default = [h.url for h in s.search(Query(text="dogs", top_k=4)).hits]
+    refused = [h.url for h in s.search(Query(text="dogs", top_k=4, collapse_duplicates=False)).hits]
+    assert len(set(default) & set(dogs)) == 1 and set(dogs) <= set(refused)

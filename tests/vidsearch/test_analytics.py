@@ -166,3 +166,24 @@ def test_an_empty_collection_is_exit_2(stack: Stack) -> None:
     store.close()
     for kind in ("clusters", "outliers", "duplicates", "trends"):
         bad_input(analytics(stack, kind, VIDSEARCH_COLLECTION_PREFIX="empty"), "no videos")
+
+
+def search_urls(stack: Stack, text: str, *args: str, **env: str) -> list[str]:
+    proc = stack.vidsearch("search", text, "--top-k", "8", "--json", *args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return [h["url"] for h in json.loads(proc.stdout)]
+
+
+def test_search_collapses_a_planted_duplicate_group_to_its_best_hit(stack: Stack, planted: Planted) -> None:
+    original, copy = planted.duplicates[0]
+    scenes = next(e for e in planted.catalog if e["url"] == original)["scenes"]
+    text = " ".join(word for scene in scenes for word in scene["words"])
+    plain = search_urls(stack, text)
+    assert set(plain[:2]) == {original, copy}, plain
+    collapsed = search_urls(stack, text, "--collapse-duplicates")
+    assert collapsed[0] == plain[0] and plain[1] not in collapsed and len(collapsed) == 8
+    by_setting = search_urls(stack, text, VIDSEARCH_SEARCH_COLLAPSE_DUPLICATES="true")
+    assert by_setting == collapsed
+    refused = search_urls(stack, text, "--no-collapse-duplicates",
+                          VIDSEARCH_SEARCH_COLLAPSE_DUPLICATES="true")
+    assert refused == plain

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from pipeline.metrics import RedisCollector
 from pipeline.settings import Settings
-from vidsearch.api import openapi, problems, routes_jobs, routes_ops, routes_search
+from vidsearch.api import openapi, problems, routes_analytics, routes_jobs, routes_ops, routes_search
 from vidsearch.api.context import ApiContext
 from vidsearch.api.limits import BodyLimit
 from vidsearch.api.observe import Observe, RequestMetrics
@@ -24,8 +24,8 @@ THREADS = 64
 """Thread-pool size for the blocking handlers (more than the 32 concurrent clients benchmarked)."""
 DESCRIPTION = """Search ingested videos by meaning and manage ingest jobs.
 
-Authenticate with `Authorization: Bearer KEY` or `X-API-Key: KEY` (read keys: search; admin keys:
-everything). Every error is RFC 9457 problem JSON (`application/problem+json`)."""
+Authenticate with `Authorization: Bearer KEY` or `X-API-Key: KEY` (read keys: search and
+analytics; admin keys: everything). Every error is RFC 9457 problem JSON (`application/problem+json`)."""
 
 
 def create_app(settings: Settings, ctx: ApiContext | None = None) -> FastAPI:
@@ -46,7 +46,7 @@ def create_app(settings: Settings, ctx: ApiContext | None = None) -> FastAPI:
     registry.register(RedisCollector(context.clients.redis, settings))
     app.state.registry = registry
     problems.install(app)
-    for router in (routes_search.router, routes_jobs.router, routes_ops.router):
+    for router in (routes_search.router, routes_jobs.router, routes_analytics.router, routes_ops.router):
         app.include_router(router)
     _page(app)
     app.add_middleware(BodyLimit, body_bytes=settings.api_max_body_bytes,

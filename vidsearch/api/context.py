@@ -2,7 +2,8 @@
 
 Built once per server process (``ApiContext.from_settings``) and kept in ``app.state.ctx``.
 Clients come from ``pipeline/clients.py``; redis-py and pymilvus clients are thread-safe, so the
-thread-pool handlers share them. The searcher is built on first use under a lock.
+thread-pool handlers share them. The searcher and the corpus cache (analytics) are built on first
+use under a lock.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class ApiContext:
     keyring: KeyRing
     _buckets: dict[str, Quota] = field(default_factory=dict)
     _searcher: Any = None
+    _corpus: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -41,12 +43,23 @@ class ApiContext:
         return bucket
 
     def searcher(self) -> Any:
+        corpus = self.corpus()
         with self._lock:
             if self._searcher is None:
                 from pipeline.search import build_searcher  # noqa: PLC0415  (pymilvus loads slowly)
 
-                self._searcher = build_searcher(self.settings, self.clients)
+                self._searcher = build_searcher(self.settings, self.clients, corpus)
             return self._searcher
+
+    def corpus(self) -> Any:
+        """The process's ``CorpusCache``: the video set, analytics results and duplicate groups,
+        shared by the analytics routes and the search's duplicate collapsing."""
+        with self._lock:
+            if self._corpus is None:
+                from pipeline.corpus_cache import CorpusCache  # noqa: PLC0415
+
+                self._corpus = CorpusCache(self.settings, self.clients)
+            return self._corpus
 
     def warm(self) -> None:
         """Build the clients before the first request (a lazy build is not thread-safe)."""

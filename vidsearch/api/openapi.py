@@ -24,6 +24,8 @@ BY_TAG = {
     "jobs": {"400": "Unusable manifest", "403": "Needs an admin key, or path not allowed",
              "404": "No such job or manifest", "413": "Manifest too large"},
     "operations": {"503": "Not ready, or Redis cannot be reached"},
+    "analytics": {"400": "Analytics cannot run on this input (no collection or videos, k over the "
+                  "videos, unknown or one-video category)", "503": "Milvus failed"},
 }
 
 

@@ -33,6 +33,9 @@ class SearchParams(BaseModel):
     moments: bool = Field(False, description="stitch adjacent close-to-best segments into moments")
     max_moments: int | None = Field(None, ge=1, description="most moments per video")
     segments: bool = Field(False, description="raw top segments instead of best per video")
+    collapse_duplicates: bool | None = Field(
+        None, description="keep only the best-ranked video of each duplicate group "
+        "(default: the search_collapse_duplicates setting)")
 
 
 class SearchBody(SearchParams):
@@ -156,3 +159,79 @@ def job_out(job_dict: dict[str, Any]) -> JobOut:
     progress = 1.0 if not queued and job_dict.get("status") != "running" else (
         finished / queued if queued else 0.0)
     return JobOut(**{**job_dict, "progress": min(1.0, progress)})
+
+
+# --- analytics (the shapes of `vidsearch analytics ... --json`) ------------------------------------
+class CentralVideo(BaseModel):
+    url: str
+    title: str
+    category: str
+    similarity: float
+
+
+class ClusterOut(BaseModel):
+    id: int
+    size: int
+    label: str
+    cohesion: float = Field(description="mean similarity of its videos to the centroid")
+    central: list[CentralVideo] = Field(description="its videos nearest the centroid")
+
+
+class MappedVideo(BaseModel):
+    url: str
+    category: str
+    cluster: int
+    x: float = Field(description="first principal component")
+    y: float = Field(description="second principal component")
+
+
+class ClustersOut(BaseModel):
+    k: int
+    criterion: str = Field(description="how k was chosen")
+    silhouettes: dict[str, float] = Field(description="mean silhouette per k tried (auto only)")
+    clusters: list[ClusterOut]
+    videos: list[MappedVideo]
+
+
+class OutlierOut(BaseModel):
+    url: str
+    title: str
+    category: str = Field(description="the category it is filed under")
+    suggested: str = Field(description="the category whose centroid is nearest")
+    score: float = Field(description="suggested_similarity - own_similarity")
+    own_similarity: float
+    suggested_similarity: float
+
+
+class OutliersOut(BaseModel):
+    outliers: list[OutlierOut]
+    skipped_categories: list[str] = Field(description="categories of one video (nothing to compare)")
+    videos: int
+
+
+class DuplicateGroupOut(BaseModel):
+    urls: list[str] = Field(description="first ingested first")
+    categories: list[str]
+    titles: list[str]
+    similarity_min: float
+    similarity_max: float
+
+
+class DuplicatesOut(BaseModel):
+    threshold: float
+    videos: int
+    method: str
+    groups: list[DuplicateGroupOut]
+
+
+Cells = dict[str, dict[str, dict[str, int]]]
+
+
+class TrendsOut(BaseModel):
+    by: Literal["day", "week"]
+    periods: list[str]
+    last: str
+    previous: str | None
+    categories: Cells = Field(description="category -> period -> {videos, segments}")
+    clusters: Cells = Field(description="'id: label' -> period -> {videos, segments}")
+    growth: dict[str, float | None] = Field(description="relative change of videos, previous -> last")

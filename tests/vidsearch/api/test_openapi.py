@@ -14,6 +14,9 @@ ROUTES = {
     ("post", "/v1/jobs"), ("get", "/v1/jobs"), ("get", "/v1/jobs/{job_id}"),
     ("get", "/v1/jobs/{job_id}/failures"), ("get", "/v1/jobs/{job_id}/rejects"),
     ("post", "/v1/jobs/{job_id}/retry"), ("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"),
+    ("get", "/v1/analytics/clusters"), ("get", "/v1/analytics/clusters/map.{fmt}"),
+    ("get", "/v1/analytics/outliers"), ("get", "/v1/analytics/duplicates"),
+    ("get", "/v1/analytics/trends"), ("get", "/v1/analytics/trends/plot.{fmt}"),
 }
 
 

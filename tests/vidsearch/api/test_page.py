@@ -1,6 +1,7 @@
 """The web page in headless Chromium (Debian's ``chromium``, driven by Playwright) against a real
 server on the real stack: search, cards playing each hit at its moment (``#t=start,end``), "more
-like this", and a manifest submitted from the jobs view until its job is done."""
+like this", a manifest submitted from the jobs view until its job is done, and the analytics view
+(cluster map, trends plot and lists)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ FRAGMENT = re.compile(r"^https://cdn\.example\.com/.+\.mp4#t=\d+(\.\d+)?,\d+(\.\
 SURF = video_url("animals", "surfing-dog-at-the-beach")
 SCREENSHOT_ENV = "VIDSEARCH_PAGE_SCREENSHOT"
 """Where to keep the results page screenshot (docs/page-results.png is made this way)."""
+ANALYTICS_SCREENSHOT_ENV = "VIDSEARCH_ANALYTICS_SCREENSHOT"
+"""Where to keep the analytics view screenshot (docs/page-analytics.png is made this way)."""
 
 
 def _install_chromium() -> None:
@@ -119,3 +122,35 @@ def test_a_manifest_submitted_from_the_jobs_view_reaches_done(page: Page, tmp_pa
     assert row.locator("td.rejected").inner_text() == "1"
     row.click()
     expect(page.locator("#job-detail .failures")).to_contain_text("browser-upload.csv:4")
+
+
+def test_the_analytics_view_shows_the_cluster_map_the_trends_plot_and_the_lists(
+    page: Page, tmp_path: Path
+) -> None:
+    page.click("#tab-analytics")
+    status = page.locator("#analytics-status")
+    expect(status).to_contain_text("videos, k = ", timeout=180_000)
+    expect(page.locator("body[data-analytics='1']")).to_have_count(1)
+    for image in ("#cluster-map", "#trends-plot"):
+        width = page.eval_on_selector(image, "img => img.complete ? img.naturalWidth : 0")
+        assert width > 0, (image, status.inner_text())
+        assert (page.get_attribute(image, "src") or "").startswith("blob:")
+    clusters = page.locator("#clusters-list li")
+    assert clusters.count() >= 2
+    expect(clusters.first).to_contain_text("video(s), cohesion")
+    expect(page.locator("#duplicates-list li").first).to_be_visible()
+    page.fill("#an-k", "3")
+    page.click("#analytics-button")
+    expect(status).to_contain_text("k = 3 (given)")
+    expect(page.locator("#clusters-list li")).to_have_count(3)
+    shot = Path(os.environ.get(ANALYTICS_SCREENSHOT_ENV) or tmp_path / "analytics.png")
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+
+
+def test_a_bad_analytics_parameter_shows_the_problem(page: Page) -> None:
+    page.click("#tab-analytics")
+    expect(page.locator("body[data-analytics='1']")).to_have_count(1, timeout=180_000)
+    page.fill("#an-k", "999")
+    page.click("#analytics-button")
+    expect(page.locator("#analytics-status.error")).to_contain_text("k must be between 1")

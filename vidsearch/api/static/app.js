@@ -1,5 +1,6 @@
 // vidsearch web page: search (text, category, clip/image URL, weights), result cards that play each
-// video at its moment (media fragment #t=start,end), "more like this", and the jobs view.
+// video at its moment (media fragment #t=start,end), "more like this", the jobs view, and the
+// analytics view (cluster map, trends plot, clusters, outliers and duplicate groups).
 // Plain browser JavaScript, no build step. Talks to the same server's /v1 API.
 "use strict";
 
@@ -56,6 +57,7 @@ function searchBody() {
   if (Object.keys(weights).length > 1) body.weights = weights;
   if ($("#option").value) body.option = $("#option").value;
   if ($("#moments").checked) body.moments = true;
+  if ($("#collapse").checked) body.collapse_duplicates = true;
   return body;
 }
 
@@ -201,11 +203,81 @@ async function submitJob(event) {
   }
 }
 
+// --- analytics ------------------------------------------------------------------------------------
+function analyticsParams() {
+  const k = $("#an-k").value.trim();
+  const category = $("#an-category").value.trim();
+  const clusters = new URLSearchParams(k ? { k } : { auto: "true" });
+  if (category) clusters.set("category", category);
+  const trends = new URLSearchParams({ by: $("#an-by").value });
+  if (k) trends.set("k", k);
+  const threshold = $("#an-threshold").value.trim();
+  const duplicates = new URLSearchParams(threshold ? { threshold } : {});
+  const outliers = new URLSearchParams({ limit: "10" });
+  if (category) outliers.set("category", category);
+  return { clusters, trends, duplicates, outliers };
+}
+
+async function loadImage(img, path) {
+  // fetched with the key header (an <img src> cannot send it), shown from a blob URL
+  const response = await fetch(path, { headers: headers() });
+  if (!response.ok) {
+    const problem = await response.json().catch(() => ({}));
+    throw new Error(`${response.status} ${problem.title || ""}: ${problem.detail || response.statusText}`);
+  }
+  if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+  const loaded = new Promise((resolve) => { img.onload = resolve; img.onerror = resolve; });
+  img.src = URL.createObjectURL(await response.blob());
+  await loaded;
+  if (!img.naturalWidth) throw new Error(`${path}: the image did not load`);
+}
+
+function fillList(list, entries, empty) {
+  const items = entries.map((text) => item(text));
+  if (!items.length) {
+    items.push(item(empty));
+    items[0].className = "note";
+  }
+  list.replaceChildren(...items);
+}
+
+async function runAnalytics(event) {
+  if (event) event.preventDefault();
+  const status = $("#analytics-status");
+  status.textContent = "Analysing…";
+  status.className = "status";
+  const p = analyticsParams();
+  const started = performance.now();
+  try {
+    const [clusters, outliers, duplicates] = await Promise.all([
+      api(`/v1/analytics/clusters?${p.clusters}`), api(`/v1/analytics/outliers?${p.outliers}`),
+      api(`/v1/analytics/duplicates?${p.duplicates}`)]);
+    fillList($("#clusters-list"), clusters.body.clusters.map((c) =>
+      `${c.label}: ${c.size} video(s), cohesion ${c.cohesion.toFixed(2)}`), "no clusters");
+    fillList($("#outliers-list"), outliers.body.outliers.map((o) =>
+      `${o.title || o.url}: filed under ${o.category}, closer to ${o.suggested} (+${o.score.toFixed(3)})`),
+    "none: every video is closest to its own category");
+    fillList($("#duplicates-list"), duplicates.body.groups.map((g) =>
+      `${g.urls.length} videos (similarity ${g.similarity_min.toFixed(3)}–${g.similarity_max.toFixed(3)}): ${g.urls.join(", ")}`),
+    `none at similarity ≥ ${duplicates.body.threshold}`);
+    await Promise.all([loadImage($("#cluster-map"), `/v1/analytics/clusters/map.svg?${p.clusters}`),
+      loadImage($("#trends-plot"), `/v1/analytics/trends/plot.svg?${p.trends}`)]);
+    const ms = Math.round(performance.now() - started);
+    status.textContent = `${clusters.body.videos.length} videos, k = ${clusters.body.k} (${clusters.body.criterion}) in ${ms} ms`;
+    document.body.dataset.analytics = "1";
+  } catch (error) {
+    status.textContent = error.message;
+    status.className = "status error";
+  }
+}
+
 // --- views ----------------------------------------------------------------------------------------
 function selectView(name) {
   document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.dataset.view === name));
   $("#view-search").hidden = name !== "search";
   $("#view-jobs").hidden = name !== "jobs";
+  $("#view-analytics").hidden = name !== "analytics";
+  if (name === "analytics" && document.body.dataset.analytics !== "1") runAnalytics();
   clearInterval(jobsTimer);
   if (name === "jobs") {
     refreshJobs();
@@ -218,6 +290,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#api-key").addEventListener("change", () => sessionStorage.setItem(KEY_STORE, $("#api-key").value.trim()));
   $("#search-form").addEventListener("submit", runSearch);
   $("#job-form").addEventListener("submit", submitJob);
+  $("#analytics-form").addEventListener("submit", runAnalytics);
   document.querySelectorAll(".tab").forEach((t) => t.addEventListener("click", () => selectView(t.dataset.view)));
   document.body.dataset.ready = "1";
 });
