@@ -15,7 +15,9 @@ from pipeline import analytics
 from pipeline.clients import Clients
 from pipeline.corpus_cache import CorpusCache
 from pipeline.errors import AnalyticsError
+from pipeline.items import EmbeddingSpec
 from pipeline.settings import Settings, load_settings
+from pipeline.versions import Version
 from tests.pipeline.test_corpus import row
 
 DIM = 8
@@ -114,3 +116,23 @@ def test_at_most_memo_max_results_are_kept_the_oldest_dropped_first(
     for name in ("x", "y", "z", "y", "x"):
         cache.memo((name,), lambda _v, n=name: runs.append(n))
     assert runs == ["x", "y", "z", "x"]
+
+
+def test_a_promotion_moves_the_cache_to_the_new_live_collection(settings: Settings, clients: Clients) -> None:
+    seed(clients, settings, ["a", "b", "c"], {"b": "a"})
+    cache = CorpusCache(settings, clients)
+    assert sorted(cache.videos()[0].urls) == [url("a"), url("b"), url("c")]
+    assert cache.duplicate_groups(0.9) == {url("a"): 0, url("b"): 0}
+    other = clients.store.ensure_collection("marengo3.0", DIM)
+    vector = np.random.default_rng(5).standard_normal(DIM)
+    clients.store.upsert_rows(other, [row(n, "asset", "visual", 0, vector if n != "z" else -vector)
+                                      for n in ("x", "y", "z")])
+    clients.store.flush(other)
+    spec = EmbeddingSpec.from_settings(settings)
+    clients.versions.save(Version("marengo3.0-8", spec, other, "unused_alias", 0.0))
+
+    clients.versions.switch("marengo3.0-8", None, clear_building=False)  # what a promotion does
+
+    assert cache.collection == other
+    assert sorted(cache.videos()[0].urls) == [url("x"), url("y"), url("z")]
+    assert cache.duplicate_groups(0.9) == {url("x"): 0, url("y"): 0}
