@@ -63,7 +63,7 @@ from pipeline.store import (
     MilvusStore,
     SegmentHit,
 )
-from pipeline.versions import Version, Versions
+from pipeline.versions import Version
 
 if TYPE_CHECKING:
     Redis = redis.Redis[bytes]
@@ -393,7 +393,7 @@ class LiveSearcher:
         self._clients = clients
         self._corpus = corpus or CorpusCache(settings, clients)
         self._store = clients.store
-        self._versions = Versions(clients.redis, clients.keys, settings)
+        self._versions = clients.versions
         self._searchers: dict[str, Searcher] = {}
         self._lock = threading.Lock()
 

@@ -640,11 +640,17 @@ class MilvusStore:
         collection it names, after ``vidsearch index rebuild``), prefix ``collection_prefix``."""
         prefix = f"{self._settings.collection_prefix}_"
         names: list[str] = []
+        for name, aliases in self._aliases(prefix):
+            names += aliases or [name]
+        return sorted(names)
+
+    def _aliases(self, prefix: str = "") -> Iterator[tuple[str, list[str]]]:
+        """Each collection named ``prefix...`` with its aliases (listed per collection: asking
+        Milvus to describe a missing alias makes pymilvus log a traceback)."""
         for name in self._call("list_collections", "list_collections"):
             if str(name).startswith(prefix):
                 info = self._call(f"list_aliases {name}", "list_aliases", name)
-                names += [str(a) for a in (info or {}).get("aliases", [])] or [str(name)]
-        return sorted(names)
+                yield str(name), [str(a) for a in (info or {}).get("aliases", [])]
 
     def describe_vector_index(self, collection: str) -> dict[str, Any]:
         """The vector index: type, metric, build params and, where the engine reports them,
@@ -684,13 +690,8 @@ class MilvusStore:
         self._dimensions.pop(alias, None)
 
     def has_alias(self, alias: str) -> bool:
-        """Whether ``alias`` exists (listed per collection: asking Milvus to describe a missing
-        alias makes pymilvus log a traceback)."""
-        for name in self._call("list_collections", "list_collections"):
-            info = self._call(f"list_aliases {name}", "list_aliases", name)
-            if alias in [str(a) for a in (info or {}).get("aliases", [])]:
-                return True
-        return False
+        """Whether ``alias`` exists."""
+        return any(alias in aliases for _name, aliases in self._aliases())
 
     def drop_alias(self, alias: str) -> None:
         """Remove an alias (its collection stays); nothing when there is no such alias."""

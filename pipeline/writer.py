@@ -3,9 +3,8 @@
 Segments wait in the Redis stream ``{prefix}:segments`` (consumer group ``writers``). A drain reads
 them with XREADGROUP, groups them into batches (one model, dimension and target collection per
 batch, duplicates of a primary key removed with the last occurrence kept, bounded by rows and
-bytes), upserts each batch,
-records the written ``(item_key, pk)`` pairs in the ledger and only then XACKs: an entry leaves
-the stream only after Milvus accepted it.
+bytes), upserts each batch, records the written ``(item_key, pk)`` pairs in the ledger and only
+then XACKs: an entry leaves the stream only after Milvus accepted it.
 
 Failures:
 

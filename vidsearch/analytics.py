@@ -9,10 +9,8 @@ PNG or SVG. Bad input exits 2 through the CLI's ``VidsearchError`` handler.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from pipeline import analytics
 from pipeline.clients import Clients
@@ -20,6 +18,7 @@ from pipeline.corpus import VideoSet
 from pipeline.corpus_cache import CorpusCache
 from pipeline.errors import AnalyticsError
 from pipeline.settings import Settings
+from vidsearch.display import print_json
 from vidsearch.exit_codes import EXIT_OK
 
 READ_TIMEOUT_S = 600.0
@@ -34,9 +33,6 @@ def load_videos(settings: Settings) -> VideoSet:
     print(f"{len(videos)} videos in {corpus.collection}{' (cached)' if hit else ''}", file=sys.stderr)
     return videos
 
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -62,7 +58,7 @@ def clusters(args: argparse.Namespace, videos: VideoSet) -> None:
         where = f" in {args.category}" if args.category else ""
         cluster_map(result, args.plot, f"{len(videos)} videos{where}, k = {result.k} (PCA)")
     if args.json:
-        _print_json(result.to_dict(videos))
+        print_json(result.to_dict(videos))
         return
     print(f"k = {result.k} ({result.criterion})")
     for c in result.clusters:
@@ -74,7 +70,7 @@ def clusters(args: argparse.Namespace, videos: VideoSet) -> None:
 def outliers(args: argparse.Namespace, videos: VideoSet) -> None:
     report = analytics.outliers(videos, args.category, args.limit)
     if args.json:
-        _print_json(report)
+        print_json(report)
         return
     print(f"{'score':>6}  {'filed under':<14} {'suggested':<14} video")
     for o in report["outliers"]:
@@ -88,7 +84,7 @@ def outliers(args: argparse.Namespace, videos: VideoSet) -> None:
 def duplicates(args: argparse.Namespace, videos: VideoSet) -> None:
     report = analytics.duplicates(videos, args.threshold)
     if args.json:
-        _print_json(report)
+        print_json(report)
         return
     for n, group in enumerate(report["groups"], 1):
         print(f"group {n}: {len(group['urls'])} videos, similarity "
@@ -108,7 +104,7 @@ def trends(args: argparse.Namespace, videos: VideoSet) -> None:
 
         trends_plot(report, args.plot, f"{len(videos)} videos per {args.by}")
     if args.json:
-        _print_json(report)
+        print_json(report)
         return
     for title, series in (("category", report["categories"]), ("cluster", report["clusters"])):
         print(f"by {title}: " + "  ".join(report["periods"]))

@@ -6,7 +6,6 @@ Exit codes: ``vidsearch/exit_codes.py``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -20,6 +19,7 @@ from pipeline.settings import CONFIG_ENV, Settings, get_settings
 from vidsearch.display import (
     iso,
     print_hits,
+    print_json,
     status_dict,
     status_lines,
     stderr_progress,
@@ -42,9 +42,6 @@ def _clients(args: argparse.Namespace) -> Clients:
     return Clients.from_settings(_settings(args))
 
 
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
-
 
 # --- ingest ---------------------------------------------------------------------------------------
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -66,12 +63,12 @@ def _submit(args: argparse.Namespace, clients: Clients) -> int:
             print(f"also for the version being built (re-embed): job {other.job_id}", file=sys.stderr)
     if not args.wait:
         if args.json:
-            _print_json(summary.to_dict())
+            print_json(summary.to_dict())
         return EXIT_OK
     progress = None if args.json else stderr_progress(settings.progress_interval_s)
     job = wait_for_job(jobs, summary.job_id, progress, lambda: ticking(clients))
     if args.json:
-        _print_json({"job_id": job.id, **job.to_dict(), "rejects": jobs.rejects(job.id, 99)})
+        print_json({"job_id": job.id, **job.to_dict(), "rejects": jobs.rejects(job.id, 99)})
     return EXIT_FAILED if job.failures else EXIT_OK
 
 
@@ -105,7 +102,7 @@ def _status(args: argparse.Namespace, clients: Clients) -> int:
         job = wait_for_job(jobs, job.id, progress, lambda: ticking(clients))
     now = time.time()
     if args.json:
-        _print_json(status_dict(job, ticking(clients), now))
+        print_json(status_dict(job, ticking(clients), now))
     else:
         print("\n".join(status_lines(job, ticking(clients), now)))
     return EXIT_FAILED if job.finished and job.failures else EXIT_OK
@@ -115,7 +112,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     with _clients(args) as clients:
         listed = [j.to_dict() for j in clients.jobs.list_jobs(args.limit)]
     if args.json:
-        _print_json(listed)
+        print_json(listed)
         return EXIT_OK
     print(f"{'job':<13} {'created (UTC)':<21} {'status':<18} {'queued':>7} {'done':>7} "
           f"{'failed':>7} {'rejected':>8}")
@@ -136,7 +133,7 @@ def cmd_failures(args: argparse.Namespace) -> int:
             for i in jobs.failures(job.id)
         ]
     if args.json:
-        _print_json(rows)
+        print_json(rows)
     else:
         for row in rows:
             earlier = f", in job {row['failed_in_job']}" if row["failed_in_job"] else ""
@@ -149,7 +146,7 @@ def cmd_rejects(args: argparse.Namespace) -> int:
     with _clients(args) as clients:
         rows = clients.jobs.rejects(_job_or_latest(clients.jobs, args.job).id)
     if args.json:
-        _print_json(rows)
+        print_json(rows)
     else:
         for row in rows:
             print(f"{row['file']}:{row['line']}: {row['reason']}")
@@ -170,7 +167,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         jobs = clients.jobs
         report = verify_job(jobs, clients.store, _job_or_latest(jobs, args.job).id)
     if args.json:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
     else:
         print(f"job {report.job_id} ({report.status}) against {report.collection}: items "
               f"{report.items}, rows {report.rows} (expected {report.expected_rows}), "
@@ -210,7 +207,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     with _clients(args) as clients:
         result = build_searcher(clients.settings, clients).search(query)
     if args.json:
-        _print_json(result_to_json(result))
+        print_json(result_to_json(result))
         return EXIT_OK
     print_hits(result.hits)
     return EXIT_OK

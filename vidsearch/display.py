@@ -9,6 +9,7 @@ When no scheduler tick ran for ``tick_stall_intervals`` intervals, both say so a
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -66,6 +67,11 @@ class Ticking:
 
 ALIVE = Ticking(stalled=False, last_tick_at=None, stall_s=0.0)
 """For callers that do not check the tick."""
+
+
+def print_json(value: Any) -> None:
+    """``--json`` output of every command: indented, UTF-8 as is, anything else as its str()."""
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
 def ticking(clients: Clients) -> Ticking:

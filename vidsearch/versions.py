@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -22,12 +21,8 @@ from pipeline.versions import (
     rollback,
     start_reembed,
 )
-from vidsearch.display import stderr_progress, ticking, wait_for_job
+from vidsearch.display import print_json, stderr_progress, ticking, wait_for_job
 from vidsearch.exit_codes import EXIT_FAILED, EXIT_OK
-
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
 # --- versions ----------------------------------------------------------------------------------------
@@ -38,7 +33,7 @@ def run_versions(args: argparse.Namespace, settings: Settings) -> int:
         ensure_initial(clients.versions, clients.store)
         rows = [_row(clients, v) for v in clients.versions.all()]
     if args.json:
-        _print_json(rows)
+        print_json(rows)
         return EXIT_OK
     print(f"{'version':<22} {'state':<9} {'collection':<34} {'rows':>8} {'items':>7} "
           f"{'done':>7} {'failed':>7}")
@@ -102,7 +97,7 @@ def _show_plan(plan: ReembedPlan, settings: Settings, as_json: bool, *, dry: boo
                job_id: str = "") -> None:
     d = plan.to_dict()
     if as_json:
-        _print_json({**d, "dry_run": dry, "job_id": job_id or None})
+        print_json({**d, "dry_run": dry, "job_id": job_id or None})
         return
     if job_id:
         print(job_id)
