@@ -13,7 +13,7 @@ ingest times spread over 14 days. Each ``vidsearch analytics`` command then runs
 * the same command again: cold read vs cached read (``pipeline/corpus.py``).
 
 Scale (``python -m bench.analytics --videos 100000 --milvus server``, run alone: ~1.2 M rows take
-~10 min to upsert into Milvus on a quiet machine): synthetic videos (12 topics; 5 clips x 2 options
+377 s to upsert into a Milvus server on a quiet machine): synthetic videos (12 topics; 5 clips x 2 options
 + 2 asset rows each) loaded with ``MilvusStore.upsert_rows``; each command's wall time and peak RSS,
 cold then cached. ``--milvus lite`` (the default) runs it on Milvus Lite, ``server`` on a real
 Milvus standalone server (extra ``vidsearch[milvus-server]``), the engine whose query iterators

@@ -57,6 +57,11 @@ CALL_TIMEOUT_S = 30.0
 """Bound on one Milvus call, pymilvus's internal retries included."""
 
 READ_CONSISTENCY = "Strong"
+QUERY_MESSAGE_BYTES = 32 * 1024 * 1024
+"""What one query-iterator batch may weigh: half the 64 MB a Milvus proxy sends by default. A 2.3
+server answers a batch of ``n`` with up to ``n`` rows from every partition (12 partitions x 4,000
+rows of 512-d came to 101 MB and were refused), so the batch is sized per row and partition."""
+ROW_SCALAR_BYTES = 512
 SEARCH_CONSISTENCY_TUNE = "Bounded"
 MAX_SEARCH_LIMIT = 16384
 """Milvus's upper bound on ``limit`` (topk) of one search."""
@@ -193,10 +198,22 @@ def capabilities_of(version: str) -> Capabilities:
     return Capabilities(version, grouping=release >= (2, 5), hybrid=release >= (2, 4))
 
 
+def iterator_batch(requested: int, dimension: int, partitions: int, with_vector: bool) -> int:
+    """The rows per query-iterator batch (at most ``requested``) that keep one answer within
+    ``QUERY_MESSAGE_BYTES`` when every partition fills the batch."""
+    row = ROW_SCALAR_BYTES + (4 * dimension if with_vector else 0)
+    return max(1, min(requested, QUERY_MESSAGE_BYTES // (row * max(1, partitions))))
+
+
+_ANSWERING_CODES = (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
 def _unreachable(exc: Exception) -> bool:
-    if isinstance(exc, grpc.RpcError):  # an engine lacking a method answers, it is not down
+    # An engine lacking a method, or refusing a message larger than its maximum, answers: it is
+    # not down, and asking again gets the same answer.
+    if isinstance(exc, grpc.RpcError):
         code = exc.code() if callable(getattr(exc, "code", None)) else None
-        return bool(code != grpc.StatusCode.UNIMPLEMENTED)
+        return code not in _ANSWERING_CODES
     if isinstance(exc, MilvusException):
         message = str(exc.message)
         return (
@@ -354,6 +371,7 @@ class MilvusStore:
         self._timeout_s = timeout_s
         self._client: MilvusClient | None = None
         self._dimensions: dict[str, int] = {}
+        self._partitions: dict[str, int] = {}
         self._server_version: str | None = None
         self.calls = 0
         """Milvus requests made (one per attempted call, counted before it is sent)."""
@@ -392,7 +410,7 @@ class MilvusStore:
         except (MilvusException, grpc.RpcError, OSError) as exc:
             error = translate(exc, action)
             if isinstance(error, StoreUnavailableError):
-                self._dimensions.clear()  # a restarted Milvus has released every collection
+                self._forget()  # a restarted Milvus has released every collection
                 self._server_version = None  # ... and may be another version
             raise error from exc
 
@@ -464,6 +482,21 @@ class MilvusStore:
             else:
                 raise SchemaMismatchError(f"collection {name} has no field 'vector'")
         return self._dimensions[name]
+
+    def _forget(self, name: str | None = None) -> None:
+        """Drop what is known of collection ``name`` (of every collection when None)."""
+        for known in (self._dimensions, self._partitions):
+            if name is None:
+                known.clear()
+            else:
+                known.pop(name, None)
+
+    def partitions_of(self, name: str) -> int:
+        """The partitions of an existing collection (partition-key partitions; 1 without)."""
+        if name not in self._partitions:
+            described = self._call(f"describe_collection {name}", "describe_collection", name)
+            self._partitions[name] = int(described.get("num_partitions") or 1)
+        return self._partitions[name]
 
     def _check_schema(self, name: str, dimension: int) -> None:
         described = self._call(f"describe_collection {name}", "describe_collection", name)
@@ -577,7 +610,7 @@ class MilvusStore:
             self._send_once(action, rpc, message)
         except StoreRejectedError as exc:
             if any(text in str(exc) for text in _MISSING_COLLECTION):
-                self._dimensions.clear()
+                self._forget()
                 raise StoreUnavailableError(str(exc)) from exc
             raise
 
@@ -591,7 +624,7 @@ class MilvusStore:
         except (MilvusException, grpc.RpcError, OSError) as exc:
             error = translate(exc, action)
             if isinstance(error, StoreUnavailableError):
-                self._dimensions.clear()
+                self._forget()
             raise error from exc
 
     def upsert_rows(self, collection: str, rows: Sequence[dict[str, Any]]) -> None:
@@ -687,7 +720,7 @@ class MilvusStore:
         """Make ``alias`` name ``collection`` (atomically when the alias already exists)."""
         method = "alter_alias" if exists else "create_alias"
         self._call(f"{method} {alias} -> {collection}", method, collection, alias)
-        self._dimensions.pop(alias, None)
+        self._forget(alias)
 
     def has_alias(self, alias: str) -> bool:
         """Whether ``alias`` exists."""
@@ -697,12 +730,12 @@ class MilvusStore:
         """Remove an alias (its collection stays); nothing when there is no such alias."""
         if self.has_alias(alias):
             self._call(f"drop_alias {alias}", "drop_alias", alias)
-        self._dimensions.pop(alias, None)
+        self._forget(alias)
 
     def drop(self, name: str) -> None:
         """Drop a collection (only ``vidsearch index rebuild`` drops, and only what it replaced)."""
         self._call(f"drop_collection {name}", "drop_collection", name)
-        self._dimensions.pop(name, None)
+        self._forget(name)
 
     def sample_vectors(self, collection: str, n: int) -> np.ndarray:
         """Up to ``n`` stored vectors (the first the engine returns)."""
@@ -723,9 +756,12 @@ class MilvusStore:
     def iter_rows(
         self, collection: str, filter: str, fields: Sequence[str], batch_size: int = 1000
     ) -> Iterator[dict[str, Any]]:
-        """Every row matching ``filter`` with ``fields`` (a query iterator, Strong consistency)."""
+        """Every row matching ``filter`` with ``fields`` (a query iterator, Strong consistency),
+        in batches of at most ``batch_size`` rows and ``QUERY_MESSAGE_BYTES`` per answer."""
+        batch = iterator_batch(batch_size, self.dimension_of(collection),
+                               self.partitions_of(collection), "vector" in fields)
         iterator = self._call(
-            f"query {collection}", "query_iterator", collection, batch_size=batch_size,
+            f"query {collection}", "query_iterator", collection, batch_size=batch,
             filter=filter, output_fields=list(fields), consistency_level=READ_CONSISTENCY,
         )
         try:

@@ -6,6 +6,7 @@ import time
 import uuid
 from typing import Any
 
+import grpc
 import numpy as np
 import pytest
 from pymilvus import DataType, MilvusClient
@@ -19,11 +20,14 @@ from pipeline.store import (
     Filter,
     InvalidSegmentError,
     MilvusStore,
+    StoreRejectedError,
     StoreUnavailableError,
     build_filter,
     capabilities_of,
+    iterator_batch,
     parse_version,
     search_params_for,
+    translate,
     upsert_misroutes,
 )
 from vidsearch.services import free_port
@@ -136,6 +140,25 @@ def test_count_and_rows_by_item_filter_by_item(store: MilvusStore) -> None:
     }
 
 
+def test_reading_wide_rows_of_every_partition_stays_under_the_servers_message_maximum(
+    milvus_uri: str,
+) -> None:
+    # 16 categories x 150 rows of 8,192-d: one batch of 4,000 rows per partition would be one 79 MB
+    # answer, which a Milvus 2.3 proxy refuses (RESOURCE_EXHAUSTED above 64 MB).
+    store = MilvusStore(make_settings(milvus_uri, num_partitions=16), timeout_s=120)
+    dim, categories, per_category = 8192, 16, 150
+    name = store.ensure_collection(MODEL, dim)
+    segments = [make_segment(i, dim=dim, item=f"{i:032x}", category=f"c{i % categories}")
+                for i in range(categories * per_category)]
+    for start in range(0, len(segments), 200):
+        store.upsert(name, segments[start:start + 200])
+    store.flush(name)
+    rows = list(store.iter_rows(name, 'scope == "clip"', ["item_key", "vector"], batch_size=4000))
+    assert len(rows) == categories * per_category
+    assert len({r["item_key"] for r in rows}) == categories * per_category
+    assert all(len(r["vector"]) == dim for r in rows[:10])
+
+
 def test_search_filters_by_category_with_quotes_escaped(store: MilvusStore) -> None:
     name = store.ensure_collection(MODEL, DIM)
     store.upsert(name, [make_segment(1, category='we"ird'), make_segment(2, category="plain")])
@@ -210,6 +233,35 @@ def test_unreachable_milvus_raises_store_unavailable_within_seconds() -> None:
     with pytest.raises(StoreUnavailableError):
         store.ensure_collection(MODEL, DIM)
     assert time.monotonic() - started < 10
+
+
+def test_iterator_batches_keep_one_answer_under_the_message_budget() -> None:
+    assert iterator_batch(4000, 512, 16, with_vector=True) == 819  # 32 MB / (16 x 2,560 B)
+    assert iterator_batch(4000, 512, 16, with_vector=False) == 4000  # keys only: as asked
+    assert iterator_batch(4000, 512, 1, with_vector=True) == 4000
+    assert iterator_batch(4000, 32768, 1024, with_vector=True) == 1  # never zero
+
+
+class _RpcError(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self._code = code
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def __str__(self) -> str:
+        return f"<RpcError {self._code.name}>"
+
+
+@pytest.mark.parametrize(("code", "error"), [
+    (grpc.StatusCode.RESOURCE_EXHAUSTED, StoreRejectedError),  # a message too large stays so
+    (grpc.StatusCode.UNIMPLEMENTED, StoreRejectedError),
+    (grpc.StatusCode.UNAVAILABLE, StoreUnavailableError),
+])
+def test_grpc_errors_are_refusals_unless_the_server_is_out_of_reach(
+    code: grpc.StatusCode, error: type[Exception],
+) -> None:
+    assert type(translate(_RpcError(code), "query c")) is error
 
 
 @pytest.mark.parametrize(("version", "grouping", "hybrid"), [
