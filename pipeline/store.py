@@ -57,6 +57,10 @@ CALL_TIMEOUT_S = 30.0
 """Bound on one Milvus call, pymilvus's internal retries included."""
 
 READ_CONSISTENCY = "Strong"
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 600_000, "grpc.keepalive_timeout_ms": 20_000}
+"""Keepalive pings every 10 min, not pymilvus's 10 s: a gRPC server at its defaults (Milvus Lite)
+accepts one ping per 5 min without data and answers more with GOAWAY ``too_many_pings`` after
+~30 s of idle, failing the call that meets it."""
 SEARCH_CONSISTENCY_TUNE = "Bounded"
 MAX_SEARCH_LIMIT = 16384
 """Milvus's upper bound on ``limit`` (topk) of one search."""
@@ -361,7 +365,8 @@ class MilvusStore:
     # --- connection ------------------------------------------------------------------------
     def _connect(self) -> MilvusClient:
         if self._client is None:
-            kwargs: dict[str, Any] = {"uri": self._settings.milvus_uri, "timeout": self._timeout_s}
+            kwargs: dict[str, Any] = {"uri": self._settings.milvus_uri, "timeout": self._timeout_s,
+                                      "grpc_options": GRPC_OPTIONS}
             if self._settings.milvus_token is not None:
                 kwargs["token"] = self._settings.milvus_token.get_secret_value()
             try:
