@@ -62,6 +62,10 @@ QUERY_MESSAGE_BYTES = 32 * 1024 * 1024
 server answers a batch of ``n`` with up to ``n`` rows from every partition (12 partitions x 4,000
 rows of 512-d came to 101 MB and were refused), so the batch is sized per row and partition."""
 ROW_SCALAR_BYTES = 512
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 600_000, "grpc.keepalive_timeout_ms": 20_000}
+"""Keepalive pings every 10 min, not pymilvus's 10 s: a gRPC server at its defaults (Milvus Lite)
+accepts one ping per 5 min without data and answers more with GOAWAY ``too_many_pings`` after
+~30 s of idle, failing the call that meets it."""
 SEARCH_CONSISTENCY_TUNE = "Bounded"
 MAX_SEARCH_LIMIT = 16384
 """Milvus's upper bound on ``limit`` (topk) of one search."""
@@ -379,7 +383,8 @@ class MilvusStore:
     # --- connection ------------------------------------------------------------------------
     def _connect(self) -> MilvusClient:
         if self._client is None:
-            kwargs: dict[str, Any] = {"uri": self._settings.milvus_uri, "timeout": self._timeout_s}
+            kwargs: dict[str, Any] = {"uri": self._settings.milvus_uri, "timeout": self._timeout_s,
+                                      "grpc_options": GRPC_OPTIONS}
             if self._settings.milvus_token is not None:
                 kwargs["token"] = self._settings.milvus_token.get_secret_value()
             try:

@@ -5,6 +5,7 @@ like this", a manifest submitted from the jobs view until its job is done, and t
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -33,8 +34,12 @@ def _install_chromium() -> None:
     if shutil.which("apt-get") is None or os.geteuid() != 0:
         pytest.fail("Debian's chromium is missing and cannot be installed here: "
                     "install it (apt-get install -y chromium) and run the tests again")
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, timeout=900)
+    with Path("/tmp/vidsearch-chromium-install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # test processes (pytest-xdist) install it once
+        if shutil.which("chromium") is not None:
+            return
+        for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL, timeout=900)
 
 
 def chromium_path() -> str:
