@@ -21,8 +21,8 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_an_idle_connection_to_lite_draws_no_goaway_for_too_many_pings(milvus_uri: str) -> None:
-    done = subprocess.run([sys.executable, "-c", SCRIPT, milvus_uri, str(IDLE_S)], capture_output=True,
-                          text=True, timeout=IDLE_S + 120)
+    done = subprocess.run([sys.executable, "-c", SCRIPT, milvus_uri, str(IDLE_S)], check=False,
+                          capture_output=True, text=True, timeout=IDLE_S + 120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["0", "0"]
     assert "too_many_pings" not in done.stderr
