@@ -62,6 +62,8 @@ QUERY_MESSAGE_BYTES = 32 * 1024 * 1024
 server answers a batch of ``n`` with up to ``n`` rows from every partition (12 partitions x 4,000
 rows of 512-d came to 101 MB and were refused), so the batch is sized per row and partition."""
 ROW_SCALAR_BYTES = 512
+"""An estimate of a row's fields besides its vector (pk, keys, url, title ...); longer rows fit in
+the half of the proxy's maximum that ``QUERY_MESSAGE_BYTES`` leaves."""
 GRPC_OPTIONS = {"grpc.keepalive_time_ms": 600_000, "grpc.keepalive_timeout_ms": 20_000}
 """Keepalive pings every 10 min, not pymilvus's 10 s: a gRPC server at its defaults (Milvus Lite)
 accepts one ping per 5 min without data and answers more with GOAWAY ``too_many_pings`` after
