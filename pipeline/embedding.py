@@ -86,7 +86,10 @@ class Embedder:
             return self._defer(item, exc)
         now = time.time()
         first = first_poll_delay(self.r, self.jobs.keys, spec, self.settings)
-        self.jobs.record_created(item.key, task_id, now, now + first)
+        if not self.jobs.record_created(item.key, task_id, now, now + first):
+            # a lookup that outlived our lease can find the next holder's task, already recorded
+            reason = f"another worker recorded task {task_id} first"
+            return CreateOutcome("skipped", task_id=task_id, reason=reason)
         return CreateOutcome("created", task_id=task_id)
 
     def _attempt(self, item: Item, spec: EmbeddingSpec, lock: FencedLock) -> str:

@@ -147,6 +147,43 @@ def test_a_create_paused_past_its_lease_sends_nothing_and_leaves_the_next_holder
     assert sandbox_stats(own_sandbox)["tasks_by_url"] == {URL: 1}
 
 
+class _PausingGateway(TwelveLabsGateway):
+    """A gateway whose task lookup is stopped before it is answered, until ``resume``: a worker
+    paused while its lookup is in flight, which then sees the task the next holder created."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.paused, self.resume = threading.Event(), threading.Event()
+
+    def find_task(self, url: str, spec: EmbeddingSpec, since: float) -> str | None:
+        self.paused.set()
+        self.resume.wait(60)
+        return super().find_task(url, spec, since=since)
+
+
+def test_a_lookup_that_outlives_its_lease_reports_the_next_holders_task_as_skipped(
+    own_sandbox: Service, redis_client: redis.Redis,
+) -> None:
+    embedder, jobs, key = _setup(own_sandbox, redis_client, create_lease_s=0.3)
+    redis_client.hset(jobs.keys.item(key), "ca", time.time())  # an earlier outcome is unknown
+    gateway = _PausingGateway(embedder.settings)
+    late = Embedder(redis_client, jobs, gateway, embedder.settings)
+    outcomes: list[CreateOutcome] = []
+    worker = threading.Thread(target=lambda: outcomes.append(late.create(key, charged=True)))
+    worker.start()
+    assert gateway.paused.wait(30)
+    lock_key = jobs.keys.lock(f"create:{key}")
+    wait_for(lambda: not redis_client.exists(lock_key), 10, "the paused holder's lease to run out")
+    created = embedder.create(key, charged=False)
+    assert created.kind == "created"
+    gateway.resume.set()
+    worker.join(30)
+
+    assert [(o.kind, o.task_id) for o in outcomes] == [("skipped", created.task_id)]
+    assert "another worker recorded" in str(outcomes[0].reason)
+    assert sandbox_stats(own_sandbox)["tasks_by_url"] == {URL: 1}
+
+
 def test_full_jitter_spreads_delays_over_zero_to_the_capped_backoff() -> None:
     rng = random.Random(7)
     delays = [full_jitter(2, 1.0, 3.0, rng.uniform) for _ in range(200)]
