@@ -10,8 +10,12 @@ flushed. Figures per engine:
 * start: seconds until the engine answers (the server's binary already unpacked);
 * load: rows/s of the inserts (flush included);
 * fresh: search p95 over the first 60 s after the flush (what a user sees right after an ingest);
-* steady: after the engine reports every row indexed (server) or a settle wait (Lite, whose index
-  builds are not reported), search p50/p95 without and with a category filter;
+* hand-off (server): when the index reports every row, a compaction may still be merging the
+  small segments of the load; the merged ones are indexed and handed to the query node later,
+  and until then searches read the older, smaller segments. Search p50/p95 then (if any are
+  pending), and the wait until searches read exactly the sealed segments (6 checks in a row);
+* steady: after that (server) or a settle wait (Lite, whose index builds are not reported),
+  search p50/p95 without and with a category filter;
 * recall@10 of those searches against exact brute force (numpy) on the same vectors;
 * peak RSS of the engine's processes (VmHWM) and the data directory's size on disk.
 
@@ -52,6 +56,8 @@ CENTRES = 2000
 BATCH = 5000
 TOP = 10
 FRESH_WINDOW_S = 60.0
+SETTLED_CHECKS = 6
+SETTLED_INTERVAL_S = 5.0
 
 
 @dataclass
@@ -64,6 +70,10 @@ class EngineResult:
     fresh_searches: int = 0
     index_wait_s: float = 0.0
     indexed_rows: int | None = None
+    handoff_p50_ms: float | None = None
+    handoff_p95_ms: float | None = None
+    settle_wait_s: float = 0.0
+    segments: int | None = None
     p50_ms: float = 0.0
     p95_ms: float = 0.0
     filtered_p50_ms: float = 0.0
@@ -234,6 +244,36 @@ def wait_indexed(client: MilvusClient, name: str, result: EngineResult, max_wait
     result.index_wait_s = time.monotonic() - started
 
 
+def segment_ids(client: MilvusClient, name: str) -> tuple[set[int], set[int]] | None:
+    """The sealed segments and the segments searches read, or None (Lite lists none)."""
+    try:
+        sealed = {int(s.segment_id) for s in client.list_persistent_segments(name)}
+        served = {int(s.segment_id) for s in client.list_loaded_segments(name)}
+    except Exception:  # Lite does not implement segment listings
+        return None
+    return sealed, served
+
+
+def wait_settled(client: MilvusClient, name: str, result: EngineResult, max_wait_s: float) -> None:
+    """Until searches read exactly the sealed segments (compaction hand-offs done) for
+    ``SETTLED_CHECKS`` checks in a row: merged segments are indexed and loaded only after the
+    index reports every row, and until then searches read the older, smaller segments."""
+    started, streak = time.monotonic(), 0
+    while time.monotonic() - started < max_wait_s and streak < SETTLED_CHECKS:
+        ids = segment_ids(client, name)
+        if ids is None:
+            return
+        result.segments = len(ids[0])
+        streak = streak + 1 if ids[0] == ids[1] else 0
+        time.sleep(SETTLED_INTERVAL_S)
+    result.settle_wait_s = time.monotonic() - started
+
+
+def latency(probe: Probe, queries: np.ndarray, category: str | None) -> tuple[float, float]:
+    times = [probe.search(q, category)[0] for q in queries]
+    return pct(times, 50), pct(times, 95)
+
+
 def measure(probe: Probe, queries: np.ndarray, exact: list[set[str]],
             category: str | None) -> tuple[float, float, float]:
     """p50 ms, p95 ms and recall@10 of ``queries`` against their exact answers."""
@@ -282,6 +322,12 @@ def run_engine(engine: MilvusEngine, corpus: Corpus, n_queries: int, tmp: Path,
         log(f"{engine}: {result.load_rows_per_s:,.0f} rows/s; fresh p95 {result.fresh_p95_ms:.1f} ms "
             f"({len(fresh)} searches)")
         wait_indexed(client, name, result, index_wait_s)
+        ids = segment_ids(client, name)
+        if ids is not None and ids[0] != ids[1]:
+            result.handoff_p50_ms, result.handoff_p95_ms = latency(probe, queries, None)
+            log(f"{engine}: indexed, {len(ids[0] - ids[1])} sealed segments not yet serving: "
+                f"p50/p95 {result.handoff_p50_ms:.1f}/{result.handoff_p95_ms:.1f} ms")
+        wait_settled(client, name, result, index_wait_s)
         steady(probe, corpus, queries, result, efs)
         result.peak_rss_mb = peak_rss_mb(service)
         result.disk_mb = disk_mb(data_dir)
@@ -355,6 +401,10 @@ def side_by_side(results: list[dict[str, Any]]) -> str:
         ("recall", "recall@10 vs brute force, no filter"),
         ("filtered_recall", "recall@10 vs brute force, category filter"),
         ("index_wait_s", "wait until every row indexed, s"),
+        ("handoff_p50_ms", "then, compaction hand-offs pending: p50 ms, no filter"),
+        ("handoff_p95_ms", "same, p95 ms"),
+        ("settle_wait_s", "then, wait until searches read only the sealed segments, s"),
+        ("segments", "sealed segments, settled"),
         ("peak_rss_mb", "peak RSS of the engine, MB"),
         ("disk_mb", "data on disk, MB"),
     ]

@@ -1,7 +1,9 @@
 """Vector index status, search-parameter tuning and rebuilds (``vidsearch index status|tune|rebuild``).
 
 ``status`` reports, per collection, the index type, metric and build params, rows indexed vs not
-yet indexed (as the engine reports them) and the sealed segments.
+yet indexed (as the engine reports them), the sealed segments and the segments searches read: on a
+Milvus server a compaction merges small segments, and until the merged ones are indexed and handed
+to the query node, searches read the older, smaller ones and are slower.
 
 ``tune`` samples stored vectors as queries, computes their exact top-k by brute force over every
 stored vector (streamed from Milvus in batches, so memory stays bounded), then sweeps the search
@@ -49,6 +51,9 @@ class IndexStatus:
     pending_rows: int | None
     segments: list[int] | None
     search_params: dict[str, Any]
+    served_segments: list[int] | None = None
+    handoff_pending: int | None = None
+    """Sealed segments not yet serving searches (compaction or index builds in progress)."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,7 @@ def index_status(store: MilvusStore, settings: Settings, collection: str) -> Ind
     info = store.describe_vector_index(collection)
     params = {k: v for k, v in info.items() if k not in DESCRIBE_KEYS}
     search = {**settings.search_params, **settings.collection_search_params.get(collection, {})}
+    sealed, served = store.segment_rows(collection), store.segment_rows(collection, served=True)
     return IndexStatus(
         collection=collection,
         index_type=str(info.get("index_type", "?")),
@@ -87,8 +93,10 @@ def index_status(store: MilvusStore, settings: Settings, collection: str) -> Ind
         rows=store.count(collection),
         indexed_rows=_int_or_none(info.get("indexed_rows")),
         pending_rows=_int_or_none(info.get("pending_index_rows")),
-        segments=store.segment_rows(collection),
+        segments=None if sealed is None else list(sealed.values()),
         search_params=search,
+        served_segments=None if served is None else list(served.values()),
+        handoff_pending=None if sealed is None or served is None else len(sealed.keys() - served.keys()),
     )
 
 

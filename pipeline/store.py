@@ -698,13 +698,18 @@ class MilvusStore:
         info = self._call(f"describe_index {collection}", "describe_index", collection, "vector")
         return dict(info or {})
 
-    def segment_rows(self, collection: str) -> list[int] | None:
-        """Rows per sealed (persistent) segment, or None when the engine does not list them."""
+    def segment_rows(self, collection: str, *, served: bool = False) -> dict[int, int] | None:
+        """Rows per sealed segment id: the persistent ones, or (``served``) the ones the query
+        nodes have loaded and search. None when the engine does not list them.
+
+        The two differ while a compaction's merged segments wait for their index and hand-off:
+        searches then still read the older, smaller segments, and are slower."""
+        method = "list_loaded_segments" if served else "list_persistent_segments"
         try:
-            infos = self._call(f"list segments {collection}", "list_persistent_segments", collection)
+            infos = self._call(f"list segments {collection}", method, collection)
         except StoreRejectedError:
             return None
-        return [int(info.num_rows) for info in infos]
+        return {int(info.segment_id): int(info.num_rows) for info in infos}
 
     def create_indexed(self, name: str, dimension: int, index_type: str,
                        index_params: dict[str, Any]) -> None:

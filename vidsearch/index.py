@@ -39,11 +39,11 @@ def _status(store: MilvusStore, settings: Settings, as_json: bool) -> int:
     elif not statuses:
         print(f"no collections with prefix {settings.collection_prefix!r}")
     for status in [] if as_json else statuses:
-        print(_status_text(status))
+        print(status_text(status))
     return EXIT_OK
 
 
-def _status_text(s: IndexStatus) -> str:
+def status_text(s: IndexStatus) -> str:
     indexed = "not reported" if s.indexed_rows is None else f"{s.indexed_rows:,}"
     pending = "" if s.pending_rows is None else f", {s.pending_rows:,} pending"
     segments = "not listed by this engine" if s.segments is None else (
@@ -51,7 +51,17 @@ def _status_text(s: IndexStatus) -> str:
         f"{' ...' if len(s.segments) > 12 else ''} rows)")
     return (f"{s.collection}\n  index     {s.index_type} {s.metric} {json.dumps(s.params)}\n"
             f"  rows      {s.rows:,} (indexed: {indexed}{pending})\n  segments  {segments}\n"
-            f"  search    {json.dumps(s.search_params)}")
+            f"  serving   {_serving_text(s)}\n  search    {json.dumps(s.search_params)}")
+
+
+def _serving_text(s: IndexStatus) -> str:
+    if s.served_segments is None:
+        return "not listed by this engine"
+    served = f"{len(s.served_segments)} segments ({sum(s.served_segments):,} rows)"
+    if not s.handoff_pending:
+        return served
+    return (f"{served}; {s.handoff_pending} sealed not yet serving (compaction or index builds in "
+            "progress: searches read older, smaller segments meanwhile, and are slower)")
 
 
 def _collection(store: MilvusStore, settings: Settings, args: argparse.Namespace) -> str:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,6 +18,8 @@ from pipeline.index import exact_top_k, index_status, rebuild, settings_lines, t
 from pipeline.segments import Segment, pack_vector
 from pipeline.settings import Settings, load_settings
 from pipeline.store import MilvusStore, StoreUnavailableError, search_params_for
+from tests.stack import wait_for
+from vidsearch.index import status_text
 
 pytestmark = pytest.mark.both_engines
 
@@ -74,6 +77,25 @@ def test_status_reports_the_index_its_params_and_every_row(seeded) -> None:
     assert status.rows == ROWS
     assert status.indexed_rows is None or 0 <= status.indexed_rows <= ROWS
     assert status.search_params == {"ef": 64}
+
+
+def test_status_lists_the_segments_searches_read_and_those_not_yet_handed_off(
+    seeded, milvus_engine: str,
+) -> None:
+    settings, store, name = seeded
+    if milvus_engine == "lite":  # Milvus Lite lists no segments
+        status = index_status(store, settings, name)
+        assert (status.served_segments, status.handoff_pending) == (None, None)
+        assert "serving   not listed by this engine" in status_text(status)
+        return
+    wait_for(lambda: index_status(store, settings, name).handoff_pending == 0, 120,
+             "the flushed segments to serve searches")
+    status = index_status(store, settings, name)
+    assert status.segments is not None and status.served_segments is not None
+    assert sum(status.served_segments) == sum(status.segments) == ROWS
+    assert f"({ROWS:,} rows)" in status_text(status)
+    waiting = replace(status, handoff_pending=2)
+    assert "2 sealed not yet serving (compaction" in status_text(waiting)
 
 
 def test_tune_reaches_the_target_and_its_line_sets_that_collection_only(seeded) -> None:
