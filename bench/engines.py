@@ -245,10 +245,11 @@ def wait_indexed(client: MilvusClient, name: str, result: EngineResult, max_wait
 
 
 def segment_ids(client: MilvusClient, name: str) -> tuple[set[int], set[int]] | None:
-    """The sealed segments and the segments searches read, or None (Lite lists none)."""
+    """The sealed segments and the segments searches read with their index, or None (Lite lists
+    none)."""
     try:
         sealed = {int(s.segment_id) for s in client.list_persistent_segments(name)}
-        served = {int(s.segment_id) for s in client.list_loaded_segments(name)}
+        served = {int(s.segment_id) for s in client.list_loaded_segments(name) if s.index_name}
     except Exception:  # Lite does not implement segment listings
         return None
     return sealed, served
