@@ -123,21 +123,30 @@ class _PausingJobs(JobStore):
         return super().get_item(key)
 
 
+def _create_paused_past_its_lease(
+    late: Embedder, key: str, paused: threading.Event,
+) -> tuple[threading.Thread, list[CreateOutcome]]:
+    """``late.create`` started on a thread; returns once it is paused (``paused`` set) and its
+    create lease has run out. The outcome lands in the list when the thread ends."""
+    outcomes: list[CreateOutcome] = []
+    worker = threading.Thread(target=lambda: outcomes.append(late.create(key, charged=True)))
+    worker.start()
+    assert paused.wait(30)
+    lock_key = late.jobs.keys.lock(f"create:{key}")
+    wait_for(lambda: not late.r.exists(lock_key), 10, "the paused holder's lease to run out")
+    return worker, outcomes
+
+
 def test_a_create_paused_past_its_lease_sends_nothing_and_leaves_the_next_holders_lock(
     own_sandbox: Service, redis_client: redis.Redis,
 ) -> None:
     embedder, jobs, key = _setup(own_sandbox, redis_client, create_lease_s=0.3)
     paused_jobs = _PausingJobs(redis_client, jobs.keys, pause_at=2)  # 2nd: just before sending
     late = Embedder(redis_client, paused_jobs, embedder.gateway, embedder.settings)
-    outcomes: list[CreateOutcome] = []
-    worker = threading.Thread(target=lambda: outcomes.append(late.create(key, charged=True)))
-    worker.start()
-    assert paused_jobs.paused.wait(30)
-    lock_key = jobs.keys.lock(f"create:{key}")
-    wait_for(lambda: not redis_client.exists(lock_key), 10, "the paused holder's lease to run out")
+    worker, outcomes = _create_paused_past_its_lease(late, key, paused_jobs.paused)
 
     assert embedder.create(key, charged=False).kind == "created"  # the re-driven create
-    next_holder = FencedLock(redis_client, lock_key, 60)  # another worker, busy with this item
+    next_holder = FencedLock(redis_client, jobs.keys.lock(f"create:{key}"), 60)  # another worker
     assert next_holder.acquire()
     paused_jobs.resume.set()
     worker.join(30)
@@ -168,12 +177,7 @@ def test_a_lookup_that_outlives_its_lease_reports_the_next_holders_task_as_skipp
     redis_client.hset(jobs.keys.item(key), "ca", time.time())  # an earlier outcome is unknown
     gateway = _PausingGateway(embedder.settings)
     late = Embedder(redis_client, jobs, gateway, embedder.settings)
-    outcomes: list[CreateOutcome] = []
-    worker = threading.Thread(target=lambda: outcomes.append(late.create(key, charged=True)))
-    worker.start()
-    assert gateway.paused.wait(30)
-    lock_key = jobs.keys.lock(f"create:{key}")
-    wait_for(lambda: not redis_client.exists(lock_key), 10, "the paused holder's lease to run out")
+    worker, outcomes = _create_paused_past_its_lease(late, key, gateway.paused)
     created = embedder.create(key, charged=False)
     assert created.kind == "created"
     gateway.resume.set()
