@@ -244,24 +244,19 @@ def wait_indexed(client: MilvusClient, name: str, result: EngineResult, max_wait
     result.index_wait_s = time.monotonic() - started
 
 
-def segment_ids(client: MilvusClient, name: str) -> tuple[set[int], set[int]] | None:
-    """The sealed segments and the segments searches read with their index, or None (Lite lists
-    none)."""
-    try:
-        sealed = {int(s.segment_id) for s in client.list_persistent_segments(name)}
-        served = {int(s.segment_id) for s in client.list_loaded_segments(name) if s.index_name}
-    except Exception:  # Lite does not implement segment listings
-        return None
-    return sealed, served
+def segment_ids(store: MilvusStore, name: str) -> tuple[set[int], set[int]] | None:
+    """The sealed segments and the segments searches read, or None (Lite lists none)."""
+    sealed, served = store.segment_rows(name), store.segment_rows(name, served=True)
+    return None if sealed is None or served is None else (set(sealed), set(served))
 
 
-def wait_settled(client: MilvusClient, name: str, result: EngineResult, max_wait_s: float) -> None:
+def wait_settled(store: MilvusStore, name: str, result: EngineResult, max_wait_s: float) -> None:
     """Until searches read exactly the sealed segments (compaction hand-offs done) for
     ``SETTLED_CHECKS`` checks in a row: merged segments are indexed and loaded only after the
     index reports every row, and until then searches read the older, smaller segments."""
     started, streak = time.monotonic(), 0
     while time.monotonic() - started < max_wait_s and streak < SETTLED_CHECKS:
-        ids = segment_ids(client, name)
+        ids = segment_ids(store, name)
         if ids is None:
             return
         result.segments = len(ids[0])
@@ -323,12 +318,12 @@ def run_engine(engine: MilvusEngine, corpus: Corpus, n_queries: int, tmp: Path,
         log(f"{engine}: {result.load_rows_per_s:,.0f} rows/s; fresh p95 {result.fresh_p95_ms:.1f} ms "
             f"({len(fresh)} searches)")
         wait_indexed(client, name, result, index_wait_s)
-        ids = segment_ids(client, name)
+        ids = segment_ids(store, name)
         if ids is not None and ids[0] != ids[1]:
             result.handoff_p50_ms, result.handoff_p95_ms = latency(probe, queries, None)
             log(f"{engine}: indexed, {len(ids[0] - ids[1])} sealed segments not yet serving: "
                 f"p50/p95 {result.handoff_p50_ms:.1f}/{result.handoff_p95_ms:.1f} ms")
-        wait_settled(client, name, result, index_wait_s)
+        wait_settled(store, name, result, index_wait_s)
         steady(probe, corpus, queries, result, efs)
         result.peak_rss_mb = peak_rss_mb(service)
         result.disk_mb = disk_mb(data_dir)
