@@ -238,13 +238,29 @@ def _milvus_server_ports(wheel: Any, data_dir: Path, port: int | None) -> dict[s
     saved_path = data_dir / "ports.json"
     saved: dict[str, int] = json.loads(saved_path.read_text()) if saved_path.exists() else {}
     keys = [k for k in wheel.MilvusServerConfig().configurable_items if k.endswith("_port")]
-    ports: dict[str, int] = {}
-    for key in [*keys, *_MILVUS_EXTRA_PORTS]:
-        old = saved.get(key)
-        ports[key] = old if old and _port_free(old) else free_port()
-    if port:
-        ports["proxy_port"] = port
+    ports = distinct_ports([*keys, *_MILVUS_EXTRA_PORTS], saved, {"proxy_port": port} if port else {})
     saved_path.write_text(json.dumps(ports))
+    return ports
+
+
+def distinct_ports(
+    keys: list[str], saved: Mapping[str, int], fixed: Mapping[str, int],
+    fresh: Callable[[], int] = free_port,
+) -> dict[str, int]:
+    """A port per key, no two alike: ``fixed`` ones as given, ``saved`` ones while free, else
+    ``fresh`` ones. Two ``free_port`` calls can return the same port (each releases it), and a
+    server given one port twice fails to bind the second and never answers its health check."""
+    ports = {k: v for k, v in fixed.items() if k in keys}
+    taken = set(ports.values())
+    for key in keys:
+        if key in ports:
+            continue
+        old = saved.get(key)
+        choice = old if old and old not in taken and _port_free(old) else fresh()
+        while choice in taken:
+            choice = fresh()
+        ports[key] = choice
+        taken.add(choice)
     return ports
 
 
