@@ -10,7 +10,7 @@ ingest times spread over 14 days. Each ``vidsearch analytics`` command then runs
 * outliers: recall of the mis-filed videos among the first 2 x planted listed, against the
   expected recall of a random ranking;
 * clusters ``--k 6``: adjusted Rand index of the clusters against the planted topics;
-* the same command again: cold read vs cached read (``pipeline/corpus.py``).
+* the same command again: cold read vs cached read (``pipeline/analytics/corpus.py``).
 
 Scale (``python -m bench.analytics --videos 100000 --milvus server``, run alone: ~1.2 M rows take
 377 s to upsert into a Milvus server on a quiet machine): synthetic videos (12 topics; 5 clips x 2 options
@@ -38,10 +38,10 @@ import numpy as np
 
 from bench.common import ROOT, Row, log, section, table
 from bench.planted_rows import planted_rows
+from pipeline.milvus.store import MilvusStore
 from pipeline.settings import Settings, load_settings
-from pipeline.store import MilvusStore
-from sandbox.planted import plant
-from vidsearch.services import MILVUS_ENGINES, MilvusEngine, Service, start_milvus_engine, start_redis
+from vidsearch.sandbox.planted import plant
+from vidsearch.stack.services import MILVUS_ENGINES, MilvusEngine, Service, start_milvus_engine, start_redis
 
 DAY_MS = 86_400_000
 BATCH = 2000

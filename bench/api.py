@@ -34,10 +34,10 @@ import numpy as np
 from bench.common import Row, log, pct, table
 from bench.search import DIM, MODEL, rows_batch
 from pipeline.clients import Clients
-from pipeline.query import Query
-from pipeline.search import build_searcher
+from pipeline.search.query import Query
+from pipeline.search.searcher import build_searcher
 from pipeline.settings import Settings, env_name, load_settings
-from vidsearch.services import Service, free_port, start_milvus, start_redis, start_sandbox
+from vidsearch.stack.services import Service, free_port, start_milvus, start_redis, start_sandbox
 
 LEVELS = (1, 8, 32)
 CACHED_TEXT = "surfing dog at the beach"

@@ -33,9 +33,9 @@ from pymilvus import MilvusClient
 from twelvelabs import TwelveLabs
 
 from bench.common import Row, http_json, median, section
-from pipeline.keys import Keys
+from pipeline.state.keys import Keys
 from tests.stack import Stack, start_stack
-from vidsearch.services import MilvusEngine
+from vidsearch.stack.services import MilvusEngine
 
 CATEGORIES = ("animals", "sports", "cooking", "travel")
 MEDIA_S = 30.0  # every video lasts 30 s: 5 clips x 2 options + 2 asset vectors = 12 segments

@@ -43,10 +43,10 @@ import numpy as np
 from pymilvus import MilvusClient
 
 from bench.common import Row, log, pct
-from pipeline.search import CANDIDATES_PER_VIDEO
+from pipeline.milvus.store import OUTPUT_FIELDS, MilvusStore, search_params_for
+from pipeline.search.searcher import CANDIDATES_PER_VIDEO
 from pipeline.settings import Settings, load_settings
-from pipeline.store import OUTPUT_FIELDS, MilvusStore, search_params_for
-from vidsearch.services import MilvusEngine, Service, start_milvus_engine
+from vidsearch.stack.services import MilvusEngine, Service, start_milvus_engine
 
 DIM = 512
 MODEL = "marengo3.0"

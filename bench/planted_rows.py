@@ -2,7 +2,7 @@
 
 For each catalog entry: ``sandbox.media.describe`` (what the sandbox imagines the video holds),
 ``sandbox.segments.fixed`` (6 s clips) and ``sandbox.vectors.segment_vector`` keyed exactly as
-``sandbox/render.py`` keys them, for the options and scopes vidsearch asks for by default
+``vidsearch/sandbox/render.py`` keys them, for the options and scopes vidsearch asks for by default
 (visual and audio; clip and asset). So the vectors are the ones the sandbox would have answered
 through the real pipeline, and a bench can load thousands of videos in seconds.
 """
@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.items import segment_pk
-from sandbox import vectors
-from sandbox.catalog import _entry
-from sandbox.media import describe
-from sandbox.planted import Planted
-from sandbox.segments import fixed
+from pipeline.spec import segment_pk
+from vidsearch.sandbox import vectors
+from vidsearch.sandbox.catalog import _entry
+from vidsearch.sandbox.media import describe
+from vidsearch.sandbox.planted import Planted
+from vidsearch.sandbox.segments import fixed
 
 MODEL = "marengo3.0"
 OPTIONS = ("visual", "audio")

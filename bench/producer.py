@@ -1,7 +1,7 @@
 """Producer (section 4): a large manifest into Redis through ``Producer.submit``.
 
 A CSV of ``lines`` unique video URLs (12 categories, a title, one metadata column) is written to a
-temporary directory; a fresh redis-server (``vidsearch.services.start_redis``) takes the job. The
+temporary directory; a fresh redis-server (``vidsearch.stack.services.start_redis``) takes the job. The
 producer runs in a child process (``python -m bench.producer --child``) that reports its own
 lines/s and peak RSS (``VmHWM``), plus the RSS it had before reading the first line (the
 interpreter and libraries) as the baseline. Parsing alone (``read_manifest`` over the same file,
@@ -25,7 +25,7 @@ from typing import Any
 import redis
 
 from bench.common import Row, log, python, run_json, section
-from vidsearch.services import start_redis
+from vidsearch.stack.services import start_redis
 
 CATEGORIES = [f"topic-{i:02d}" for i in range(12)]
 
@@ -57,12 +57,12 @@ def _status_kb(field: str) -> int:
 
 def child(redis_url: str, manifest: Path, parse_sample: int) -> dict[str, Any]:
     """Runs in the child process: submit the manifest, report rates and memory."""
-    from pipeline.items import EmbeddingSpec
-    from pipeline.jobs import JobStore
-    from pipeline.keys import Keys
-    from pipeline.manifest import LineRules, read_manifest
-    from pipeline.producer import Producer
+    from pipeline.ingest.manifest import LineRules, read_manifest
+    from pipeline.ingest.producer import Producer
+    from pipeline.ledger.store import JobStore
     from pipeline.settings import load_settings
+    from pipeline.spec import EmbeddingSpec
+    from pipeline.state.keys import Keys
 
     settings = load_settings(redis_url=redis_url)
     client = redis.Redis.from_url(redis_url)
@@ -99,8 +99,8 @@ def memory_breakdown(client: redis.Redis, waiting: int) -> dict[str, float]:
 def index_cost(client: redis.Redis, job_id: str, used_before: int) -> dict[str, float]:
     """Admit every waiting item (as the tick does) and measure the job's index of item keys
     (``{prefix}:job:{job}:items``, appended at admission, read by ``verify``) per item."""
-    from pipeline.jobs import JobStore
-    from pipeline.keys import Keys
+    from pipeline.ledger.store import JobStore
+    from pipeline.state.keys import Keys
 
     jobs = JobStore(client, Keys("vs"))
     admitted = 0

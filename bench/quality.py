@@ -40,16 +40,16 @@ from typing import Any
 import redis
 
 from bench.common import Row, log, pct, section, table
-from pipeline.items import EmbeddingSpec, item_key, segment_pk
-from pipeline.keys import Keys
-from pipeline.query import QueryPart
-from pipeline.search import Query, Searcher
+from pipeline.ingest.writer import SegmentWriter
+from pipeline.milvus.store import Filter, MilvusStore
+from pipeline.search.query import QueryPart
+from pipeline.search.searcher import Query, Searcher
 from pipeline.segments import Segment, pack_vector
 from pipeline.settings import Settings, load_settings
-from pipeline.store import Filter, MilvusStore
+from pipeline.spec import EmbeddingSpec, item_key, segment_pk
+from pipeline.state.keys import Keys
 from pipeline.twelvelabs import TwelveLabsGateway
-from pipeline.writer import SegmentWriter
-from vidsearch.services import Service, start_milvus, start_redis, start_sandbox
+from vidsearch.stack.services import Service, start_milvus, start_redis, start_sandbox
 
 HOST = "https://bench.example.org"
 COMMON_WORDS = 40

@@ -54,7 +54,7 @@ def writer_rows(quick: bool, tmp: Path, engine: str) -> list[Row]:
 
     from bench import writer_throughput as wt
     from pipeline.settings import load_settings
-    from vidsearch.services import start_milvus_engine, start_redis
+    from vidsearch.stack.services import start_milvus_engine, start_redis
 
     n = 4000 if quick else 20000
     sizes = (500, 2000) if quick else (500, 1000, 2000, 4000)

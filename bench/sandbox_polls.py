@@ -1,6 +1,6 @@
 """Sustained status polls per second against the Twelve Labs sandbox.
 
-Starts a sandbox (``vidsearch.services.start_sandbox``), creates ~200 tasks that stay
+Starts a sandbox (``vidsearch.stack.services.start_sandbox``), creates ~200 tasks that stay
 ``processing`` (and a few ``ready`` ones for comparison), then hammers
 ``GET /v1.3/embed-v2/tasks/{id}``:
 
@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vidsearch.services import start_sandbox  # noqa: E402  (after the path fix above)
+from vidsearch.stack.services import start_sandbox  # noqa: E402  (after the path fix above)
 
 KEY = "bench-key"
 HEADING = "## Sandbox status polls"

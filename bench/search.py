@@ -26,12 +26,12 @@ import numpy as np
 import redis
 
 from bench.common import Row, http_json, log, pct, section, table
-from pipeline.query import QueryPart
-from pipeline.search import Query, Searcher
+from pipeline.milvus.store import MilvusStore
+from pipeline.search.query import QueryPart
+from pipeline.search.searcher import Query, Searcher
 from pipeline.settings import Settings, load_settings
-from pipeline.store import MilvusStore
 from pipeline.twelvelabs import TwelveLabsGateway
-from vidsearch.services import Service, start_milvus, start_redis, start_sandbox
+from vidsearch.stack.services import Service, start_milvus, start_redis, start_sandbox
 
 DIM = 512
 MODEL = "marengo3.0"

@@ -32,11 +32,11 @@ import numpy as np
 import redis
 from pymilvus import MilvusClient
 
+from pipeline.ingest.writer import SegmentWriter
+from pipeline.milvus.store import MilvusStore
 from pipeline.segments import Segment, pack_vector
 from pipeline.settings import Settings, load_settings
-from pipeline.store import MilvusStore
-from pipeline.writer import SegmentWriter
-from vidsearch.services import Service, start_milvus_engine, start_redis
+from vidsearch.stack.services import Service, start_milvus_engine, start_redis
 
 MODEL = "marengo3.0"
 DIM = 512

@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from pipeline.jobs import JobStore
-from pipeline.keys import Keys
-from pipeline.quota import Quota
+from pipeline.ledger.store import JobStore
 from pipeline.settings import Settings
+from pipeline.state.keys import Keys
+from pipeline.state.quota import Quota
 from pipeline.versions import Versions
 
 if TYPE_CHECKING:
-    from pipeline.store import MilvusStore
+    from pipeline.milvus.store import MilvusStore
     from pipeline.twelvelabs import TwelveLabsGateway
 
 REDIS_HEALTH_CHECK_S = 30
@@ -75,7 +75,7 @@ class Clients:
 
     @cached_property
     def store(self) -> MilvusStore:
-        from pipeline.store import MilvusStore  # noqa: PLC0415  (pymilvus loads slowly)
+        from pipeline.milvus.store import MilvusStore  # noqa: PLC0415  (pymilvus loads slowly)
 
         if self.store_timeout_s is None:
             return MilvusStore(self.settings)

@@ -16,7 +16,7 @@
     |   +-- StoreRejectedError      (store.py) Milvus refused a request
     |   +-- InvalidSegmentError     (store.py; also Permanent) a row Milvus can never take
     |       +-- DimensionMismatchError  a vector of the wrong dimension (dead-lettered)
-    +-- ServiceError                (vidsearch/services.py) an embedded server did not start
+    +-- ServiceError                (vidsearch/stack/services.py) an embedded server did not start
     +-- LeaseLostError              a lock's lease ran out and another holder owns it now
     +-- AnalyticsError              corpus analytics on bad input (no videos, k or threshold out of range)
 

@@ -9,6 +9,7 @@ Nothing else in vidsearch reads ``os.environ`` for configuration.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from functools import lru_cache
 from pathlib import Path
@@ -21,7 +22,6 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from pipeline.apikeys import KeyRing, parse_entry
 from pipeline.errors import ConfigError
 
 ModelName = Literal["marengo3.0", "marengo3.5"]
@@ -29,6 +29,22 @@ EmbeddingOption = Literal["visual", "audio", "transcription"]
 EmbeddingScope = Literal["clip", "asset"]
 
 CONFIG_ENV = "VIDSEARCH_CONFIG"
+
+
+
+API_KEY_ENTRY = re.compile(r"^(?P<name>[A-Za-z0-9_.-]{1,64}):(?P<role>read|admin):(?P<digest>[0-9a-f]{64})$")
+"""One ``api_keys`` entry: ``name:role:sha256-hex`` (the HTTP API's keys, ``vidsearch.api.keys``)."""
+API_KEY_SHAPE = (
+    "an api_keys entry must be 'name:role:sha256-hex' with role read or admin "
+    "(make one with `vidsearch api-key`)"
+)
+
+
+def _api_key_name(entry: str) -> str:
+    match = API_KEY_ENTRY.match(entry.strip())
+    if match is None:
+        raise ValueError(API_KEY_SHAPE)
+    return match["name"]
 
 
 class Settings(BaseSettings):
@@ -195,7 +211,9 @@ class Settings(BaseSettings):
     @field_validator("api_keys")
     @classmethod
     def _api_keys(cls, value: list[str]) -> list[str]:
-        KeyRing(parse_entry(entry) for entry in value)
+        names = [_api_key_name(entry) for entry in value]
+        if len(set(names)) != len(names):
+            raise ValueError("api_keys names must be unique")
         return value
 
     @field_validator("embedding_options", "embedding_scopes")

@@ -40,12 +40,12 @@ from pipeline.errors import (
     RateLimitedError,
     TransientError,
 )
-from pipeline.items import EmbeddingSpec
 from pipeline.logs import get_logger
-from pipeline.metrics import MetricsRecorder
-from pipeline.query import QueryError, QueryPart
-from pipeline.quota import Quota
+from pipeline.metrics.exporter import MetricsRecorder
+from pipeline.search.query import QueryError, QueryPart
 from pipeline.settings import Settings
+from pipeline.spec import EmbeddingSpec
+from pipeline.state.quota import Quota
 
 T = TypeVar("T")
 log = get_logger("vidsearch.twelvelabs")

@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any, get_args
 import redis
 
 from pipeline.errors import BadInputError
-from pipeline.items import EmbeddingSpec, collection_name, item_key
-from pipeline.jobs import Admission, JobStore, SubmitMode
-from pipeline.keys import Keys
+from pipeline.ledger.store import Admission, JobStore, SubmitMode
 from pipeline.settings import EmbeddingOption, ModelName, Settings
+from pipeline.spec import EmbeddingSpec, collection_name, item_key
+from pipeline.state.keys import Keys
 
 if TYPE_CHECKING:
-    from pipeline.store import MilvusStore
+    from pipeline.milvus.store import MilvusStore
 
     Redis = redis.Redis[bytes]
 else:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from vidsearch.services import (
+from vidsearch.stack.services import (
     MILVUS_ENGINES,
     Service,
     start_milvus,

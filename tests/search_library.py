@@ -12,14 +12,14 @@ from typing import Any
 
 import redis
 
-from pipeline.items import EmbeddingSpec, item_key, segment_pk
-from pipeline.keys import Keys
+from pipeline.ingest.writer import SegmentWriter
+from pipeline.milvus.store import MilvusStore
 from pipeline.segments import Segment, pack_vector
 from pipeline.settings import Settings, load_settings
-from pipeline.store import MilvusStore
+from pipeline.spec import EmbeddingSpec, item_key, segment_pk
+from pipeline.state.keys import Keys
 from pipeline.twelvelabs import TwelveLabsGateway
-from pipeline.writer import SegmentWriter
-from vidsearch.services import Service, start_sandbox
+from vidsearch.stack.services import Service, start_sandbox
 
 
 class Ledger:

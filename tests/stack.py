@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 
-from vidsearch.services import MilvusEngine, Service, start_milvus_engine, start_redis, start_sandbox
+from vidsearch.stack.services import MilvusEngine, Service, start_milvus_engine, start_redis, start_sandbox
 
 FAST_SETTINGS = {
     "VIDSEARCH_TICK_INTERVAL_S": "0.3",

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.test_config_examples import env_example
-from vidsearch.cli import build_parser
+from vidsearch.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT.parent / "shared" / "reference" / "compose-spec.schema.json"

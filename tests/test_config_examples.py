@@ -11,7 +11,7 @@ import pytest
 from celery.schedules import crontab
 
 from pipeline.settings import Settings, env_name, load_settings
-from vidsearch.cli import build_parser
+from vidsearch.cli.main import build_parser
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 FIELDS = set(Settings.model_fields)

@@ -11,7 +11,7 @@ PACKAGES = ("pipeline", "vidsearch", "workers")
 CLIENT_BUILDERS = re.compile(r"Redis\.from_url\(|\bMilvusStore\(|\bTwelveLabsGateway\(|\bJobStore\(")
 # Processes that are not the pipeline's clients: the metrics exporter and recorder keep their own
 # short-timeout Redis client on purpose (recording must never block the pipeline).
-OWN_CLIENTS = {"pipeline/clients.py", "pipeline/metrics.py"}
+OWN_CLIENTS = {"pipeline/clients.py", "pipeline/metrics/exporter.py"}
 
 
 def _modules() -> dict[str, Path]:

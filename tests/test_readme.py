@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from vidsearch.cli import build_parser
-from vidsearch.settings_doc import settings_table
+from vidsearch.cli.main import build_parser
+from vidsearch.cli.settings_doc import settings_table
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -1,5 +1,5 @@
 """``python -m vidsearch`` is the ``vidsearch`` command."""
 
-from vidsearch.cli import main
+from vidsearch.cli.main import main
 
 raise SystemExit(main())

@@ -10,16 +10,16 @@ from functools import cached_property
 import redis
 
 from pipeline.clients import Clients
-from pipeline.embedding import Embedder
-from pipeline.jobs import JobStore
-from pipeline.keys import Keys
-from pipeline.polling import Poller
-from pipeline.quota import Quota
-from pipeline.scheduler import Scheduler
+from pipeline.ingest.create import Embedder
+from pipeline.ingest.polling import Poller
+from pipeline.ingest.scheduler import Scheduler
+from pipeline.ingest.writer import SegmentWriter
+from pipeline.ledger.store import JobStore
+from pipeline.milvus.store import MilvusStore
 from pipeline.settings import Settings, get_settings
-from pipeline.store import MilvusStore
+from pipeline.state.keys import Keys
+from pipeline.state.quota import Quota
 from pipeline.twelvelabs import TwelveLabsGateway
-from pipeline.writer import SegmentWriter
 
 
 @dataclass

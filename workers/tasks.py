@@ -10,8 +10,8 @@ from typing import Any
 import structlog
 from celery import signals
 
+from pipeline.ingest.scheduler import TickPlan
 from pipeline.logs import configure_logging, get_logger
-from pipeline.scheduler import TickPlan
 from workers.app import app
 from workers.context import Runtime, reset_runtime, runtime
 from workers.ticker import TickLoop
@@ -63,7 +63,7 @@ def _stop_tick_loop(**_: Any) -> None:
 
 @app.task(name="vidsearch.tick")
 def tick() -> None:
-    """Dispatch what is due (see pipeline/scheduler.py). Workers tick by themselves; this task
+    """Dispatch what is due (see pipeline/ingest/scheduler.py). Workers tick by themselves; this task
     is for a beat schedule that still sends it."""
     plan = runtime().scheduler.tick()
     if plan is not None:

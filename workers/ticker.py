@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import redis
 
+from pipeline.ingest.scheduler import Leadership, TickPlan
 from pipeline.logs import get_logger
-from pipeline.scheduler import Leadership, TickPlan
 from workers.context import Runtime
 
 log = get_logger("vidsearch.ticker")

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 
 import redis
 
-from pipeline.columns import Columns
-from pipeline.jobs import JobStore
-from pipeline.keys import Keys
+from pipeline.ingest.writer import SegmentWriter
+from pipeline.ledger.store import JobStore
+from pipeline.milvus.columns import Columns
+from pipeline.milvus.store import MilvusStore
 from pipeline.settings import load_settings
-from pipeline.store import MilvusStore
-from pipeline.writer import SegmentWriter
+from pipeline.state.keys import Keys
 
 
 def _die() -> None:

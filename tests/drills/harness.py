@@ -23,8 +23,8 @@ from typing import Any
 from pymilvus import MilvusClient, MilvusException
 from twelvelabs import TwelveLabs
 
-from pipeline.jobs import Job, JobStore
-from pipeline.keys import Keys
+from pipeline.ledger.store import Job, JobStore
+from pipeline.state.keys import Keys
 from tests.stack import Stack, wait_for
 
 CATEGORIES = ("animals", "sports", "cooking", "travel")

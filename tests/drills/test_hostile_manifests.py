@@ -13,12 +13,12 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.items import EmbeddingSpec
-from pipeline.jobs import JobStore
-from pipeline.keys import Keys
-from pipeline.manifest import LineRules
-from pipeline.producer import Producer
+from pipeline.ingest.manifest import LineRules
+from pipeline.ingest.producer import Producer
+from pipeline.ledger.store import JobStore
 from pipeline.settings import load_settings
+from pipeline.spec import EmbeddingSpec
+from pipeline.state.keys import Keys
 
 pytestmark = [pytest.mark.drill, pytest.mark.integration]
 

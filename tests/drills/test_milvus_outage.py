@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.ingest.stream import stream_backlog
 from pipeline.settings import load_settings
-from pipeline.stream import stream_backlog
 from tests.drills.harness import (
     DRILL_SETTINGS,
     SANDBOX_ARGS,

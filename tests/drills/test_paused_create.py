@@ -14,7 +14,7 @@ import signal
 import time
 from pathlib import Path
 
-from pipeline.keys import Keys
+from pipeline.state.keys import Keys
 from tests.drills.harness import start_worker, submit, wait_job, write_manifest
 from tests.stack import Stack, wait_for
 

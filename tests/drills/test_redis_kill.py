@@ -27,7 +27,7 @@ from tests.drills.harness import (
     write_manifest,
 )
 from tests.stack import Stack, wait_for
-from vidsearch.services import start_redis
+from vidsearch.stack.services import start_redis
 
 pytestmark = [pytest.mark.drill, pytest.mark.integration, pytest.mark.slow]
 

@@ -9,13 +9,13 @@ import pytest
 import redis
 
 from pipeline.errors import ApiRejectedError, RateLimitedError, TransientError
-from pipeline.items import EmbeddingSpec
-from pipeline.query import QueryError, QueryPart
-from pipeline.quota import Quota
+from pipeline.search.query import QueryError, QueryPart
 from pipeline.settings import Settings, load_settings
+from pipeline.spec import EmbeddingSpec
+from pipeline.state.quota import Quota
 from pipeline.twelvelabs import OutcomeUnknownError, TwelveLabsGateway
 from tests.stack import sandbox_config
-from vidsearch.services import Service
+from vidsearch.stack.services import Service
 
 URL = "https://cdn.example.com/videos/surfing-dog-at-the-beach.mp4"
 

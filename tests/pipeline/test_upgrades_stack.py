@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from pipeline.clients import Clients
-from pipeline.search import Query, build_searcher
+from pipeline.search.searcher import Query, build_searcher
 from pipeline.settings import Settings
 from tests.stack import Stack, start_stack
-from vidsearch.services import MilvusEngine
+from vidsearch.stack.services import MilvusEngine
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.both_engines]
 

@@ -8,13 +8,13 @@ import pytest
 import redis
 
 from pipeline.errors import BadInputError
-from pipeline.items import EmbeddingSpec, item_key
-from pipeline.jobs import Admission, JobStore, SubmitMode
-from pipeline.keys import Keys
+from pipeline.ingest.writer import assemble_batches
+from pipeline.ledger.store import Admission, JobStore, SubmitMode
 from pipeline.segments import Segment
 from pipeline.settings import Settings
+from pipeline.spec import EmbeddingSpec, item_key
+from pipeline.state.keys import Keys
 from pipeline.versions import Versions, ingest_targets, plan_spec, version_for
-from pipeline.writer import assemble_batches
 
 BASE = Settings(_env_file=None)  # type: ignore[call-arg]
 SPEC = EmbeddingSpec.from_settings(BASE)

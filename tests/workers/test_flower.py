@@ -20,8 +20,8 @@ import pytest
 
 from pipeline.settings import load_settings
 from tests.stack import wait_for
-from vidsearch.services import Service, free_port
-from vidsearch.stack import flower_answers, start_flower
+from vidsearch.stack.embedded import flower_answers, start_flower
+from vidsearch.stack.services import Service, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

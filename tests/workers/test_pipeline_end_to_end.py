@@ -13,7 +13,7 @@ from pymilvus import MilvusClient
 from twelvelabs import TwelveLabs
 
 from tests.stack import Stack, start_stack
-from vidsearch.services import MilvusEngine
+from vidsearch.stack.services import MilvusEngine
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.both_engines]
 

@@ -28,16 +28,16 @@ import pytest
 import redis
 from pydantic import SecretStr
 
-from pipeline.items import EmbeddingSpec
-from pipeline.jobs import Job, JobStore
-from pipeline.keys import Keys
-from pipeline.manifest import LineRules
-from pipeline.producer import Producer
+from pipeline.ingest.manifest import LineRules
+from pipeline.ingest.producer import Producer
+from pipeline.ledger.store import Job, JobStore
 from pipeline.settings import Settings
+from pipeline.spec import EmbeddingSpec
+from pipeline.state.keys import Keys
 from tests.stack import wait_for
-from vidsearch.demo import demo_settings
-from vidsearch.display import wait_for_job
-from vidsearch.stack import EmbeddedStack
+from vidsearch.cli.demo import demo_settings
+from vidsearch.cli.display import wait_for_job
+from vidsearch.stack.embedded import EmbeddedStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

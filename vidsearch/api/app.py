@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
-from pipeline.metrics import RedisCollector
+from pipeline.metrics.exporter import RedisCollector
 from pipeline.settings import Settings
 from vidsearch.api import openapi, problems, routes_analytics, routes_jobs, routes_ops, routes_search
 from vidsearch.api.context import ApiContext

@@ -12,10 +12,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.apikeys import KeyRing
 from pipeline.clients import Clients
-from pipeline.quota import Quota
 from pipeline.settings import Settings
+from pipeline.state.quota import Quota
+from vidsearch.api.keys import KeyRing
 
 
 @dataclass
@@ -46,7 +46,7 @@ class ApiContext:
         corpus = self.corpus()
         with self._lock:
             if self._searcher is None:
-                from pipeline.search import build_searcher  # noqa: PLC0415  (pymilvus loads slowly)
+                from pipeline.search.searcher import build_searcher  # noqa: PLC0415  (pymilvus loads slowly)
 
                 self._searcher = build_searcher(self.settings, self.clients, corpus)
             return self._searcher
@@ -56,7 +56,7 @@ class ApiContext:
         shared by the analytics routes and the search's duplicate collapsing."""
         with self._lock:
             if self._corpus is None:
-                from pipeline.corpus_cache import CorpusCache  # noqa: PLC0415
+                from pipeline.analytics.cache import CorpusCache  # noqa: PLC0415
 
                 self._corpus = CorpusCache(self.settings, self.clients)
             return self._corpus

@@ -2,7 +2,7 @@
 
 Query parameters are the CLI's options (``k``/``auto``/``category``, ``category``/``limit``,
 ``threshold``, ``by``/``k``); JSON answers have the shape of ``--json``; the plot routes answer
-PNG or SVG drawn by ``pipeline/plots.py``. Everything is computed from the process's
+PNG or SVG drawn by ``pipeline/analytics/plots.py``. Everything is computed from the process's
 ``CorpusCache`` (``ApiContext.corpus``): the video set is read once per collection generation and
 each result is kept until new rows land, so the JSON route and its plot share one clustering.
 
@@ -20,10 +20,10 @@ from typing import Annotated, Any, Literal, TypeVar
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from pipeline import analytics
-from pipeline.apikeys import ApiKey
-from pipeline.corpus import VideoSet
+from pipeline.analytics import methods as analytics
+from pipeline.analytics.corpus import VideoSet
 from pipeline.errors import AnalyticsError, StoreError
+from vidsearch.api.keys import ApiKey
 from vidsearch.api.problems import ProblemError
 from vidsearch.api.schemas import ClustersOut, DuplicatesOut, OutliersOut, TrendsOut
 from vidsearch.api.security import read_access
@@ -78,7 +78,7 @@ def _trends(request: Request, by: str, k: int | None) -> dict[str, Any]:
 
 
 def _image(content: bytes, fmt: str) -> Response:
-    from pipeline.plots import MEDIA_TYPES  # noqa: PLC0415  (matplotlib only when plotting)
+    from pipeline.analytics.plots import MEDIA_TYPES  # noqa: PLC0415  (matplotlib only when plotting)
 
     return Response(content, media_type=MEDIA_TYPES[fmt], headers={"Cache-Control": "no-cache"})
 
@@ -97,7 +97,7 @@ def cluster_map(request: Request, _key: Caller, fmt: Format, k: K = None, auto: 
     chosen = _chosen_k(k, auto)
 
     def draw(_videos: VideoSet) -> bytes:
-        from pipeline.plots import cluster_map_image  # noqa: PLC0415
+        from pipeline.analytics.plots import cluster_map_image  # noqa: PLC0415
 
         videos, clustering = _clustering(request, category, chosen)
         where = f" in {category}" if category else ""
@@ -136,7 +136,7 @@ def trends(request: Request, _key: Caller, by: By = "day", k: TrendsK = None) ->
 def trends_plot(request: Request, _key: Caller, fmt: Format, by: By = "day",
                 k: TrendsK = None) -> Response:
     def draw(videos: VideoSet) -> bytes:
-        from pipeline.plots import trends_image  # noqa: PLC0415
+        from pipeline.analytics.plots import trends_image  # noqa: PLC0415
 
         return trends_image(_trends(request, by, k), fmt, f"{len(videos)} videos per {by}")
 

@@ -24,9 +24,9 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from pipeline.errors import ManifestError
-from pipeline.jobs import Job, SubmitMode
-from pipeline.manifest import LineRules
-from pipeline.producer import SubmitSummary, submit_to_versions
+from pipeline.ingest.manifest import LineRules
+from pipeline.ingest.producer import SubmitSummary, submit_to_versions
+from pipeline.ledger.store import Job, SubmitMode
 from vidsearch.api.context import ApiContext
 from vidsearch.api.problems import ProblemError
 from vidsearch.api.schemas import (
@@ -39,7 +39,7 @@ from vidsearch.api.schemas import (
     job_out,
 )
 from vidsearch.api.security import admin_access
-from vidsearch.display import status_dict, ticking
+from vidsearch.cli.display import status_dict, ticking
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(admin_access)])
 JobId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="job id")]

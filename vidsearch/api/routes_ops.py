@@ -11,9 +11,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from pipeline.apikeys import ApiKey
 from pipeline.errors import StoreError
 from vidsearch.api.context import ApiContext
+from vidsearch.api.keys import ApiKey
 from vidsearch.api.problems import ProblemError
 from vidsearch.api.schemas import Health, Ready
 from vidsearch.api.security import read_access

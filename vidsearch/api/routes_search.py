@@ -13,11 +13,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from pipeline.apikeys import ApiKey
 from pipeline.errors import RateLimitedError, StoreError, TransientError, VidsearchError
-from pipeline.search import Query as SearchQuery
-from pipeline.search import QueryError, result_to_json
+from pipeline.search.searcher import Query as SearchQuery
+from pipeline.search.searcher import QueryError, result_to_json
 from vidsearch.api.context import ApiContext
+from vidsearch.api.keys import ApiKey
 from vidsearch.api.problems import ProblemError
 from vidsearch.api.schemas import HitOut, SearchBody, SearchParams
 from vidsearch.api.security import charge, read_identity

@@ -17,8 +17,8 @@ import math
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from pipeline.apikeys import ApiKey, Role
 from vidsearch.api.context import ApiContext
+from vidsearch.api.keys import ApiKey, Role
 from vidsearch.api.problems import ProblemError
 
 LOCAL = ApiKey("local", "admin", "")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from pipeline.apikeys import KeyRing
 from pipeline.logs import configure_logging
 from pipeline.settings import Settings
+from vidsearch.api.keys import KeyRing
 from vidsearch.api.security import is_loopback
 
 LOOPBACK = "127.0.0.1"

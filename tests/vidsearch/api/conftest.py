@@ -24,9 +24,9 @@ from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-from pipeline.apikeys import digest
 from tests.stack import Stack, start_stack, wait_for
-from vidsearch.services import free_port
+from vidsearch.api.keys import digest
+from vidsearch.stack.services import free_port
 
 VIDEOS = {
     "animals": ["surfing-dog-at-the-beach", "cat-chasing-a-laser", "horse-galloping-in-a-meadow",

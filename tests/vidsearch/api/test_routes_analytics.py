@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from pipeline.milvus.store import MilvusStore
 from pipeline.settings import load_settings
-from pipeline.store import MilvusStore
 from tests.stack import Stack
 from tests.vidsearch.api.conftest import VIDEOS, Api, Server, api_for, assert_problem, start_server
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.stack import Stack
 from tests.vidsearch.api.conftest import Api, api_for, assert_problem, start_server
-from vidsearch.services import free_port
+from vidsearch.stack.services import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

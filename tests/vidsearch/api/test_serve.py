@@ -6,8 +6,8 @@ import re
 import subprocess
 import sys
 
-from pipeline.apikeys import KeyRing, parse_entry
 from pipeline.settings import load_settings
+from vidsearch.api.keys import KeyRing, parse_entry
 from vidsearch.api.routes_jobs import upload_label
 from vidsearch.api.serve import bind_host, page_url
 

@@ -1,0 +1,1 @@
+"""Corpus analytics: one vector per video (corpus), clusters, outliers, duplicates, trends, plots."""

@@ -1,0 +1,1 @@
+"""Ingest: manifest -> producer -> scheduler -> task creation -> polling -> segment stream -> writer."""

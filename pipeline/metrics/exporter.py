@@ -1,0 +1,318 @@
+"""Prometheus metrics for a fleet: workers count in Redis, one exporter reads Redis and serves them.
+
+Recording (any process, any host): small hooks call ``MetricsRecorder`` on every Twelve Labs call
+(``TwelveLabsGateway._call``) and on every batch the writer upserts. Each event is one pipelined
+HINCRBY / HINCRBYFLOAT on the hash ``{prefix}:metrics``, so counters from every host add up and
+survive worker restarts. Recording never breaks the pipeline: a Redis error is swallowed, logged
+once, and recording pauses for ``PAUSE_AFTER_ERROR_S``.
+
+Serving (``vidsearch metrics``): ``RedisCollector`` reads that hash and the pipeline's live state
+at every scrape (job counters, the waiting list, the in-flight sorted sets, the segment stream,
+the Celery queue lists and unacked hash in the broker DB). The exporter keeps no state, so it can
+be restarted, or run twice behind a load balancer, without losing or doubling anything.
+
+Fields of ``{prefix}:metrics``:
+    tl:{operation}:{outcome}      Twelve Labs calls (outcome: ok, rate_limited, transient,
+                                  rejected, error)
+    wb:count / wb:rows / wb:seconds            writer batches, their rows and seconds (sums)
+    wb:rows_le:{bound} / wb:seconds_le:{bound} batches per histogram bucket (not cumulative)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from wsgiref.simple_server import WSGIServer
+
+import redis
+from prometheus_client import start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from pipeline.errors import ApiRejectedError, RateLimitedError, TransientError
+from pipeline.ingest.stream import stream_backlog
+from pipeline.ledger.store import ACTIVE_STATES, COUNTERS, JOB_STATUSES, job_status
+from pipeline.logs import get_logger
+from pipeline.settings import Settings
+from pipeline.state.keys import Keys
+
+log = get_logger("vidsearch.metrics")
+
+PAUSE_AFTER_ERROR_S = 30.0
+ROWS_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000)
+SECONDS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+CELERY_QUEUES = ("embedding", "polling", "writing")
+CELERY_PRIORITY_SEP = "\x06\x16"
+"""kombu's Redis transport keeps priority 3, 6, 9 messages in ``{queue}\\x06\\x16{priority}``."""
+CELERY_PRIORITIES = (3, 6, 9)
+CELERY_UNACKED = "unacked"
+"""kombu's Redis transport: delivered but not yet acked messages (with acks_late: running tasks)."""
+MAX_JOBS_SCANNED = 10_000
+
+
+def metrics_key(prefix: str) -> str:
+    """The hash every process records its counters in."""
+    return f"{prefix}:metrics"
+
+
+def call_outcome(exc: BaseException | None) -> str:
+    """The ``outcome`` label of a Twelve Labs call that raised ``exc`` (already translated)."""
+    if exc is None:
+        return "ok"
+    if isinstance(exc, RateLimitedError):
+        return "rate_limited"
+    if isinstance(exc, TransientError):
+        return "transient"
+    if isinstance(exc, ApiRejectedError):
+        return "rejected"
+    return "error"
+
+
+def _bucket(value: float, bounds: Sequence[float]) -> str:
+    for bound in bounds:
+        if value <= bound:
+            return _le(bound)
+    return "+Inf"
+
+
+def _le(bound: float) -> str:
+    return str(float(bound))
+
+
+class MetricsRecorder:
+    """Counts events in ``{prefix}:metrics``; never raises."""
+
+    def __init__(self, client: redis.Redis[bytes], prefix: str) -> None:
+        self.r = client
+        self.key = metrics_key(prefix)
+        self._paused_until = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MetricsRecorder:
+        """A recorder with its own client (short timeouts; connects on first use, after fork)."""
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=1.0, socket_timeout=1.0
+        )
+        return cls(client, settings.redis_prefix)
+
+    def twelve_labs_call(self, operation: str, exc: BaseException | None = None) -> None:
+        self._send([("hincrby", f"tl:{operation}:{call_outcome(exc)}", 1)])
+
+    def writer_batch(self, rows: int, seconds: float) -> None:
+        self._send([
+            ("hincrby", "wb:count", 1),
+            ("hincrby", "wb:rows", rows),
+            ("hincrbyfloat", "wb:seconds", seconds),
+            ("hincrby", f"wb:rows_le:{_bucket(rows, ROWS_BUCKETS)}", 1),
+            ("hincrby", f"wb:seconds_le:{_bucket(seconds, SECONDS_BUCKETS)}", 1),
+        ])
+
+    def _send(self, ops: Iterable[tuple[str, str, float]]) -> None:
+        if time.monotonic() < self._paused_until:
+            return
+        try:
+            pipe = self.r.pipeline(transaction=False)
+            for op, name, amount in ops:
+                getattr(pipe, op)(self.key, name, amount)
+            pipe.execute()
+        except redis.RedisError as exc:
+            self._paused_until = time.monotonic() + PAUSE_AFTER_ERROR_S
+            log.warning("metrics_record_failed", error=str(exc), paused_s=PAUSE_AFTER_ERROR_S)
+
+
+class RedisCollector(Collector):
+    """Reads the fleet's counters and live state from Redis at every scrape."""
+
+    def __init__(self, client: redis.Redis[bytes], settings: Settings) -> None:
+        self.r = client
+        self.settings = settings
+        self.keys = Keys(settings.redis_prefix)
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("vidsearch_redis_up", "1 when the exporter could read Redis")
+        try:
+            families = self._families()
+        except redis.RedisError as exc:
+            log.warning("metrics_scrape_failed", error=str(exc))
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from families
+
+    def _families(self) -> list[Metric]:
+        raw = self.r.hgetall(metrics_key(self.keys.prefix))
+        recorded = {k.decode(): float(v) for k, v in raw.items()}
+        return [
+            *self._items(),
+            *self._queues(),
+            *_twelve_labs(recorded),
+            *_writer(recorded),
+        ]
+
+    # --- items and jobs -------------------------------------------------------------------------
+    def _items(self) -> list[Metric]:
+        totals, statuses = self._job_totals()
+        pipe = self.r.pipeline(transaction=False)
+        pipe.llen(self.keys.wait)
+        pipe.zcard(self.keys.creating)
+        pipe.zcard(self.keys.inflight)
+        waiting, creating, processing = (int(n) for n in pipe.execute())
+        active = totals.pop("_active")
+        writing = max(0, active - waiting - creating - processing)
+        items = GaugeMetricFamily(
+            "vidsearch_items", "Items in an active state (writing = active jobs' rest)", labels=["state"]
+        )
+        for state, value in zip(ACTIVE_STATES, (waiting, creating, processing, writing), strict=True):
+            items.add_metric([state], value)
+        counters = GaugeMetricFamily(
+            "vidsearch_job_items", "Job counters summed over all jobs", labels=["counter"]
+        )
+        for name in COUNTERS:
+            counters.add_metric([name], totals.get(name, 0))
+        jobs = GaugeMetricFamily(
+            "vidsearch_jobs", "Jobs by status, as `vidsearch status` names it (items a job waits for"
+            " in another job are not looked at here)", labels=["status"],
+        )
+        for status in JOB_STATUSES:
+            jobs.add_metric([status], statuses.get(status, 0))
+        return [items, counters, jobs]
+
+    def _job_totals(self) -> tuple[dict[str, int], dict[str, int]]:
+        ids = self.r.zrevrange(self.keys.jobs, 0, MAX_JOBS_SCANNED - 1)
+        pipe = self.r.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hmget(self.keys.job(job_id.decode()), ["sealed", *COUNTERS])
+        totals = dict.fromkeys(COUNTERS, 0) | {"_active": 0}
+        statuses: dict[str, int] = {}
+        for row in pipe.execute() if ids else []:
+            counts = {name: int(v or 0) for name, v in zip(COUNTERS, row[1:], strict=True)}
+            for name, value in counts.items():
+                totals[name] += value
+            settled = counts["done"] + counts["failed"]
+            totals["_active"] += max(0, counts["queued"] - settled)
+            status = job_status(row[0] == b"1", counts)
+            statuses[status] = statuses.get(status, 0) + 1
+        return totals, statuses
+
+    # --- queues -----------------------------------------------------------------------------------
+    def _queues(self) -> list[Metric]:
+        pipe = self.r.pipeline(transaction=False)
+        for queue in CELERY_QUEUES:
+            for name in _priority_lists(queue):
+                pipe.llen(name)
+        pipe.hlen(CELERY_UNACKED)
+        pipe.xlen(self.keys.dead)
+        pipe.hget(self.keys.quota, "pause_until")
+        pipe.time()
+        replies = pipe.execute()
+        per_queue = len(CELERY_PRIORITIES) + 1
+        queues = GaugeMetricFamily(
+            "vidsearch_celery_queue_messages", "Messages waiting in a Celery queue", labels=["queue"]
+        )
+        for i, queue in enumerate(CELERY_QUEUES):
+            queues.add_metric([queue], sum(replies[i * per_queue:(i + 1) * per_queue]))
+        unacked, dead, pause_until, now = replies[len(CELERY_QUEUES) * per_queue:]
+        return [
+            queues,
+            _gauge("vidsearch_celery_tasks_in_flight", "Celery tasks delivered and not yet acked",
+                   unacked),
+            _gauge("vidsearch_segment_backlog", "Segments the writers still owe (lag + pending)",
+                   stream_backlog(self.r, self.settings)),
+            _gauge("vidsearch_segments_dead_lettered", "Entries in the dead-letter stream", dead),
+            _gauge("vidsearch_quota_pause_seconds", "Seconds left of a 429 pause of the quota",
+                   max(0.0, float(pause_until or 0) - (now[0] + now[1] / 1e6))),
+        ]
+
+
+def _priority_lists(queue: str) -> list[str]:
+    return [queue, *(f"{queue}{CELERY_PRIORITY_SEP}{p}" for p in CELERY_PRIORITIES)]
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _twelve_labs(recorded: dict[str, float]) -> list[Metric]:
+    calls = CounterMetricFamily(
+        "vidsearch_twelvelabs_calls", "Twelve Labs HTTP calls by operation and outcome",
+        labels=["operation", "outcome"],
+    )
+    limited = CounterMetricFamily(
+        "vidsearch_twelvelabs_rate_limited", "Twelve Labs 429 answers by operation",
+        labels=["operation"],
+    )
+    for field, value in sorted(recorded.items()):
+        if field.startswith("tl:"):
+            _, operation, outcome = field.split(":", 2)
+            calls.add_metric([operation, outcome], value)
+            if outcome == "rate_limited":
+                limited.add_metric([operation], value)
+    return [calls, limited]
+
+
+def _writer(recorded: dict[str, float]) -> list[Metric]:
+    return [
+        _histogram("vidsearch_writer_batch_rows", "Rows per Milvus upsert batch", recorded,
+                   "rows", ROWS_BUCKETS),
+        _histogram("vidsearch_writer_batch_seconds", "Seconds per Milvus upsert batch", recorded,
+                   "seconds", SECONDS_BUCKETS),
+    ]
+
+
+def _histogram(
+    name: str, documentation: str, recorded: dict[str, float], kind: str, bounds: Sequence[float]
+) -> HistogramMetricFamily:
+    buckets: list[tuple[str, float]] = []
+    running = 0.0
+    for le in [*(_le(b) for b in bounds), "+Inf"]:
+        running += recorded.get(f"wb:{kind}_le:{le}", 0.0)
+        buckets.append((le, running))
+    total = recorded.get(f"wb:{kind}", 0.0)
+    return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=total)
+
+
+class Exporter:
+    """The HTTP endpoint serving ``RedisCollector`` on ``/metrics``."""
+
+    def __init__(self, settings: Settings, port: int, host: str = "127.0.0.1") -> None:
+        self.client: redis.Redis[bytes] = redis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=2.0, socket_timeout=5.0
+        )
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(RedisCollector(self.client, settings))
+        self.server: WSGIServer
+        self.server, self._thread = start_http_server(port, host, registry=self.registry)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_port)
+
+    def serve_forever(self) -> None:
+        """Block while the server (in its own thread) runs."""
+        self._thread.join()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.client.close()
+
+
+def run_exporter(settings: Settings, port: int, host: str) -> None:
+    """``vidsearch metrics``: serve until interrupted."""
+    exporter = Exporter(settings, port, host)
+    log.info("metrics_serving", host=host, port=exporter.port)
+    try:
+        exporter.serve_forever()
+    finally:
+        exporter.close()
+

@@ -1,0 +1,1 @@
+"""Milvus administration: the store (the only pymilvus importer), columns, index status and tuning."""

@@ -1,0 +1,903 @@
+"""Milvus access: collections, upserts, flushes, counts and searches. The only pymilvus importer.
+
+One collection per model and dimension (name from ``items.collection_name``), created on first
+use with ``category`` as the partition key and the index from the settings, then loaded. A
+collection is never dropped here. An existing collection whose vector dimension or fields differ
+from what the code expects raises :class:`SchemaMismatchError` naming both sides.
+
+Failure mapping at this boundary (nothing from pymilvus or grpc escapes):
+
+* Milvus unreachable, a dropped connection or an exhausted call budget ->
+  :class:`StoreUnavailableError` (a :class:`StoreError` and a :class:`TransientError`).
+* A reachable Milvus that refuses a request -> :class:`StoreRejectedError` (a :class:`StoreError`).
+* A segment that can never fit the collection (wrong vector dimension, malformed metadata, an
+  over-long field) -> :class:`InvalidSegmentError` / :class:`DimensionMismatchError`
+  (also :class:`PermanentError`), raised before anything is sent.
+
+pymilvus retries failed RPCs internally for minutes unless a call carries ``timeout=``: every call
+here passes ``timeout=timeout_s`` (default :data:`CALL_TIMEOUT_S`), which bounds one call
+*including* pymilvus's own retries, so an outage surfaces as ``StoreUnavailableError``
+within that bound.
+
+Writes are upserts keyed by the primary key ``pk``: Milvus keeps one row per pk, so replays and
+duplicates never add rows (no duplicate check is needed). Milvus servers before 2.3.10 hash the
+wrong field when an upsert routes rows by partition key (milvus-io/milvus#30607, fixed by #30773):
+the rows land in another category's partition and category-filtered searches miss them. On those
+servers (version read once per connection) a write is a delete of the batch's pks followed by an
+insert, which routes correctly; a crash between the two is repaired by the writer's replay.
+
+``count`` and ``rows_by_item`` read with
+``Strong`` consistency (read-after-write across processes). ``search`` uses the setting
+``search_consistency``, ``Bounded`` by default: on a Milvus server a search then never waits for
+in-flight writes and may miss the last few seconds of them (Milvus Lite shows every write at once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import numpy as np
+from pymilvus import DataType, MilvusClient, MilvusException
+from pymilvus.grpc_gen import milvus_pb2
+
+from pipeline.errors import PermanentError, SchemaMismatchError, StoreError, TransientError
+from pipeline.milvus.columns import Columns, columns_of, metadata_json, request
+from pipeline.segments import Segment
+from pipeline.settings import Settings
+from pipeline.spec import collection_name
+
+CALL_TIMEOUT_S = 30.0
+"""Bound on one Milvus call, pymilvus's internal retries included."""
+
+READ_CONSISTENCY = "Strong"
+QUERY_MESSAGE_BYTES = 32 * 1024 * 1024
+"""What one query-iterator batch may weigh: half the 64 MB a Milvus proxy sends by default. A 2.3
+server answers a batch of ``n`` with up to ``n`` rows from every partition (12 partitions x 4,000
+rows of 512-d came to 101 MB and were refused), so the batch is sized per row and partition."""
+ROW_SCALAR_BYTES = 512
+"""An estimate of a row's fields besides its vector (pk, keys, url, title ...); longer rows fit in
+the half of the proxy's maximum that ``QUERY_MESSAGE_BYTES`` leaves."""
+GRPC_OPTIONS = {"grpc.keepalive_time_ms": 600_000, "grpc.keepalive_timeout_ms": 20_000}
+"""Keepalive pings every 10 min, not pymilvus's 10 s: a gRPC server at its defaults (Milvus Lite)
+accepts one ping per 5 min without data and answers more with GOAWAY ``too_many_pings`` after
+~30 s of idle, failing the call that meets it."""
+SEARCH_CONSISTENCY_TUNE = "Bounded"
+MAX_SEARCH_LIMIT = 16384
+"""Milvus's upper bound on ``limit`` (topk) of one search."""
+
+OUTPUT_FIELDS = (
+    "url", "title", "category", "start_s", "end_s", "option", "scope", "item_key", "metadata",
+)
+
+# name -> (type, max_length for VARCHAR or None)
+SCALAR_FIELDS: dict[str, tuple[DataType, int | None]] = {
+    "category": (DataType.VARCHAR, 64),
+    "url": (DataType.VARCHAR, 4096),
+    "start_s": (DataType.DOUBLE, None),
+    "end_s": (DataType.DOUBLE, None),
+    "option": (DataType.VARCHAR, 16),
+    "scope": (DataType.VARCHAR, 16),
+    "model": (DataType.VARCHAR, 32),
+    "item_key": (DataType.VARCHAR, 32),
+    "job_id": (DataType.VARCHAR, 64),
+    "ingested_at": (DataType.INT64, None),
+    "title": (DataType.VARCHAR, 512),
+    "metadata": (DataType.JSON, None),
+}
+PK_MAX_LENGTH = 32
+_CHECKED_LENGTHS = ("category", "url", "option", "scope", "model", "item_key", "job_id")
+FLOAT32 = np.dtype("<f4")
+_UNREACHABLE_CODES = frozenset({2})  # legacy ErrorCode.ConnectFailed
+_MISSING_COLLECTION = ("does not exist", "not found", "can't find collection")
+UPSERT_ROUTING_FIXED = (2, 3, 10)
+"""First Milvus release whose upsert routes partition-key rows right (milvus-io/milvus#30773)."""
+
+
+class StoreUnavailableError(StoreError, TransientError):
+    """Milvus could not be reached, or a call ran out of its time budget."""
+
+
+class StoreRejectedError(StoreError):
+    """A reachable Milvus refused the request."""
+
+
+class InvalidSegmentError(StoreError, PermanentError):
+    """A segment that can never be written to its collection (dead-letter it)."""
+
+
+class DimensionMismatchError(InvalidSegmentError):
+    """A segment's vector dimension differs from its collection's."""
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentHit:
+    """One search hit: a segment and its similarity score (higher is closer)."""
+
+    pk: str
+    score: float
+    url: str
+    title: str
+    category: str
+    start_s: float
+    end_s: float
+    option: str
+    scope: str
+    item_key: str
+    metadata: Any
+
+
+def quote(value: str) -> str:
+    """A Milvus filter string literal with backslashes and double quotes escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _in(field: str, values: Sequence[str]) -> str:
+    return f"{field} in [" + ", ".join(quote(v) for v in values) + "]"
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """What a search or query is restricted to (empty fields restrict nothing)."""
+
+    categories: Sequence[str] = ()
+    options: Sequence[str] = ()
+    scope: str | None = "clip"
+    urls: Sequence[str] = ()
+    exclude_urls: Sequence[str] = ()
+
+    def expression(self) -> str:
+        """The boolean filter expression; every value is quoted and escaped."""
+        parts: list[str] = []
+        if self.categories:
+            parts.append(_in("category", self.categories))
+        if len(self.options) == 1:
+            parts.append(f"option == {quote(self.options[0])}")
+        elif self.options:
+            parts.append(_in("option", self.options))
+        if self.scope is not None:
+            parts.append(f"scope == {quote(self.scope)}")
+        if self.urls:
+            parts.append(_in("url", self.urls))
+        if self.exclude_urls:
+            parts.append(_in("url not", self.exclude_urls))
+        return " and ".join(parts)
+
+
+def build_filter(
+    categories: Sequence[str] = (), option: str | None = None, scope: str | None = None
+) -> str:
+    """A boolean filter expression; every value is quoted and escaped."""
+    return Filter(categories, (option,) if option is not None else (), scope).expression()
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a Milvus server can do for search (see ``capabilities_of``)."""
+
+    version: str
+    grouping: bool
+    hybrid: bool
+
+
+def capabilities_of(version: str) -> Capabilities:
+    """Grouping search with ``group_size`` and ``hybrid_search`` from a server version string.
+
+    The version decides because an older server does not refuse a grouping search: Milvus 2.3.5
+    ignores ``group_by_field`` and answers ungrouped rows.
+
+    Milvus Lite (``milvus_lite-3.x``) and Milvus >= 2.5 have both; ``hybrid_search`` came in 2.4
+    and ``group_by_field`` with ``group_size`` in 2.5; Milvus 2.3 has neither. An unknown version
+    is assumed to have neither (the client-side paths always work).
+    """
+    if version.startswith("milvus_lite"):
+        return Capabilities(version, grouping=True, hybrid=True)
+    release = parse_version(version)
+    if release is None:
+        return Capabilities(version, grouping=False, hybrid=False)
+    return Capabilities(version, grouping=release >= (2, 5), hybrid=release >= (2, 4))
+
+
+def iterator_batch(requested: int, dimension: int, partitions: int, with_vector: bool) -> int:
+    """The rows per query-iterator batch (at most ``requested``) that keep one answer within
+    ``QUERY_MESSAGE_BYTES`` when every partition fills the batch."""
+    row = ROW_SCALAR_BYTES + (4 * dimension if with_vector else 0)
+    return max(1, min(requested, QUERY_MESSAGE_BYTES // (row * max(1, partitions))))
+
+
+_ANSWERING_CODES = (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
+def _unreachable(exc: Exception) -> bool:
+    # An engine lacking a method, or refusing a message larger than its maximum, answers: it is
+    # not down, and asking again gets the same answer.
+    if isinstance(exc, grpc.RpcError):
+        code = exc.code() if callable(getattr(exc, "code", None)) else None
+        return code not in _ANSWERING_CODES
+    if isinstance(exc, MilvusException):
+        message = str(exc.message)
+        return (
+            exc.code in _UNREACHABLE_CODES or "Retry timeout" in message or "unavailable" in message
+        )
+    return isinstance(exc, (ConnectionError, TimeoutError))
+
+
+def translate(exc: Exception, action: str) -> StoreError:
+    """The vidsearch error for a pymilvus / grpc failure of ``action``."""
+    message = getattr(exc, "message", None) or str(exc)
+    if _unreachable(exc):
+        return StoreUnavailableError(f"Milvus unavailable during {action}: {message}")
+    return StoreRejectedError(f"Milvus refused {action}: {message}")
+
+
+def _released(exc: StoreError) -> bool:
+    """Whether Milvus refused because the collection is not loaded (e.g. after a restart)."""
+    text = str(exc)
+    return "released" in text or "not loaded" in text or "call load()" in text
+
+
+def parse_version(text: str) -> tuple[int, ...] | None:
+    """``(2, 3, 5)`` from ``v2.3.5-lite``; None when the text names no version."""
+    match = re.match(r"v?(\d+)\.(\d+)\.(\d+)", text.strip())
+    return tuple(int(part) for part in match.groups()) if match else None
+
+
+def upsert_misroutes(version: str) -> bool:
+    """Whether a server of ``version`` upserts partition-key rows into the wrong partition."""
+    parsed = parse_version(version)
+    return parsed is not None and parsed < UPSERT_ROUTING_FIXED
+
+
+def search_params_for(settings: Settings, collection: str, limit: int) -> dict[str, Any]:
+    """The index search parameters of ``collection`` for a top-``limit`` search.
+
+    ``collection_search_params[collection]`` overrides ``search_params`` key by key. HNSW's ``ef``
+    is raised to ``limit`` when below it (Milvus servers refuse ``ef < k``; Lite ignores it).
+    """
+    params = {**settings.search_params, **settings.collection_search_params.get(collection, {})}
+    if "ef" in params:
+        params["ef"] = max(int(params["ef"]), limit)
+    return params
+
+
+def _utf8_truncate(text: str, max_bytes: int) -> str:
+    raw = text.encode("utf-8")
+    if len(raw) <= max_bytes:
+        return text
+    return raw[:max_bytes].decode("utf-8", errors="ignore")
+
+
+def _metadata(segment: Segment) -> Any:
+    if not segment.metadata:
+        return {}
+    try:
+        return json.loads(segment.metadata)
+    except ValueError as exc:
+        raise InvalidSegmentError(f"segment {segment.pk}: metadata is not JSON: {exc}") from exc
+
+
+def _check_lengths(segment: Segment) -> None:
+    if len(segment.pk.encode("utf-8")) > PK_MAX_LENGTH:
+        raise InvalidSegmentError(f"segment pk {segment.pk!r} is longer than {PK_MAX_LENGTH} bytes")
+    for name in _CHECKED_LENGTHS:
+        limit = SCALAR_FIELDS[name][1] or 0
+        if len(str(getattr(segment, name)).encode("utf-8")) > limit:
+            raise InvalidSegmentError(f"segment {segment.pk}: {name} is longer than {limit} bytes")
+
+
+def check_segment(segment: Segment, dimension: int, collection: str) -> Any:
+    """The segment's parsed metadata; raises InvalidSegmentError when it cannot fit ``collection``."""
+    got = segment.dim
+    if got != dimension:
+        raise DimensionMismatchError(
+            f"segment {segment.pk} has vector dimension {got}, "
+            f"collection {collection} has vector dimension {dimension}"
+        )
+    _check_lengths(segment)
+    return _metadata(segment)
+
+
+def to_row(
+    segment: Segment, dimension: int, collection: str, ingested_at_ms: int
+) -> dict[str, Any]:
+    """The Milvus row of a segment; raises InvalidSegmentError when it cannot fit ``collection``."""
+    metadata = check_segment(segment, dimension, collection)
+    return {
+        "pk": segment.pk,
+        "vector": np.frombuffer(segment.vector, dtype=FLOAT32),
+        "category": segment.category,
+        "url": segment.url,
+        "start_s": float(segment.start_s),
+        "end_s": float(segment.end_s),
+        "option": segment.option,
+        "scope": segment.scope,
+        "model": segment.model,
+        "item_key": segment.item_key,
+        "job_id": segment.job_id,
+        "ingested_at": ingested_at_ms,
+        "title": _utf8_truncate(segment.title or "", 512),
+        "metadata": metadata,
+    }
+
+
+def _field_signature(field: dict[str, Any]) -> tuple[DataType, int | None]:
+    params = field.get("params") or {}
+    length = params.get("max_length")
+    return field["type"], int(length) if length is not None else None
+
+
+def _vector_problem(name: str, vector: dict[str, Any] | None, dimension: int) -> str | None:
+    if vector is None or vector["type"] != DataType.FLOAT_VECTOR:
+        return f"collection {name} has no FLOAT_VECTOR field 'vector'"
+    got = int((vector.get("params") or {}).get("dim", 0))
+    if got != dimension:
+        return f"collection {name} has vector dimension {got}, settings ask for {dimension}"
+    return None
+
+
+def _scalar_problems(name: str, found: dict[str, dict[str, Any]]) -> list[str]:
+    problems: list[str] = []
+    for field, want in SCALAR_FIELDS.items():
+        have = found.get(field)
+        if have is None:
+            problems.append(f"collection {name} lacks field {field!r} ({want[0].name})")
+        elif _field_signature(have) != want:
+            problems.append(
+                f"collection {name} field {field!r} is {_field_signature(have)}, expected {want}"
+            )
+    if "category" in found and not found["category"].get("is_partition_key"):
+        problems.append(f"collection {name} field 'category' is not the partition key")
+    return problems
+
+
+def schema_problems(name: str, fields: Iterable[dict[str, Any]], dimension: int) -> list[str]:
+    """What differs between a described collection and the expected schema (empty: none)."""
+    found = {f["name"]: f for f in fields}
+    problems: list[str] = []
+    vector_problem = _vector_problem(name, found.get("vector"), dimension)
+    if vector_problem:
+        problems.append(vector_problem)
+    pk = found.get("pk")
+    if pk is None or not pk.get("is_primary"):
+        problems.append(f"collection {name} has no primary key field 'pk'")
+    return problems + _scalar_problems(name, found)
+
+
+class MilvusStore:
+    """Collections, upserts, flushes, counts and searches on one Milvus (Lite server or not)."""
+
+    def __init__(self, settings: Settings, timeout_s: float = CALL_TIMEOUT_S) -> None:
+        self._settings = settings
+        self._timeout_s = timeout_s
+        self._client: MilvusClient | None = None
+        self._dimensions: dict[str, int] = {}
+        self._partitions: dict[str, int] = {}
+        self._server_version: str | None = None
+        self.calls = 0
+        """Milvus requests made (one per attempted call, counted before it is sent)."""
+
+    # --- connection ------------------------------------------------------------------------
+    def _connect(self) -> MilvusClient:
+        if self._client is None:
+            kwargs: dict[str, Any] = {"uri": self._settings.milvus_uri, "timeout": self._timeout_s,
+                                      "grpc_options": GRPC_OPTIONS}
+            if self._settings.milvus_token is not None:
+                kwargs["token"] = self._settings.milvus_token.get_secret_value()
+            try:
+                self._client = MilvusClient(**kwargs)
+                self._server_version = None
+            except (MilvusException, grpc.RpcError, OSError) as exc:
+                raise StoreUnavailableError(
+                    f"cannot connect to Milvus at {self._settings.milvus_uri}: "
+                    f"{getattr(exc, 'message', exc)}"
+                ) from exc
+        return self._client
+
+    def _call(self, action: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``method``; a collection found released (a restarted Milvus) is loaded, once."""
+        try:
+            return self._call_once(action, method, *args, **kwargs)
+        except StoreRejectedError as exc:
+            if not (args and isinstance(args[0], str) and _released(exc)):
+                raise
+            self._call_once(f"load_collection {args[0]}", "load_collection", args[0])
+            return self._call_once(action, method, *args, **kwargs)
+
+    def _call_once(self, action: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        client = self._connect()
+        self.calls += 1
+        try:
+            return getattr(client, method)(*args, timeout=self._timeout_s, **kwargs)
+        except (MilvusException, grpc.RpcError, OSError) as exc:
+            error = translate(exc, action)
+            if isinstance(error, StoreUnavailableError):
+                self._forget()  # a restarted Milvus has released every collection
+                self._server_version = None  # ... and may be another version
+            raise error from exc
+
+    def server_version(self) -> str:
+        """The server's version string (read once per connection)."""
+        if self._server_version is None:
+            self._server_version = str(self._call("server version", "get_server_version"))
+        return self._server_version
+
+    def ping(self) -> None:
+        """Raise StoreUnavailableError unless Milvus answers."""
+        self._call("ping", "list_collections")
+
+    def close(self) -> None:
+        """Close the connection (a later call reconnects)."""
+        if self._client is not None:
+            with contextlib.suppress(MilvusException, grpc.RpcError, OSError):
+                self._client.close()
+            self._client = None
+
+    # --- collections ---------------------------------------------------------------------------
+    def collection_for(self, model: str, dimension: int) -> str:
+        """The collection name of a model and dimension (nothing is created)."""
+        return collection_name(self._settings.collection_prefix, model, dimension)
+
+    def has_collection(self, name: str) -> bool:
+        """Whether the collection exists."""
+        return bool(self._call(f"has_collection {name}", "has_collection", name))
+
+    def is_loaded(self, name: str) -> bool:
+        """Whether the collection is loaded (searchable); False when it does not exist."""
+        if not self.has_collection(name):
+            return False
+        state = self._call(f"get_load_state {name}", "get_load_state", name)
+        return getattr(state.get("state"), "name", "") == "Loaded"
+
+    def ensure_collection(self, model: str, dimension: int) -> str:
+        """Create (if missing), check and load the collection of ``model`` at ``dimension``."""
+        return self.ensure_named(self.collection_for(model, dimension), dimension)
+
+    def ensure_named(self, name: str, dimension: int) -> str:
+        """Create (if missing), check and load the collection ``name`` at ``dimension``."""
+        if name in self._dimensions:
+            return name
+        if self.has_collection(name):
+            self._check_schema(name, dimension)
+        else:
+            self._create(name, dimension)
+        self._call(f"load_collection {name}", "load_collection", name)
+        self._dimensions[name] = dimension
+        return name
+
+    def use_collection(self, name: str) -> str:
+        """Load an existing collection (once per connection) for writing; returns ``name``."""
+        if name not in self._dimensions:
+            dimension = self.dimension_of(name)
+            self._call(f"load_collection {name}", "load_collection", name)
+            self._dimensions[name] = dimension
+        return name
+
+    def dimension_of(self, name: str) -> int:
+        """The vector dimension of an existing collection."""
+        if name not in self._dimensions:
+            described = self._call(f"describe_collection {name}", "describe_collection", name)
+            for field in described["fields"]:
+                if field["name"] == "vector":
+                    self._dimensions[name] = int(field["params"]["dim"])
+                    break
+            else:
+                raise SchemaMismatchError(f"collection {name} has no field 'vector'")
+        return self._dimensions[name]
+
+    def _forget(self, name: str | None = None) -> None:
+        """Drop what is known of collection ``name`` (of every collection when None)."""
+        for known in (self._dimensions, self._partitions):
+            if name is None:
+                known.clear()
+            else:
+                known.pop(name, None)
+
+    def partitions_of(self, name: str) -> int:
+        """The partitions of an existing collection (partition-key partitions; 1 without)."""
+        if name not in self._partitions:
+            described = self._call(f"describe_collection {name}", "describe_collection", name)
+            self._partitions[name] = int(described.get("num_partitions") or 1)
+        return self._partitions[name]
+
+    def _check_schema(self, name: str, dimension: int) -> None:
+        described = self._call(f"describe_collection {name}", "describe_collection", name)
+        problems = schema_problems(name, described["fields"], dimension)
+        if problems:
+            raise SchemaMismatchError("; ".join(problems))
+
+    def _schema(self, dimension: int) -> Any:
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("pk", DataType.VARCHAR, max_length=PK_MAX_LENGTH, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+        for field, (dtype, length) in SCALAR_FIELDS.items():
+            extra: dict[str, Any] = {"max_length": length} if length is not None else {}
+            if field == "category":
+                extra["is_partition_key"] = True
+            schema.add_field(field, dtype, **extra)
+        return schema
+
+    def _create(self, name: str, dimension: int, index_type: str | None = None,
+                index_params: dict[str, Any] | None = None) -> None:
+        settings = self._settings
+        index = MilvusClient.prepare_index_params()
+        index.add_index(
+            field_name="vector",
+            index_type=index_type or settings.index_type,
+            metric_type=settings.index_metric,
+            params=dict(settings.index_params if index_params is None else index_params),
+        )
+        try:
+            self._call(
+                f"create_collection {name}",
+                "create_collection",
+                name,
+                schema=self._schema(dimension),
+                index_params=index,
+                num_partitions=settings.num_partitions,
+            )
+        except StoreRejectedError:
+            # Another process may have created it first: accept it if it matches.
+            if not self.has_collection(name):
+                raise
+            self._check_schema(name, dimension)
+
+    # --- writes ------------------------------------------------------------------------------
+    def rows(self, collection: str, segments: Sequence[Segment]) -> list[dict[str, Any]]:
+        """Milvus rows for ``segments``; raises InvalidSegmentError for the first bad one."""
+        dimension = self.dimension_of(collection)
+        now_ms = int(time.time() * 1000)
+        return [to_row(s, dimension, collection, now_ms) for s in segments]
+
+    def prepare(
+        self, collection: str, segments: Sequence[Segment]
+    ) -> tuple[list[int], Columns, list[tuple[int, str]]]:
+        """Columns of the segments that fit ``collection``, and why the others never will.
+
+        Returns ``(kept, columns, [(index, reason), ...])``: row ``j`` of ``columns`` is
+        ``segments[kept[j]]`` (indexes into ``segments``).
+        """
+        dimension = self.dimension_of(collection)
+        kept: list[int] = []
+        metadata: list[bytes] = []
+        rejects: list[tuple[int, str]] = []
+        for i, segment in enumerate(segments):
+            try:
+                metadata.append(metadata_json(check_segment(segment, dimension, collection)))
+            except InvalidSegmentError as exc:
+                rejects.append((i, str(exc)))
+            else:
+                kept.append(i)
+        chosen = [segments[i] for i in kept]
+        titles = [_utf8_truncate(s.title or "", 512) for s in chosen]
+        columns = columns_of(chosen, dimension, int(time.time() * 1000), metadata, titles)
+        return kept, columns, rejects
+
+    def reject_reason(self, collection: str, segment: Segment) -> str | None:
+        """Why ``segment`` can never be written to ``collection``, or None when it can."""
+        rejects = self.prepare(collection, [segment])[2]
+        return rejects[0][1] if rejects else None
+
+    def upsert(self, collection: str, segments: Sequence[Segment]) -> None:
+        """Upsert segments (one row per pk, the last kept); InvalidSegmentError for a bad one."""
+        if not segments:
+            return
+        dimension = self.dimension_of(collection)
+        for segment in segments:
+            check_segment(segment, dimension, collection)  # raises the specific error
+        self.upsert_columns(collection, self.prepare(collection, segments)[1].unique())
+
+    def upsert_columns(self, collection: str, columns: Columns) -> None:
+        """Upsert columns built by ``prepare`` (unique pks; never a partition name)."""
+        if not len(columns):
+            return
+        if upsert_misroutes(self.server_version()):
+            self._send(f"delete from {collection}", "Delete", self._delete_request(collection, columns))
+            self._send(f"insert into {collection}", "Insert", request(collection, columns, upsert=False))
+        else:
+            self._send(f"upsert into {collection}", "Upsert", request(collection, columns, upsert=True))
+
+    @staticmethod
+    def _delete_request(collection: str, columns: Columns) -> Any:
+        pks = ", ".join(quote(pk) for pk in columns.pks)
+        return milvus_pb2.DeleteRequest(collection_name=collection, expr=f"pk in [{pks}]")
+
+    def _send(self, action: str, rpc: str, message: Any) -> None:
+        """One prepared request on the client's channel; a failed status raises like pymilvus.
+
+        A collection missing at write time is transient (``vidsearch index rebuild`` swaps the
+        name to its new collection): the writer keeps the rows pending and retries.
+        """
+        try:
+            self._send_once(action, rpc, message)
+        except StoreRejectedError as exc:
+            if any(text in str(exc) for text in _MISSING_COLLECTION):
+                self._forget()
+                raise StoreUnavailableError(str(exc)) from exc
+            raise
+
+    def _send_once(self, action: str, rpc: str, message: Any) -> None:
+        client = self._connect()
+        try:
+            stub = client._get_connection()._stub
+            status = getattr(stub, rpc)(message, timeout=self._timeout_s).status
+            if status.code or status.error_code:
+                raise MilvusException(code=status.code or status.error_code, message=status.reason)
+        except (MilvusException, grpc.RpcError, OSError) as exc:
+            error = translate(exc, action)
+            if isinstance(error, StoreUnavailableError):
+                self._forget()
+            raise error from exc
+
+    def upsert_rows(self, collection: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Upsert row dicts through pymilvus (benchmarks' baseline; the writer uses columns)."""
+        if not rows:
+            return
+        if upsert_misroutes(self.server_version()):
+            self._delete_then_insert(collection, rows)
+        else:
+            self._call(f"upsert into {collection}", "upsert", collection, list(rows))
+
+    def _delete_then_insert(self, collection: str, rows: Sequence[dict[str, Any]]) -> None:
+        """An upsert on servers whose upsert misroutes partition-key rows (see the module doc)."""
+        unique = list({row["pk"]: row for row in rows}.values())
+        pks = ", ".join(quote(str(row["pk"])) for row in unique)
+        self._call(f"delete from {collection}", "delete", collection, filter=f"pk in [{pks}]")
+        self._call(f"insert into {collection}", "insert", collection, unique)
+
+    def flush(self, collection: str) -> None:
+        """Seal growing segments so searches use the index."""
+        self._call(f"flush {collection}", "flush", collection)
+
+    # --- reads ---------------------------------------------------------------------------------
+    def count(self, collection: str, filter: str = "") -> int:
+        """Rows matching ``filter`` (Strong consistency)."""
+        result = self._call(
+            f"count {collection}",
+            "query",
+            collection,
+            filter=filter,
+            output_fields=["count(*)"],
+            consistency_level=READ_CONSISTENCY,
+        )
+        return int(result[0]["count(*)"]) if result else 0
+
+    def rows_by_item(self, collection: str, item_keys: Sequence[str]) -> dict[str, int]:
+        """Row count per item key (keys without rows map to 0)."""
+        counts = dict.fromkeys(item_keys, 0)
+        for key in counts:
+            counts[key] = self.count(collection, f"item_key == {quote(key)}")
+        return counts
+
+    # --- index ---------------------------------------------------------------------------------
+    def collections(self) -> list[str]:
+        """This deployment's collections by the names vidsearch uses (an alias instead of the
+        collection it names, after ``vidsearch index rebuild``), prefix ``collection_prefix``."""
+        prefix = f"{self._settings.collection_prefix}_"
+        names: list[str] = []
+        for name, aliases in self._aliases(prefix):
+            names += aliases or [name]
+        return sorted(names)
+
+    def _aliases(self, prefix: str = "") -> Iterator[tuple[str, list[str]]]:
+        """Each collection named ``prefix...`` with its aliases (listed per collection: asking
+        Milvus to describe a missing alias makes pymilvus log a traceback)."""
+        for name in self._call("list_collections", "list_collections"):
+            if str(name).startswith(prefix):
+                info = self._call(f"list_aliases {name}", "list_aliases", name)
+                yield str(name), [str(a) for a in (info or {}).get("aliases", [])]
+
+    def describe_vector_index(self, collection: str) -> dict[str, Any]:
+        """The vector index: type, metric, build params and, where the engine reports them,
+        ``indexed_rows`` / ``pending_index_rows`` / ``total_rows``."""
+        info = self._call(f"describe_index {collection}", "describe_index", collection, "vector")
+        return dict(info or {})
+
+    def segment_rows(self, collection: str, *, served: bool = False) -> dict[int, int] | None:
+        """Rows per sealed segment id: the persistent ones, or (``served``) the ones the query
+        nodes have loaded and search. None when the engine does not list them.
+
+        The two differ while a compaction's merged segments wait for their index and hand-off:
+        searches then still read the older, smaller segments, and are slower."""
+        method = "list_loaded_segments" if served else "list_persistent_segments"
+        try:
+            infos = self._call(f"list segments {collection}", method, collection)
+        except StoreRejectedError:
+            return None
+        return {int(info.segment_id): int(info.num_rows) for info in infos}
+
+    def create_indexed(self, name: str, dimension: int, index_type: str,
+                       index_params: dict[str, Any]) -> None:
+        """A new collection with the production schema and this index, loaded."""
+        if self.has_collection(name):
+            raise StoreRejectedError(f"Milvus refused create_collection {name}: it exists")
+        self._create(name, dimension, index_type, index_params)
+        self._call(f"load_collection {name}", "load_collection", name)
+
+    def alias_target(self, name: str) -> str | None:
+        """The collection an alias points to, or None when ``name`` is no alias."""
+        try:
+            info = self._call(f"describe_alias {name}", "describe_alias", name)
+        except StoreRejectedError:
+            return None
+        target = str((info or {}).get("collection_name") or "")
+        return target if target and target != name else None
+
+    def point_alias(self, alias: str, collection: str, *, exists: bool) -> None:
+        """Make ``alias`` name ``collection`` (atomically when the alias already exists)."""
+        method = "alter_alias" if exists else "create_alias"
+        self._call(f"{method} {alias} -> {collection}", method, collection, alias)
+        self._forget(alias)
+
+    def has_alias(self, alias: str) -> bool:
+        """Whether ``alias`` exists."""
+        return any(alias in aliases for _name, aliases in self._aliases())
+
+    def drop_alias(self, alias: str) -> None:
+        """Remove an alias (its collection stays); nothing when there is no such alias."""
+        if self.has_alias(alias):
+            self._call(f"drop_alias {alias}", "drop_alias", alias)
+        self._forget(alias)
+
+    def drop(self, name: str) -> None:
+        """Drop a collection (only ``vidsearch index rebuild`` drops, and only what it replaced)."""
+        self._call(f"drop_collection {name}", "drop_collection", name)
+        self._forget(name)
+
+    def sample_vectors(self, collection: str, n: int) -> np.ndarray:
+        """Up to ``n`` stored vectors (the first the engine returns)."""
+        rows = self._call(f"query {collection}", "query", collection, filter="", limit=n,
+                          output_fields=["vector"], consistency_level=READ_CONSISTENCY)
+        return np.asarray([r["vector"] for r in rows], dtype=np.float32).reshape(len(rows), -1)
+
+    def search_pks(self, collection: str, vectors: np.ndarray, limit: int,
+                   params: dict[str, Any]) -> list[list[str]]:
+        """The pks of the ``limit`` nearest rows of each vector with these search params."""
+        result = self._call(
+            f"search {collection}", "search", collection, data=vectors.tolist(), limit=limit,
+            search_params={"metric_type": self._settings.index_metric, "params": params},
+            output_fields=["pk"], consistency_level=SEARCH_CONSISTENCY_TUNE,
+        )
+        return [[str(h.get("pk", h.get("id"))) for h in hits] for hits in result]
+
+    def iter_rows(
+        self, collection: str, filter: str, fields: Sequence[str], batch_size: int = 1000
+    ) -> Iterator[dict[str, Any]]:
+        """Every row matching ``filter`` with ``fields`` (a query iterator, Strong consistency),
+        in batches of at most ``batch_size`` rows and ``QUERY_MESSAGE_BYTES`` per answer."""
+        batch = iterator_batch(batch_size, self.dimension_of(collection),
+                               self.partitions_of(collection), "vector" in fields)
+        iterator = self._call(
+            f"query {collection}", "query_iterator", collection, batch_size=batch,
+            filter=filter, output_fields=list(fields), consistency_level=READ_CONSISTENCY,
+        )
+        try:
+            while True:
+                try:
+                    batch = iterator.next()
+                except (MilvusException, grpc.RpcError, OSError) as exc:
+                    raise translate(exc, f"query {collection}") from exc
+                if not batch:
+                    return
+                yield from batch
+        finally:
+            iterator.close()
+
+    def capabilities(self) -> Capabilities:
+        """What this server can do for search, from its version (read once per connection)."""
+        return capabilities_of(self.server_version())
+
+    def _search_params(self, collection: str, limit: int) -> dict[str, Any]:
+        params = search_params_for(self._settings, collection, limit)  # HNSW needs ef >= limit
+        return {"metric_type": self._settings.index_metric, "params": params}
+
+    def search(
+        self,
+        collection: str,
+        vector: Sequence[float],
+        *,
+        categories: Sequence[str] = (),
+        option: str | None = None,
+        scope: str | None = "clip",
+        limit: int,
+    ) -> list[SegmentHit]:
+        """The ``limit`` nearest segments, best first, restricted by category/option/scope."""
+        where = Filter(categories, (option,) if option is not None else (), scope)
+        return self.search_where(collection, vector, where, limit=limit)
+
+    def search_where(
+        self,
+        collection: str,
+        vector: Sequence[float],
+        where: Filter,
+        *,
+        limit: int,
+        group_by_url: int = 0,
+        fields: Sequence[str] = OUTPUT_FIELDS,
+    ) -> list[SegmentHit]:
+        """The nearest rows matching ``where``, best first.
+
+        ``group_by_url=N`` asks for ``limit`` videos with at most N rows each (grouping search;
+        only where ``capabilities().grouping``). ``fields``: the output fields (fewer are faster;
+        Milvus Lite spends about half a millisecond per returned row).
+        """
+        limit = max(1, min(limit, MAX_SEARCH_LIMIT))
+        extra: dict[str, Any] = {}
+        if group_by_url:
+            extra = {"group_by_field": "url", "group_size": group_by_url, "strict_group_size": False}
+        result = self._call(
+            f"search {collection}",
+            "search",
+            collection,
+            data=[np.asarray(vector, dtype=np.float32).tolist()],
+            filter=where.expression(),
+            limit=limit,
+            output_fields=list(fields),
+            search_params=self._search_params(collection, limit * max(1, group_by_url)),
+            consistency_level=self._settings.search_consistency,
+            **extra,
+        )
+        hits = result[0] if result else []
+        return [self._hit(h) for h in hits]
+
+    def hybrid_search(
+        self,
+        collection: str,
+        vectors: Sequence[Sequence[float]],
+        weights: Sequence[float],
+        where: Filter,
+        *,
+        ranker: str,
+        limit: int,
+        fields: Sequence[str] = OUTPUT_FIELDS,
+    ) -> list[SegmentHit]:
+        """One multi-request search fused by Milvus (``ranker``: "weighted" or "rrf")."""
+        from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker  # noqa: PLC0415
+
+        limit = max(1, min(limit, MAX_SEARCH_LIMIT))
+        expression = where.expression()
+        requests = [
+            AnnSearchRequest(data=[np.asarray(v, dtype=np.float32).tolist()], anns_field="vector",
+                             param=self._search_params(collection, limit), limit=limit, expr=expression)
+            for v in vectors
+        ]
+        fuser = WeightedRanker(*weights) if ranker == "weighted" else RRFRanker()
+        result = self._call(
+            f"hybrid_search {collection}", "hybrid_search", collection, requests, fuser,
+            limit=limit, output_fields=list(fields),
+            consistency_level=self._settings.search_consistency,
+        )
+        hits = result[0] if result else []
+        return [self._hit(h, raw_score=True) for h in hits]
+
+    def vectors_where(self, collection: str, where: Filter, limit: int = 16384) -> list[dict[str, Any]]:
+        """Rows matching ``where`` with their vectors (``start_s``, ``end_s``, ``option``)."""
+        return list(self._call(
+            f"query {collection}", "query", collection, filter=where.expression(), limit=limit,
+            output_fields=["vector", "start_s", "end_s", "option", "scope"],
+            consistency_level=READ_CONSISTENCY,
+        ))
+
+    def _hit(self, raw: dict[str, Any], *, raw_score: bool = False) -> SegmentHit:
+        entity = raw.get("entity", {})
+        score = float(raw["distance"])
+        if self._settings.index_metric == "L2" and not raw_score:
+            score = -score
+        return SegmentHit(
+            pk=str(raw.get("pk", raw.get("id", ""))),
+            score=score,
+            url=entity.get("url", ""),
+            title=entity.get("title", ""),
+            category=entity.get("category", ""),
+            start_s=float(entity.get("start_s", 0.0)),
+            end_s=float(entity.get("end_s", 0.0)),
+            option=entity.get("option", ""),
+            scope=entity.get("scope", ""),
+            item_key=entity.get("item_key", ""),
+            metadata=entity.get("metadata"),
+        )

@@ -1,0 +1,430 @@
+"""Search: a :class:`Query` in, videos with their best moments out (``Searcher.search``).
+
+1. **Result cache** (``result_cache.py``): the whole result, keyed by the normalized query and the
+   collection's generation. A hit makes no embed call and no Milvus call.
+2. **Parts.** Each part (text, clip, image, text_image) is embedded once through the sync endpoint
+   and its vector cached in ``{prefix}:qcache:{model}:{dim}:{digest}`` for ``query_cache_ttl_s``
+   (the digest covers the part's kind and content; text is normalized first). ``--like`` takes
+   the vector of an ingested video instead (its asset rows, else the mean of its clip rows, or
+   the clip row at ``like_at_s``) and excludes that video.
+3. **Candidate videos**, per part: a grouping search (``group_by_field=url``) where the server
+   has it (``MilvusStore.capabilities``), else a kNN over segments widened until enough distinct
+   videos come back.
+4. **Profiles**: every clip row of the candidate videos is scored against every part (one search
+   per part restricted to those videos; Milvus ``hybrid_search`` with a WeightedRanker or
+   RRFRanker per option when ``search_fusion`` asks for it and the server has it).
+5. **Fusion** (``fusion.py``): per segment, modality weights over its option rows, then part
+   weights. **Moments** (``moments.py``): close-to-best adjacent segments stitched; videos are
+   ranked by their best moment (or best segment without moments).
+
+6. **Collapsing duplicates** (``collapse_duplicates``, default the ``search_collapse_duplicates``
+   setting): each hit's video is looked up in the duplicate groups at ``duplicate_threshold``
+   (``CorpusCache.duplicate_groups``: computed once per collection generation, kept in memory and
+   on disk) and only the best-ranked video of a group is kept (with ``segments``, only that
+   video's segments). Twice the candidates are profiled so that ``top_k`` hits remain.
+
+``segments=True`` returns the top fused segments instead of videos. When the collection does not
+exist yet the search returns no hits. Only ``clip``-scope rows are searched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import redis
+
+from pipeline.analytics.cache import CorpusCache
+from pipeline.clients import Clients
+from pipeline.milvus.store import (
+    MAX_SEARCH_LIMIT,
+    DimensionMismatchError,
+    Filter,
+    MilvusStore,
+    SegmentHit,
+)
+from pipeline.search.fusion import PartScores, SegmentKey, fuse
+from pipeline.search.moments import (
+    Moment,
+    ScoredSegment,
+    SearchResult,
+    VideoHit,
+    best_segment,
+    result_to_json,
+    stitch,
+)
+from pipeline.search.query import Query, QueryError, QueryPart, normalize_text
+from pipeline.search.result_cache import ResultCache
+from pipeline.segments import pack_vector, unpack_vector
+from pipeline.settings import Settings
+from pipeline.state.keys import Keys
+from pipeline.versions import Version
+
+if TYPE_CHECKING:
+    Redis = redis.Redis[bytes]
+else:
+    Redis = redis.Redis
+
+__all__ = [
+    "Moment", "Query", "QueryError", "QueryPart", "SearchResult", "Searcher", "VideoHit",
+    "build_searcher", "normalize_query", "result_to_json",
+]
+
+CANDIDATES_PER_VIDEO = 8
+"""Segments asked per wanted video when the server cannot group by video."""
+EXTRA_CANDIDATE_VIDEOS = 5
+"""Videos profiled beyond ``top_k`` per part (fusion and moments can re-rank them)."""
+PROFILE_FIELDS = ("url", "start_s", "end_s", "option")
+SEARCH_SCOPE = "clip"
+
+Embed = Callable[[QueryPart], list[float]]
+DuplicateGroups = Callable[[float], dict[str, int]]
+"""Threshold -> URL -> duplicate group number (``CorpusCache.duplicate_groups``)."""
+normalize_query = normalize_text
+
+
+def part_digest(part: QueryPart) -> str:
+    """The embedding cache digest of a query part (kind and content)."""
+    return hashlib.sha256(part.cache_material().encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    kind: str
+    weight: float
+    vector: list[float]
+
+
+@dataclass
+class _Video:
+    url: str
+    title: str
+    category: str
+    option: str
+    segments: list[ScoredSegment]
+
+
+class Searcher:
+    """Searches the configured model's collection; see the module docstring."""
+
+    def __init__(self, settings: Settings, redis_client: Redis, store: MilvusStore, embed: Embed,
+                 version: Version | None = None, *,
+                 duplicate_groups: DuplicateGroups | None = None) -> None:
+        """``version``: search that model version (its alias, model, dimension and options);
+        ``duplicate_groups``: what collapsing duplicates uses."""
+        if version is not None:
+            settings = version.settings_for(settings)
+        self._settings = settings
+        self._duplicate_groups = duplicate_groups
+        self._redis = redis_client
+        self._store = store
+        self._embed = embed
+        self._keys = Keys(settings.redis_prefix)
+        self.collection = store.collection_for(settings.model, settings.dimension)
+        self.version = version.id if version else ""
+        self._written = self.collection  # the collection the writer flushes (its generation)
+        if version is not None:
+            self.collection, self._written = version.alias, version.collection
+        self.results = ResultCache(redis_client, self._keys, settings.result_cache_ttl_s,
+                                   settings.result_cache_max_entries)
+        self.cache_hits = 0
+        self.cache_misses = 0
+        self.last_cache_hit = False
+
+    # --- the search --------------------------------------------------------------------------
+    def search(self, query: Query) -> SearchResult:
+        """The best ``query.top_k`` videos (or segments) for ``query``, best first."""
+        key = self.results.key(self._written, self._cache_material(query)) \
+            if self.results.enabled else None
+        if key is not None:
+            cached = self.results.get(key)
+            if cached is not None:
+                return SearchResult(cached, cached=True)
+        result = SearchResult(self._compute(query))
+        if key is not None:
+            self.results.put(key, result_to_json(result))
+        return result
+
+    def _cache_material(self, query: Query) -> dict[str, Any]:
+        s = self._settings
+        return {"query": query.canonical(), "collection": self.collection, "version": self.version,
+                "model": s.model,
+                "dimension": s.dimension, "options": sorted(s.embedding_options),
+                "fusion": s.search_fusion, "tolerance": s.moment_tolerance,
+                "metric": s.index_metric,
+                "collapse": s.duplicate_threshold if self._collapses(query) else None}
+
+    def _collapses(self, query: Query) -> bool:
+        wanted = query.collapse_duplicates
+        wanted = self._settings.search_collapse_duplicates if wanted is None else wanted
+        return wanted and self._duplicate_groups is not None
+
+    def _compute(self, query: Query) -> list[VideoHit]:
+        parts = self._parts(query)  # embeds (or raises on bad input) even before anything exists
+        if not self._store.has_collection(self.collection):
+            return []
+        modalities = query.modalities(tuple(self._settings.embedding_options))
+        where = Filter(categories=query.categories, options=tuple(modalities), scope=SEARCH_SCOPE,
+                       exclude_urls=(query.like_url,) if query.like_url else ())
+        wanted = query.top_k if not query.segments else max(1, query.top_k // 2)
+        collapse = self._collapses(query)
+        found = self._candidates(parts, where, wanted * (2 if collapse else 1) + EXTRA_CANDIDATE_VIDEOS)
+        if not found:
+            return []
+        videos = self._profiles(parts, modalities, where, found)
+        hits = _top_segments(videos) if query.segments else self._rank(videos, query)
+        if collapse and self._duplicate_groups is not None:
+            hits = collapse_groups(hits, self._duplicate_groups(self._settings.duplicate_threshold))
+        return hits[: query.top_k]
+
+    # --- parts -------------------------------------------------------------------------------
+    def _parts(self, query: Query) -> list[_Part]:
+        if query.like_url:
+            return [_Part("like", 1.0, self._like_vector(query))]
+        return [_Part(p.kind, query.part_weight(p.kind), self.embed_part(p))
+                for p in query.parts() if query.part_weight(p.kind) > 0]
+
+    def embed_query(self, text: str) -> list[float]:
+        """The embedding of the normalized ``text`` (cached)."""
+        normalized = normalize_text(text)
+        if not normalized:
+            raise QueryError("empty search query")
+        return self.embed_part(QueryPart("text", text=normalized))
+
+    def embed_part(self, part: QueryPart) -> list[float]:
+        """The embedding of one query part, from the cache when present."""
+        settings = self._settings
+        key = self._keys.qcache(settings.model, settings.dimension, part_digest(part), self.version)
+        cached = self._redis.get(key) if settings.query_cache_ttl_s else None
+        self.last_cache_hit = cached is not None
+        if cached is not None:
+            self.cache_hits += 1
+            return unpack_vector(cached)
+        self.cache_misses += 1
+        vector = [float(v) for v in self._embed(part)]
+        if len(vector) != settings.dimension:
+            raise DimensionMismatchError(
+                f"query embedding has dimension {len(vector)}, "
+                f"collection {self.collection} has vector dimension {settings.dimension}"
+            )
+        if settings.query_cache_ttl_s:
+            self._redis.set(key, pack_vector(vector), ex=settings.query_cache_ttl_s)
+        return vector
+
+    def _like_vector(self, query: Query) -> list[float]:
+        url = query.like_url or ""
+        if not self._store.has_collection(self.collection):
+            raise QueryError(f"--like {url}: that video is not ingested")
+        options = tuple(query.modalities(tuple(self._settings.embedding_options)))
+        rows: list[dict[str, Any]] = []
+        if query.like_at_s is None:
+            rows = self._store.vectors_where(self.collection, Filter(options=options, scope="asset",
+                                                                      urls=(url,)))
+        if not rows:
+            rows = self._store.vectors_where(self.collection, Filter(options=options, scope="clip",
+                                                                      urls=(url,)))
+        if not rows:
+            raise QueryError(f"--like {url}: that video is not ingested")
+        if query.like_at_s is not None:
+            rows = _rows_at(rows, query.like_at_s)
+            if not rows:
+                raise QueryError(f"--like {url} --at {query.like_at_s:g}: no segment at that time")
+        return _mean_vector([r["vector"] for r in rows])
+
+    # --- candidates and profiles -------------------------------------------------------------
+    def _candidates(
+        self, parts: Sequence[_Part], where: Filter, videos: int
+    ) -> dict[str, SegmentHit]:
+        """Up to ``videos`` videos per part (url -> a row of it), ranked by their part-weighted
+        best scores (a part that missed a video counts its lowest score), at most 1.5 x ``videos``.
+        """
+        grouping = self._store.capabilities().grouping
+        tables = [PartScores(p.weight) for p in parts]
+        rows: dict[str, SegmentHit] = {}
+        for part, table in zip(parts, tables, strict=True):
+            hits = (self._grouped(part.vector, where, videos) if grouping
+                    else self._widened(part.vector, where, videos))
+            for hit in hits:
+                rows.setdefault(hit.url, hit)
+                table.add((hit.url, 0.0, 0.0), "best", hit.score)
+        merged = fuse(tables, {"best": 1.0})
+        ranked = sorted(merged, key=lambda k: merged[k], reverse=True)
+        cap = videos if len(parts) == 1 else videos + videos // 2
+        return {key[0]: rows[key[0]] for key in ranked[:cap]}
+
+    def _grouped(self, vector: list[float], where: Filter, videos: int) -> list[SegmentHit]:
+        return self._store.search_where(self.collection, vector, where, limit=videos, group_by_url=1)
+
+    def _widened(self, vector: list[float], where: Filter, videos: int) -> list[SegmentHit]:
+        """A plain kNN over segments, widened while too few distinct videos come back."""
+        limit = min(videos * CANDIDATES_PER_VIDEO * max(1, len(where.options)), MAX_SEARCH_LIMIT)
+        while True:
+            raw = self._store.search_where(self.collection, vector, where, limit=limit)
+            distinct = len({h.url for h in raw})
+            if distinct >= videos or len(raw) < limit or limit >= MAX_SEARCH_LIMIT:
+                return raw
+            limit = min(limit * 4, MAX_SEARCH_LIMIT)
+
+    def _profiles(
+        self, parts: Sequence[_Part], modalities: dict[str, float], where: Filter,
+        found: dict[str, SegmentHit],
+    ) -> dict[str, _Video]:
+        """Every clip row of the ``found`` videos scored by every part, fused per segment."""
+        scoped = Filter(categories=where.categories, options=where.options, scope=SEARCH_SCOPE,
+                        urls=tuple(found))
+        limit = MAX_SEARCH_LIMIT  # every row of the candidates (the result is as long as they are)
+        fusion = self._settings.search_fusion
+        if len(parts) > 1 and fusion != "client" and self._store.capabilities().hybrid:
+            scores = self._hybrid_scores(parts, scoped, modalities, limit, fusion)
+        else:
+            scores = self._client_scores(parts, scoped, limit)
+        return _videos(fuse(scores, modalities), found, modalities)
+
+    def _client_scores(self, parts: Sequence[_Part], where: Filter, limit: int) -> list[PartScores]:
+        tables: list[PartScores] = []
+        for part in parts:
+            table = PartScores(part.weight)
+            for hit in self._store.search_where(self.collection, part.vector, where, limit=limit,
+                                                fields=PROFILE_FIELDS):
+                table.add(_key(hit), hit.option, hit.score)
+            tables.append(table)
+        return tables
+
+    def _hybrid_scores(
+        self, parts: Sequence[_Part], where: Filter, modalities: dict[str, float], limit: int,
+        ranker: str,
+    ) -> list[PartScores]:
+        """Parts fused by Milvus (one hybrid search per option); options fused client-side."""
+        table = PartScores(1.0)
+        total = sum(p.weight for p in parts)
+        weights = [p.weight / total for p in parts]
+        for option in modalities:
+            one = Filter(categories=where.categories, options=(option,), scope=where.scope,
+                         urls=where.urls)
+            hits = self._store.hybrid_search(self.collection, [p.vector for p in parts], weights,
+                                             one, ranker=ranker, limit=limit, fields=PROFILE_FIELDS)
+            for hit in hits:
+                table.add(_key(hit), hit.option, hit.score)
+        return [table]
+
+    # --- ranking -----------------------------------------------------------------------------
+    def _rank(self, videos: dict[str, _Video], query: Query) -> list[VideoHit]:
+        hits: list[VideoHit] = []
+        tolerance = self._settings.moment_tolerance
+        for video in videos.values():
+            if query.moments:
+                moments = stitch(video.segments, tolerance, query.max_moments)
+                top = moments[0]
+                start, end, score = top.start_s, top.end_s, top.score
+            else:
+                moments = []
+                seg = best_segment(video.segments)
+                start, end, score = seg.start_s, seg.end_s, seg.score
+            hits.append(VideoHit(url=video.url, title=video.title, category=video.category,
+                                 score=score, start_s=start, end_s=end, moments=moments,
+                                 option=video.option))
+        hits.sort(key=lambda h: (-h.score, h.url))
+        return hits
+
+
+def _key(hit: SegmentHit) -> SegmentKey:
+    return (hit.url, round(hit.start_s, 3), round(hit.end_s, 3))
+
+
+def _videos(
+    fused: dict[SegmentKey, float], meta: dict[str, SegmentHit], modalities: dict[str, float]
+) -> dict[str, _Video]:
+    option = "+".join(modalities)
+    videos: dict[str, _Video] = {}
+    for (url, start, end), score in fused.items():
+        video = videos.get(url)
+        if video is None:
+            first = meta[url]
+            video = videos[url] = _Video(url, first.title, first.category, option, [])
+        video.segments.append(ScoredSegment(start, end, score))
+    return videos
+
+
+def collapse_groups(hits: list[VideoHit], groups: dict[str, int]) -> list[VideoHit]:
+    """``hits`` (best first) without the videos of a duplicate group other than its best-ranked
+    one (that video's further hits, e.g. segments, stay)."""
+    kept: dict[int, str] = {}
+    out: list[VideoHit] = []
+    for hit in hits:
+        group = groups.get(hit.url)
+        if group is None or kept.setdefault(group, hit.url) == hit.url:
+            out.append(hit)
+    return out
+
+
+def _top_segments(videos: dict[str, _Video]) -> list[VideoHit]:
+    rows = [
+        VideoHit(url=v.url, title=v.title, category=v.category, score=s.score, start_s=s.start_s,
+                 end_s=s.end_s, option=v.option)
+        for v in videos.values() for s in v.segments
+    ]
+    rows.sort(key=lambda h: (-h.score, h.url, h.start_s))
+    return rows
+
+
+def _rows_at(rows: list[dict[str, Any]], at_s: float) -> list[dict[str, Any]]:
+    return [r for r in rows if float(r["start_s"]) <= at_s < float(r["end_s"])]
+
+
+def _mean_vector(vectors: Sequence[Any]) -> list[float]:
+    stacked = np.asarray([np.asarray(v, dtype=np.float64) for v in vectors])
+    mean = stacked.mean(axis=0)
+    norm = float(np.linalg.norm(mean)) or 1.0
+    return [float(x) for x in mean / norm]
+
+
+class LiveSearcher:
+    """Searches the live model version, read from Redis at every search (one GET and one HGET):
+    a promotion or a rollback takes effect at the next search, with the query embedded by the
+    version's own model. Before any version exists it searches as the settings say."""
+
+    def __init__(self, settings: Settings, clients: Clients, corpus: CorpusCache | None = None) -> None:
+        self._settings = settings
+        self._clients = clients
+        self._corpus = corpus or CorpusCache(settings, clients)
+        self._store = clients.store
+        self._versions = clients.versions
+        self._searchers: dict[str, Searcher] = {}
+        self._lock = threading.Lock()
+
+    def current(self) -> Searcher:
+        """The searcher of the live version (built once per version)."""
+        live = self._versions.live()
+        key = live.id if live else ""
+        with self._lock:
+            if key not in self._searchers:
+                c = self._clients
+                embed: Embed = c.gateway.embed_part if live is None \
+                    else partial(c.gateway.embed_part, spec=live.spec)
+                self._searchers[key] = Searcher(self._settings, c.redis, c.store, embed, live,
+                                                duplicate_groups=self._corpus.duplicate_groups)
+            return self._searchers[key]
+
+    def search(self, query: Query) -> SearchResult:
+        return self.current().search(query)
+
+    @property
+    def cache_hits(self) -> int:
+        return sum(s.cache_hits for s in self._searchers.values())
+
+    @property
+    def cache_misses(self) -> int:
+        return sum(s.cache_misses for s in self._searchers.values())
+
+
+def build_searcher(settings: Settings, clients: Clients | None = None,
+                   corpus: CorpusCache | None = None) -> LiveSearcher:
+    """A searcher of the live model version on the Redis, Milvus and Twelve Labs of ``clients``
+    (default: built from ``settings``; the CLI's, the demo's and the API's), collapsing duplicates
+    with the groups of ``corpus`` (default: a CorpusCache of its own, following the live version)."""
+    return LiveSearcher(settings, clients or Clients.from_settings(settings), corpus)

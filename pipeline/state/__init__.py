@@ -1,0 +1,1 @@
+"""Shared Redis state: key names, fenced locks, the global quota, the generation counter."""

@@ -1,0 +1,58 @@
+"""Bad input and unreachable services get one clear line and a documented exit code."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import redis
+
+from vidsearch.stack.services import free_port
+
+
+def _run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("VIDSEARCH_", "TWELVE"))}
+    return subprocess.run(
+        [sys.executable, "-m", "vidsearch", *args],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_missing_manifest_is_exit_2_and_records_no_job(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    proc = _run("submit", str(tmp_path / "nope.csv"), VIDSEARCH_REDIS_URL=redis_url)
+    assert proc.returncode == 2
+    assert "nope.csv" in proc.stderr and "Traceback" not in proc.stderr
+    assert redis_client.keys("*") == []
+
+
+def test_a_manifest_without_a_url_column_is_exit_2(redis_url: str, tmp_path: Path) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("link,category\nhttps://cdn.example.com/a.mp4,news\n")
+    proc = _run("submit", str(manifest), VIDSEARCH_REDIS_URL=redis_url)
+    assert proc.returncode == 2
+    assert "url" in proc.stderr
+
+
+def test_an_unreachable_redis_is_exit_5_without_its_password(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("url,category\nhttps://cdn.example.com/a.mp4,news\n")
+    url = f"redis://:hunter2-sentinel@127.0.0.1:{free_port()}/0"
+    for args in (("jobs",), ("submit", str(manifest)), ("status",)):
+        proc = _run(*args, VIDSEARCH_REDIS_URL=url)
+        assert proc.returncode == 5, (args, proc.stderr)
+        assert "cannot reach Redis" in proc.stderr and "Traceback" not in proc.stderr
+        assert "hunter2-sentinel" not in proc.stderr + proc.stdout
+
+
+def test_an_invalid_setting_is_exit_2_and_names_it() -> None:
+    proc = _run("jobs", VIDSEARCH_MODEL="marengo9")
+    assert proc.returncode == 2
+    assert "model" in proc.stderr and "Traceback" not in proc.stderr

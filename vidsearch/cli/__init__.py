@@ -1,0 +1,1 @@
+"""The ``vidsearch`` command: argument parsing, one module per command family, display."""

@@ -1,0 +1,121 @@
+"""The optional catalog file: what the sandbox knows about particular URLs.
+
+JSON or YAML, either a mapping ``url -> entry`` or a list of entries that carry ``url``::
+
+    https://cdn.example.com/v/clip-001.mp4:
+      duration: 60
+      title: Beach day
+      scenes:
+        - {start: 0, end: 20, words: [city, traffic]}
+        - {start: 20, end: 40, words: "surfing dog"}
+        - {start: 40, end: 60, words: [crowd], audio: [cheering], speech: "what a goal"}
+      error: null            # optional: the task ends failed with this message
+
+A scene's ``words`` describe it in every modality; ``visual``, ``audio`` and ``speech`` add words
+seen only by that embedding option (``visual``; ``audio``; ``transcription``).
+
+URLs absent from the catalog get a hashed duration and the words of their file name.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vidsearch.sandbox.vectors import words
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A time range of a video and the words that describe it."""
+
+    start: float
+    end: float
+    words: tuple[str, ...]
+    visual: tuple[str, ...] = ()
+    audio: tuple[str, ...] = ()
+    speech: tuple[str, ...] = ()
+
+    def words_for(self, option: str | None) -> tuple[str, ...]:
+        """The scene's words as embedding option ``option`` sees them (None: every modality's)."""
+        if option is None:
+            return self.words + self.visual + self.audio + self.speech
+        extra: tuple[str, ...] = getattr(self, MODALITY_OF.get(option, "visual"))
+        return self.words + extra
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the catalog says about one URL."""
+
+    url: str
+    duration: float | None = None
+    title: str | None = None
+    scenes: tuple[Scene, ...] = field(default_factory=tuple)
+    error: str | None = None
+
+
+MODALITY_OF = {"visual": "visual", "visual-text": "visual", "audio": "audio",
+               "transcription": "speech"}
+"""Embedding option -> the scene field of the words only it sees."""
+
+
+class CatalogError(ValueError):
+    """The catalog file cannot be read or has a bad entry."""
+
+
+def load(path: str | Path) -> dict[str, Entry]:
+    """Entries of the catalog at ``path`` by URL."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        raw = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise CatalogError(f"{path}: {exc}") from exc
+    items = _items(raw)
+    return {entry.url: entry for entry in (_entry(url, value) for url, value in items)}
+
+
+def _items(raw: Any) -> list[tuple[str, Any]]:
+    if isinstance(raw, dict):
+        return [(str(url), value or {}) for url, value in raw.items()]
+    if isinstance(raw, list):
+        return [(str(item.get("url", "")), item) for item in raw if isinstance(item, dict)]
+    raise CatalogError("a catalog is a mapping url -> entry or a list of entries with url")
+
+
+def _entry(url: str, value: Any) -> Entry:
+    if not url or not isinstance(value, dict):
+        raise CatalogError(f"bad catalog entry for {url!r}")
+    duration = value.get("duration")
+    scenes = tuple(_scene(url, s) for s in value.get("scenes") or [])
+    return Entry(
+        url=url,
+        duration=float(duration) if duration is not None else None,
+        title=value.get("title"),
+        scenes=scenes,
+        error=value.get("error"),
+    )
+
+
+def _scene(url: str, raw: Any) -> Scene:
+    try:
+        start, end = float(raw["start"]), float(raw["end"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CatalogError(f"{url}: a scene needs numeric start and end") from exc
+    if end <= start:
+        raise CatalogError(f"{url}: scene end {end} is not after start {start}")
+    per_modality = {name: _tokens(raw.get(name)) for name in ("visual", "audio", "speech")}
+    return Scene(start=start, end=end, words=_tokens(raw.get("words") or raw.get("text")),
+                 **per_modality)
+
+
+def _tokens(given: Any) -> tuple[str, ...]:
+    if not given:
+        return ()
+    if isinstance(given, str):
+        return tuple(words(given))
+    return tuple(w for g in given for w in words(str(g)))

@@ -1,0 +1,120 @@
+"""The state of one sandbox process: configuration, tasks, counters, quota buckets, dice.
+
+``Sandbox`` is what the handlers share (stored in the aiohttp app under ``SANDBOX``). It creates
+tasks (fault rolls, processing time, counters) and answers quota checks with ``ApiFailure`` 429s.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from aiohttp import web
+
+from vidsearch.sandbox import catalog as catalog_file
+from vidsearch.sandbox.config import SandboxConfig
+from vidsearch.sandbox.errors import ApiFailure, invalid
+from vidsearch.sandbox.faults import Dice, TokenBucket, Verdict
+from vidsearch.sandbox.media import Media, describe, image_words
+from vidsearch.sandbox.stats import Stats
+from vidsearch.sandbox.tasks import Task, TaskStore, rfc3339
+from vidsearch.sandbox.validation import SYNC_VIDEO_MAX_S, TaskSpec
+
+RATE_LIMIT_MESSAGE = (
+    "You have exceeded the rate limit ({rate_limit}). Please try again later after {retry_after}."
+)
+
+
+class Sandbox:
+    """Shared state of the server."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.catalog = catalog_file.load(config.catalog) if config.catalog else {}
+        self.dice = Dice(config.seed)
+        self.store = TaskStore(self.dice)
+        self.stats = Stats()
+        self.buckets = {"create": TokenBucket(config.create_rpm), "embed": TokenBucket(config.embed_rpm)}
+
+    def reconfigure(self, changes: dict[str, Any]) -> list[str]:
+        """Apply runtime option changes (``ValueError`` if invalid)."""
+        changed = self.config.update(changes)
+        self.buckets["create"].configure(self.config.create_rpm)
+        self.buckets["embed"].configure(self.config.embed_rpm)
+        if "seed" in changed:
+            self.dice.__init__(self.config.seed)  # type: ignore[misc]  # re-seed in place
+        return changed
+
+    def reset(self) -> None:
+        """Forget every task and counter; re-seed the dice and refill the buckets."""
+        self.store.clear()
+        self.stats = Stats()
+        self.dice.__init__(self.config.seed)  # type: ignore[misc]  # re-seed in place
+        self.buckets = {"create": TokenBucket(self.config.create_rpm),
+                        "embed": TokenBucket(self.config.embed_rpm)}
+
+    def charge(self, bucket: str) -> dict[str, str]:
+        """Spend a token of ``bucket``; the rate-limit headers, or a 429 ``ApiFailure``."""
+        verdict = self.buckets[bucket].take()
+        if verdict is None:
+            return {}
+        if not verdict.allowed:
+            self.stats.rate_limited += 1
+            self.stats.rate_limited_bucket += 1
+            raise self.too_many(verdict)
+        return verdict.headers()
+
+    def too_many(self, verdict: Verdict | None) -> ApiFailure:
+        """A 429 with the API's message, ``Retry-After`` and ``X-Ratelimit-*`` headers."""
+        wait = self.config.retry_after_s or (verdict.retry_after_s if verdict else 1.0)
+        retry_after = max(1, math.ceil(wait))
+        headers = verdict.headers() if verdict else {}
+        headers["Retry-After"] = str(retry_after)
+        limit = f"{verdict.limit} requests per minute" if verdict else "requests per minute"
+        message = RATE_LIMIT_MESSAGE.format(rate_limit=limit,
+                                            retry_after=rfc3339(time.time() + retry_after))
+        return ApiFailure(429, "too_many_requests", message, headers,
+                          {"retryAfter": str(retry_after), "currentLimit": limit})
+
+    def create_task(self, spec: TaskSpec) -> Task:
+        """Create and count a task for ``spec``."""
+        media = describe(spec.source, spec.url, self.catalog.get(spec.url or ""),
+                         self.config.min_duration_s, self.config.max_duration_s)
+        end = spec.end_sec if spec.end_sec is not None else media.duration
+        covered = max(0.0, min(end, media.duration) - spec.start_sec)
+        seconds = self.config.processing_s(0.0 if media.error else covered)
+        task = self.store.add(spec, media, seconds, (self.config.fail_rate, self.config.stuck_rate))
+        self.stats.created(spec.source, spec.model)
+        return task
+
+    def media(self, source: str, url: str | None) -> Media:
+        """What the media behind ``source`` contains (its catalog entry, else its URL)."""
+        return describe(source, url, self.catalog.get(url or ""), self.config.min_duration_s,
+                        self.config.max_duration_s)
+
+    def sync_video(self, spec: TaskSpec) -> Task:
+        """A finished task-like view of a sync video embed; a 400 when the media cannot be used."""
+        media = self.media(spec.source, spec.url)
+        if media.error:
+            raise invalid(media.error)
+        if spec.start_sec >= media.duration:
+            raise invalid(f"start_sec ({spec.start_sec}) is beyond the media duration "
+                          f"({media.duration} s).")
+        task = Task("sync", spec, media, time.time(), time.monotonic(), 0.0)
+        self.check_sync_duration(spec.model, task.end - task.start)
+        return task
+
+    def check_sync_duration(self, model: str, seconds: float) -> None:
+        """A 400 when ``seconds`` of audio/video is more than a sync embed takes."""
+        limit = SYNC_VIDEO_MAX_S[model]
+        if seconds > limit:
+            raise invalid(f"Duration ({seconds:.1f} seconds) exceeds maximum limit of "
+                          f"{limit:.0f} seconds.")
+
+    def media_words(self, url: str) -> tuple[str, ...]:
+        """The words a sync embed sees in an image or document URL."""
+        return image_words(url, self.catalog.get(url))
+
+
+SANDBOX = web.AppKey("sandbox", Sandbox)

@@ -1,0 +1,115 @@
+"""The task store and each task's lifecycle.
+
+A task is ``processing`` until ``ready_at`` (monotonic clock), then ``ready`` or ``failed``; the
+status is computed lazily when asked, so no timers run. Processing time is
+``(base_s + factor x duration) / speed``, fixed when the task is created. A task that rolled
+"stuck" never leaves ``processing``; one that rolled "fail", or whose source is not media, ends
+``failed`` with a message.
+
+Rendered JSON of a finished task is cached as bytes (``Task.cache``), so repeated polls of a large
+ready task cost a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from vidsearch.sandbox.faults import Dice
+from vidsearch.sandbox.media import Media
+from vidsearch.sandbox.validation import TaskSpec
+
+FAIL_MESSAGE = "The embedding task failed. Please try again later."
+RANGE_MESSAGE = (
+    "The embedding request was invalid: start_sec ({start}) is beyond the media duration "
+    "({duration} s)."
+)
+
+
+def rfc3339(epoch: float) -> str:
+    """``epoch`` as an RFC 3339 UTC string with milliseconds (``2024-09-26T10:29:19.968Z``)."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass
+class Task:
+    """One embedding task."""
+
+    id: str
+    spec: TaskSpec
+    media: Media
+    created_epoch: float
+    created_mono: float
+    processing_s: float
+    error: str | None = None
+    cache: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def start(self) -> float:
+        return self.spec.start_sec
+
+    @property
+    def end(self) -> float:
+        """End of the processed range: the request's end_sec clipped to the media's duration."""
+        end = self.spec.end_sec if self.spec.end_sec is not None else self.media.duration
+        return min(end, self.media.duration)
+
+    def status(self, now_mono: float | None = None) -> str:
+        """``processing``, ``ready`` or ``failed`` at ``now_mono``."""
+        now = time.monotonic() if now_mono is None else now_mono
+        if now < self.created_mono + self.processing_s:
+            return "processing"
+        return "failed" if self.error else "ready"
+
+    def updated_epoch(self, status: str) -> float:
+        if status == "processing":
+            return self.created_epoch
+        return self.created_epoch + self.processing_s
+
+
+@dataclass
+class TaskStore:
+    """All tasks of this process, in creation order per API (v1, v2)."""
+
+    dice: Dice
+    tasks: dict[str, Task] = field(default_factory=dict)
+    order: dict[str, list[str]] = field(default_factory=lambda: {"v1": [], "v2": []})
+
+    def new_id(self) -> str:
+        """A 24-hex-digit id like the API's (time prefix + seeded random part)."""
+        return f"{int(time.time()):08x}{self.dice.stream('task-id').getrandbits(64):016x}"
+
+    def add(self, spec: TaskSpec, media: Media, processing_s: float, rates: tuple[float, float]) -> Task:
+        """Create a task; ``rates`` are (fail_rate, stuck_rate) for its fault rolls."""
+        fail_rate, stuck_rate = rates
+        error = media.error or _range_error(spec, media)
+        if error is None and self.dice.roll("fail", fail_rate):
+            error = FAIL_MESSAGE
+        if self.dice.roll("stuck", stuck_rate):
+            processing_s = math.inf
+        task = Task(self.new_id(), spec, media, time.time(), time.monotonic(), processing_s, error)
+        self.tasks[task.id] = task
+        self.order[spec.api].append(task.id)
+        return task
+
+    def get(self, task_id: str, api: str) -> Task | None:
+        task = self.tasks.get(task_id)
+        return task if task is not None and task.spec.api == api else None
+
+    def newest_first(self, api: str) -> Iterator[Task]:
+        for task_id in reversed(self.order[api]):
+            yield self.tasks[task_id]
+
+    def clear(self) -> None:
+        self.tasks.clear()
+        for ids in self.order.values():
+            ids.clear()
+
+
+def _range_error(spec: TaskSpec, media: Media) -> str | None:
+    if spec.start_sec >= media.duration:
+        return RANGE_MESSAGE.format(start=spec.start_sec, duration=media.duration)
+    return None

