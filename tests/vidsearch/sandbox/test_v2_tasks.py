@@ -107,8 +107,10 @@ def test_marengo35_dimension_is_a_renormalized_prefix_of_the_512_vector(client: 
         temporal=TemporalSegmentation_Fixed(fixed=TemporalSegmentationFixedFixed(duration_sec=10)))
     full = ready(client, create(client, url, model="marengo3.5", segmentation=seg).id)
     short_task = create(client, url, model="marengo3.5", segmentation=seg, embedding_dimension=dim)
-    assert short_task.metadata == {"embedding_dimension": dim} or short_task.metadata
+    assert short_task.metadata.embedding_dimension == dim
     short = ready(client, short_task.id)
+    assert short.metadata.embedding_dimension == dim
+    assert full.data and {len(a.embedding) for a in full.data} == {512}
     for a, b in zip(full.data, short.data, strict=True):
         assert len(b.embedding) == dim
         head = a.embedding[:dim]
