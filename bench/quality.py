@@ -42,8 +42,8 @@ import redis
 from bench.common import Row, log, pct, section, table
 from pipeline.ingest.writer import SegmentWriter
 from pipeline.milvus.store import Filter, MilvusStore
-from pipeline.search.query import QueryPart
-from pipeline.search.searcher import Query, Searcher
+from pipeline.search.query import Query, QueryPart
+from pipeline.search.searcher import Searcher
 from pipeline.segments import Segment, pack_vector
 from pipeline.settings import Settings, load_settings
 from pipeline.spec import EmbeddingSpec, item_key, segment_pk

@@ -27,8 +27,8 @@ import redis
 
 from bench.common import Row, http_json, log, pct, section, table
 from pipeline.milvus.store import MilvusStore
-from pipeline.search.query import QueryPart
-from pipeline.search.searcher import Query, Searcher
+from pipeline.search.query import Query, QueryPart
+from pipeline.search.searcher import Searcher
 from pipeline.settings import Settings, load_settings
 from pipeline.twelvelabs import TwelveLabsGateway
 from vidsearch.stack.services import Service, start_milvus, start_redis, start_sandbox

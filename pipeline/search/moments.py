@@ -1,4 +1,4 @@
-"""Search results (videos, their moments) and the rule that stitches segments into moments.
+"""The moment rule: which of a video's scored segments are its best moments, stitched and ranked.
 
 The moment rule, per video, over its clip segments with their fused scores:
 
@@ -15,42 +15,12 @@ The moment rule, per video, over its clip segments with their fused scores:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
+
+from pipeline.search.results import Moment
 
 MAX_GAP_S = 0.5
 """Segments at most this far apart count as adjacent."""
-
-
-@dataclass(frozen=True, slots=True)
-class Moment:
-    """A stretch of one video and how well it matches."""
-
-    start_s: float
-    end_s: float
-    score: float
-
-
-@dataclass(frozen=True)
-class VideoHit:
-    """One result: a video, its best moment (or segment) and, with moments on, its best moments."""
-
-    url: str
-    title: str
-    category: str
-    score: float
-    start_s: float
-    end_s: float
-    moments: list[Moment] = field(default_factory=list)
-    option: str = ""
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """The hits of one search, best first; ``cached`` when served from the result cache."""
-
-    hits: list[VideoHit]
-    cached: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,20 +30,6 @@ class ScoredSegment:
     start_s: float
     end_s: float
     score: float
-
-
-def result_to_json(result: SearchResult) -> list[dict[str, Any]]:
-    """What ``vidsearch search --json`` prints: one object per hit."""
-    return [asdict(hit) for hit in result.hits]
-
-
-def hits_from_json(rows: Sequence[dict[str, Any]]) -> list[VideoHit]:
-    """The inverse of :func:`result_to_json` (the result cache stores that JSON)."""
-    hits = []
-    for row in rows:
-        moments = [Moment(**m) for m in row.get("moments", [])]
-        hits.append(VideoHit(**{**row, "moments": moments}))
-    return hits
 
 
 def threshold(scores: Sequence[float], tolerance: float) -> float:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from pipeline.search.moments import VideoHit, hits_from_json
+from pipeline.search.results import VideoHit, hits_from_json
 from pipeline.state.keys import Keys
 
 if TYPE_CHECKING:

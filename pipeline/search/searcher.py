@@ -49,17 +49,10 @@ from pipeline.milvus.store import (
     SegmentHit,
 )
 from pipeline.search.fusion import PartScores, SegmentKey, fuse
-from pipeline.search.moments import (
-    Moment,
-    ScoredSegment,
-    SearchResult,
-    VideoHit,
-    best_segment,
-    result_to_json,
-    stitch,
-)
+from pipeline.search.moments import ScoredSegment, best_segment, stitch
 from pipeline.search.query import Query, QueryError, QueryPart, normalize_text
 from pipeline.search.result_cache import ResultCache
+from pipeline.search.results import SearchResult, VideoHit, result_to_json
 from pipeline.segments import pack_vector, unpack_vector
 from pipeline.settings import Settings
 from pipeline.state.keys import Keys
@@ -69,11 +62,6 @@ if TYPE_CHECKING:
     Redis = redis.Redis[bytes]
 else:
     Redis = redis.Redis
-
-__all__ = [
-    "Moment", "Query", "QueryError", "QueryPart", "SearchResult", "Searcher", "VideoHit",
-    "build_searcher", "normalize_query", "result_to_json",
-]
 
 CANDIDATES_PER_VIDEO = 8
 """Segments asked per wanted video when the server cannot group by video."""

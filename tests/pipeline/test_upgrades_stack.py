@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from pipeline.clients import Clients
-from pipeline.search.searcher import Query, build_searcher
+from pipeline.search.query import Query
+from pipeline.search.searcher import build_searcher
 from pipeline.settings import Settings
 from tests.stack import Stack, start_stack
 from vidsearch.stack.services import MilvusEngine

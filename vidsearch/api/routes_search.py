@@ -14,8 +14,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from pipeline.errors import RateLimitedError, StoreError, TransientError, VidsearchError
-from pipeline.search.searcher import Query as SearchQuery
-from pipeline.search.searcher import QueryError, result_to_json
+from pipeline.search.query import Query as SearchQuery
+from pipeline.search.query import QueryError
+from pipeline.search.results import result_to_json
 from vidsearch.api.context import ApiContext
 from vidsearch.api.keys import ApiKey
 from vidsearch.api.problems import ProblemError

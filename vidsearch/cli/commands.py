@@ -201,7 +201,8 @@ def search_query(args: argparse.Namespace) -> Any:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from pipeline.search.searcher import build_searcher, result_to_json  # noqa: PLC0415
+    from pipeline.search.results import result_to_json  # noqa: PLC0415
+    from pipeline.search.searcher import build_searcher  # noqa: PLC0415
 
     query = search_query(args)
     with _clients(args) as clients:

@@ -182,7 +182,7 @@ def _search(searcher: Any, example: DemoSearch) -> bool:
     flag = f" --category {example.category}" if example.category else ""
     print(f'\n$ vidsearch search "{example.text}"{flag}', flush=True)
     categories = [example.category] if example.category else []
-    from pipeline.search.searcher import Query  # noqa: PLC0415
+    from pipeline.search.query import Query  # noqa: PLC0415
 
     hits = searcher.search(Query(text=example.text, categories=tuple(categories), top_k=5)).hits
     print_hits(hits)

@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.search.moments import (
-    Moment,
-    ScoredSegment,
-    SearchResult,
-    VideoHit,
-    hits_from_json,
-    result_to_json,
-    stitch,
-    threshold,
-)
+from pipeline.search.moments import ScoredSegment, stitch, threshold
+from pipeline.search.results import Moment
 
 
 def segs(*scores: float, length: float = 6.0) -> list[ScoredSegment]:
@@ -41,10 +33,3 @@ def test_a_gap_longer_than_half_a_second_breaks_a_moment() -> None:
     parted = [ScoredSegment(0, 6, 0.9), ScoredSegment(7, 13, 0.9), ScoredSegment(13.4, 20, 0.9),
               ScoredSegment(30, 36, 0.0)]
     assert [(m.start_s, m.end_s) for m in stitch(parted, 0.5, 5)] == [(0, 6), (7, 20)]
-
-
-def test_result_json_round_trips() -> None:
-    hit = VideoHit("u", "t", "c", 0.5, 1.0, 2.0, [Moment(1.0, 2.0, 0.5)], "visual")
-    rows = result_to_json(SearchResult([hit]))
-    assert rows[0]["moments"] == [{"start_s": 1.0, "end_s": 2.0, "score": 0.5}]
-    assert hits_from_json(rows) == [hit]

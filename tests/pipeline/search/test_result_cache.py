@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from pipeline.search.moments import Moment, SearchResult, VideoHit, result_to_json
 from pipeline.search.result_cache import ResultCache, bump_generation
+from pipeline.search.results import Moment, SearchResult, VideoHit, result_to_json
 from pipeline.state.keys import Keys
 
 HIT = VideoHit("https://v.example/a.mp4", "a", "news", 0.7, 6.0, 24.0, [Moment(6.0, 24.0, 0.7)])

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from pipeline.milvus.store import Filter, MilvusStore
-from pipeline.search.query import QueryPart
-from pipeline.search.searcher import Query, Searcher, normalize_query
+from pipeline.search.query import Query, QueryPart
+from pipeline.search.searcher import Searcher, normalize_query
 from pipeline.segments import Segment, pack_vector
 from pipeline.settings import Settings, load_settings
 

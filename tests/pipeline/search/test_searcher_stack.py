@@ -11,8 +11,9 @@ import pytest
 import redis
 
 from pipeline.milvus.store import MilvusStore
-from pipeline.search.query import QueryError
-from pipeline.search.searcher import Query, Searcher, SearchResult, build_searcher, result_to_json
+from pipeline.search.query import Query, QueryError
+from pipeline.search.results import SearchResult, result_to_json
+from pipeline.search.searcher import Searcher, build_searcher
 from pipeline.settings import Settings
 from tests.search_library import ingest
 from tests.search_library import library as make_library

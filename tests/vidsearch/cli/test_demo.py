@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.ingest.manifest import LineRules, ManifestLine, read_manifest
-from pipeline.search.searcher import Query, SearchResult, VideoHit
+from pipeline.search.query import Query
+from pipeline.search.results import SearchResult, VideoHit
 from pipeline.settings import load_settings
 from tests.stack import wait_for
 from vidsearch.cli.demo import CATALOG, MANIFEST, SEARCHES, DemoSearch, _search
