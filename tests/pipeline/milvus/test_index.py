@@ -69,13 +69,14 @@ def test_exact_top_k_streams_batches_and_matches_numpy() -> None:
         assert got == want, metric
 
 
-def test_status_reports_the_index_its_params_and_every_row(seeded) -> None:
+def test_status_reports_the_index_its_params_and_every_row(seeded, milvus_engine: str) -> None:
     settings, store, name = seeded
+    wait_for(lambda: index_status(store, settings, name).indexed_rows == ROWS, 120, "every row indexed")
     status = index_status(store, settings, name)
     assert status.index_type == "HNSW" and status.metric == "COSINE"
-    assert status.params in ({}, {"M": "16", "efConstruction": "200"})  # Lite reports no build params
-    assert status.rows == ROWS
-    assert status.indexed_rows is None or 0 <= status.indexed_rows <= ROWS
+    built = {} if milvus_engine == "lite" else {"M": "16", "efConstruction": "200"}  # Lite reports none
+    assert status.params == built
+    assert (status.rows, status.indexed_rows, status.pending_rows) == (ROWS, ROWS, 0)
     assert status.search_params == {"ef": 64}
 
 
