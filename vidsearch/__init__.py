@@ -1,0 +1,1 @@
+"""The interfaces: the command (cli), the HTTP API (api), the embedded stack (stack), and the sandbox."""

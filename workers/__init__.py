@@ -1,0 +1,1 @@
+"""The Celery adapters: the app, thin tasks, per-process context, the tick loop."""
