@@ -1,8 +1,10 @@
-"""Model versions: ids, collections, spec checks, the ledger reads and the ingest targets (Redis)."""
+"""Model versions: ids, collections, spec checks, the ledger reads, the ingest targets and the query
+embedding cache per version (Redis, the sandbox)."""
 
 from __future__ import annotations
 
 import uuid
+from functools import partial
 
 import pytest
 import redis
@@ -10,11 +12,15 @@ import redis
 from pipeline.errors import BadInputError
 from pipeline.ingest.writer import assemble_batches
 from pipeline.ledger.store import Admission, JobStore, SubmitMode
+from pipeline.milvus.store import MilvusStore
+from pipeline.search.searcher import Searcher
 from pipeline.segments import Segment
 from pipeline.settings import Settings
 from pipeline.spec import EmbeddingSpec, item_key
 from pipeline.state.keys import Keys
+from pipeline.twelvelabs import TwelveLabsGateway
 from pipeline.versions import Versions, ingest_targets, plan_spec, version_for
+from tests.stack import Service, sandbox_stats
 
 BASE = Settings(_env_file=None)  # type: ignore[call-arg]
 SPEC = EmbeddingSpec.from_settings(BASE)
@@ -55,10 +61,8 @@ def test_an_impossible_spec_is_bad_input_naming_the_problem(
         plan_spec(SPEC, model, dimension, options)
 
 
-def test_query_embeddings_are_cached_per_version() -> None:
-    keys = Keys("vs")
-    assert keys.qcache("marengo3.5", 256, "d", "marengo3.5-256") != keys.qcache("marengo3.5", 256, "d")
-    assert keys.qcache("marengo3.0", 512, "d") == "vs:qcache:marengo3.0:512:d"
+def test_the_query_cache_key_without_a_version_keeps_its_form() -> None:
+    assert Keys("vs").qcache("marengo3.0", 512, "d") == "vs:qcache:marengo3.0:512:d"
 
 
 def _segment(collection: str) -> Segment:
@@ -128,6 +132,37 @@ def test_ingests_go_to_the_live_version_and_the_one_being_built(versions: Versio
     versions.switch(target.id, live.id, clear_building=True)
     assert [v.id for v in ingest_targets(versions)] == [target.id]
     assert versions.pointer("previous") == live.id
+
+
+def _sync_embeds(sandbox: Service) -> int:
+    """Sync embeds the sandbox answered (``POST /embed-v2``, status 200)."""
+    return int(sandbox_stats(sandbox)["requests"].get("POST /embed-v2", {}).get("200", 0))
+
+
+def test_query_embeddings_are_cached_per_version(
+    redis_client: redis.Redis, redis_url: str, sandbox_service: Service
+) -> None:
+    settings = Settings(_env_file=None, redis_url=redis_url,  # type: ignore[call-arg]
+                        redis_prefix=f"t{uuid.uuid4().hex[:6]}",
+                        twelvelabs_base_url=f"{sandbox_service.url}/v1.3")
+    gateway, store = TwelveLabsGateway(settings), MilvusStore(settings)
+    spec_a = plan_spec(SPEC, "marengo3.5", 256, None)
+    spec_b = plan_spec(SPEC, "marengo3.5", 256, ["visual"])  # same model and dimension, another version
+
+    def searcher(spec: EmbeddingSpec) -> Searcher:
+        embed = partial(gateway.embed_part, spec=spec)
+        return Searcher(settings, redis_client, store, embed, version_for(spec, settings))
+
+    before = _sync_embeds(sandbox_service)
+    first = searcher(spec_a).embed_query("red kite")
+    assert _sync_embeds(sandbox_service) == before + 1
+    again = searcher(spec_a).embed_query("red kite")  # a new searcher: served from Redis (float32)
+    assert again == pytest.approx(first, abs=1e-6)
+    assert _sync_embeds(sandbox_service) == before + 1
+    searcher(spec_b).embed_query("red kite")  # not from version A's entry
+    assert _sync_embeds(sandbox_service) == before + 2
+    searcher(spec_b).embed_query("red kite")
+    assert _sync_embeds(sandbox_service) == before + 2
 
 
 def test_an_unknown_version_is_bad_input_listing_the_known_ones(versions: Versions) -> None:
