@@ -14,11 +14,16 @@ from tests.pipeline.analytics.helpers import DAY_MS, video_set
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def test_the_cluster_map_is_png_or_svg_bytes_and_a_file() -> None:
+def test_the_cluster_map_is_png_or_svg_bytes_and_a_file(tmp_path: Path) -> None:
     clustering = analytics.clusters(video_set(), 3)
     assert plots.cluster_map_image(clustering, "png", "map").startswith(PNG_MAGIC)
     svg = plots.cluster_map_image(clustering, "svg", "map").decode()
     assert "<svg" in svg and "principal component 1" in svg
+    plots.cluster_map(clustering, tmp_path / "map.png", "map")
+    assert (tmp_path / "map.png").read_bytes().startswith(PNG_MAGIC)
+    plots.cluster_map(clustering, tmp_path / "map.svg", "map")
+    written = (tmp_path / "map.svg").read_text()
+    assert written.lstrip().startswith("<?xml") and "<svg" in written and "principal component 1" in written
 
 
 def test_the_trends_plot_is_png_or_svg_bytes_and_a_file(tmp_path: Path) -> None:
