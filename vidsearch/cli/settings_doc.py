@@ -1,4 +1,8 @@
-"""Render the settings table from the settings model (``python -m vidsearch.cli.settings_doc``)."""
+"""Render the settings table of docs/settings.md from the settings model.
+
+``python -m vidsearch.cli.settings_doc`` prints it; paste it between the settings-table markers of
+docs/settings.md (tests/test_docs.py fails until the two agree).
+"""
 
 from __future__ import annotations
 
