@@ -289,7 +289,7 @@ def _env_name(field: str) -> str:
 
 
 def env_name(field: str) -> str:
-    """The environment variable that sets ``field`` (used by the README check and the CLI)."""
+    """The environment variable that sets ``field`` (used by the settings table and the CLI)."""
     return _env_name(field)
 
 

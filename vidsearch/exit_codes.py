@@ -1,4 +1,4 @@
-"""The exit codes of every ``vidsearch`` command (the README lists them)."""
+"""The exit codes of every ``vidsearch`` command (docs/cli.md lists them)."""
 
 EXIT_OK = 0
 """Success: every item done (or nothing new to do)."""
