@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, get_args
 import redis
 
 from pipeline.errors import BadInputError
-from pipeline.ledger.store import Admission, JobStore, SubmitMode
+from pipeline.ledger.records import Item
+from pipeline.ledger.store import Admission, JobStore, SubmitMode, read_items
 from pipeline.settings import EmbeddingOption, ModelName, Settings
 from pipeline.spec import EmbeddingSpec, collection_name, item_key
 from pipeline.state.keys import Keys
@@ -89,16 +90,6 @@ class Progress:
     items: int = 0
     done: int = 0
     failed: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerItem:
-    key: str
-    state: str
-    url: str
-    category: str
-    title: str
-    metadata: str
 
 
 def live_alias(settings: Settings) -> str:
@@ -200,7 +191,7 @@ class Versions:
                 found.append(job_id)
         return found
 
-    def items(self, version: Version) -> Iterator[LedgerItem]:
+    def items(self, version: Version) -> Iterator[Item]:
         """The version's admitted items, each once, read from its jobs' item indexes."""
         seen: set[str] = set()
         for job_id in self.jobs_of(version):
@@ -209,16 +200,10 @@ class Versions:
             seen.update(fresh)
             yield from self._read_items(fresh)
 
-    def _read_items(self, keys: Sequence[str]) -> Iterator[LedgerItem]:
+    def _read_items(self, keys: Sequence[str]) -> Iterator[Item]:
         for start in range(0, len(keys), SUBMIT_BATCH):
-            chunk = keys[start:start + SUBMIT_BATCH]
-            pipe = self.r.pipeline(transaction=False)
-            for key in chunk:
-                pipe.hmget(self.keys.item(key), "s", "url", "cat", "title", "meta")
-            for key, row in zip(chunk, pipe.execute(), strict=True):
-                state, url, cat, title, meta = (v.decode() if v else "" for v in row)
-                if url:
-                    yield LedgerItem(key, state, url, cat, title, meta or "{}")
+            items = read_items(self.r, self.keys, keys[start:start + SUBMIT_BATCH])
+            yield from (i for i in items if i is not None and i.url)
 
     def progress(self, version: Version) -> Progress:
         states = [item.state for item in self.items(version)]
@@ -278,7 +263,7 @@ class ReembedPlan:
 
     source: Version
     target: Version
-    items: list[LedgerItem]
+    items: list[Item]
     media_s: float
     quota_s: float
     """Seconds the quota (``rate_limit_per_min`` creates a minute) needs for the tasks."""

@@ -28,7 +28,8 @@ from pipeline.errors import (
     TransientError,
 )
 from pipeline.ingest.polling import first_poll_delay
-from pipeline.ledger.store import Item, JobStore
+from pipeline.ledger.records import Item
+from pipeline.ledger.store import JobStore
 from pipeline.settings import Settings
 from pipeline.spec import EmbeddingSpec
 from pipeline.state.locks import FencedLock

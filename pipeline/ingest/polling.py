@@ -16,7 +16,8 @@ import time
 import redis
 
 from pipeline.errors import ApiRejectedError, TransientError
-from pipeline.ledger.store import Item, JobStore
+from pipeline.ledger.records import Item
+from pipeline.ledger.store import JobStore
 from pipeline.segments import Segment, pack_vector
 from pipeline.settings import Settings
 from pipeline.spec import EmbeddingSpec, segment_pk

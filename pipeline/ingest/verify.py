@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from pipeline.errors import VidsearchError
-from pipeline.ledger.store import JobStore
+from pipeline.ledger.records import Item
+from pipeline.ledger.store import JobStore, read_items
 
 CHUNK = 200
 """Item keys per Milvus filter (``item_key in [...]``)."""
@@ -47,15 +48,6 @@ class RowReader(Protocol):
     def iter_rows(
         self, collection: str, filter: str, fields: Sequence[str]
     ) -> Iterator[dict[str, Any]]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerItem:
-    key: str
-    state: str
-    category: str
-    url: str
-    expected: int | None
 
 
 @dataclass(slots=True)
@@ -98,22 +90,15 @@ class _Tally:
     count: int = 0
 
 
-def job_items(jobs: JobStore, job_id: str) -> list[LedgerItem]:
+def job_items(jobs: JobStore, job_id: str) -> list[Item]:
     """Every admitted item the job still owns, from the job's index of item keys."""
-    found: list[LedgerItem] = []
+    found: list[Item] = []
     seen: set[str] = set()
     for batch in _index_batches(jobs, job_id):
         keys = [k for k in dict.fromkeys(batch) if k not in seen]
         seen.update(keys)
-        pipe = jobs.r.pipeline(transaction=False)
-        for k in keys:
-            pipe.hmget(jobs.keys.item(k), "s", "j", "cat", "url", "exp")
-        for k, (state, owner, cat, url, exp) in zip(keys, pipe.execute(), strict=True):
-            if owner is not None and owner.decode() == job_id:
-                found.append(LedgerItem(
-                    key=k, state=_text(state) or "unknown", category=_text(cat),
-                    url=_text(url), expected=int(exp) if exp is not None else None,
-                ))
+        items = read_items(jobs.r, jobs.keys, keys)
+        found += [i for i in items if i is not None and i.job_id == job_id]
     return found
 
 
@@ -175,7 +160,7 @@ def verify_job(jobs: JobStore, store: RowReader, job_id: str) -> VerifyReport:
 
 
 def _check_progress(
-    report: VerifyReport, items: Sequence[LedgerItem], counters: dict[str, int]
+    report: VerifyReport, items: Sequence[Item], counters: dict[str, int]
 ) -> None:
     admitted_open = sum(1 for i in items if i.state not in ("done", "failed"))
     active = max(admitted_open, counters["queued"] - counters["done"] - counters["failed"])
@@ -183,7 +168,7 @@ def _check_progress(
         report.flag(f"job is still running: {active} item(s) neither done nor failed")
 
 
-def _check_items(report: VerifyReport, items: Sequence[LedgerItem], tally: _Tally) -> None:
+def _check_items(report: VerifyReport, items: Sequence[Item], tally: _Tally) -> None:
     for item in items:
         rows = tally.by_item.get(item.key, 0)
         if item.state != "done":
@@ -209,7 +194,7 @@ def _check_duplicates(report: VerifyReport, tally: _Tally) -> None:
         report.flag(f"count(*) is {tally.count} but there are {len(tally.pks)} distinct primary keys")
 
 
-def _check_categories(report: VerifyReport, items: Sequence[LedgerItem]) -> None:
+def _check_categories(report: VerifyReport, items: Sequence[Item]) -> None:
     expected: Counter[str] = Counter()
     for item in items:
         if item.state == "done" and item.expected:

@@ -36,7 +36,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from pipeline.errors import ApiRejectedError, RateLimitedError, TransientError
 from pipeline.ingest.stream import stream_backlog
-from pipeline.ledger.store import ACTIVE_STATES, COUNTERS, JOB_STATUSES, job_status
+from pipeline.ledger.records import ACTIVE_STATES, COUNTERS, JOB_STATUSES, job_status
 from pipeline.logs import get_logger
 from pipeline.settings import Settings
 from pipeline.state.keys import Keys
@@ -315,4 +315,3 @@ def run_exporter(settings: Settings, port: int, host: str) -> None:
         exporter.serve_forever()
     finally:
         exporter.close()
-

@@ -23,7 +23,8 @@ from typing import Any
 from pymilvus import MilvusClient, MilvusException
 from twelvelabs import TwelveLabs
 
-from pipeline.ledger.store import Job, JobStore
+from pipeline.ledger.records import Job
+from pipeline.ledger.store import JobStore
 from pipeline.state.keys import Keys
 from tests.stack import Stack, wait_for
 

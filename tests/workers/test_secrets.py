@@ -30,7 +30,8 @@ from pydantic import SecretStr
 
 from pipeline.ingest.manifest import LineRules
 from pipeline.ingest.producer import Producer
-from pipeline.ledger.store import Job, JobStore
+from pipeline.ledger.records import Job
+from pipeline.ledger.store import JobStore
 from pipeline.settings import Settings
 from pipeline.spec import EmbeddingSpec
 from pipeline.state.keys import Keys

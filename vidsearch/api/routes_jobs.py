@@ -26,7 +26,8 @@ from starlette.concurrency import run_in_threadpool
 from pipeline.errors import ManifestError
 from pipeline.ingest.manifest import LineRules
 from pipeline.ingest.producer import SubmitSummary, submit_to_versions
-from pipeline.ledger.store import Job, SubmitMode
+from pipeline.ledger.records import Job
+from pipeline.ledger.store import SubmitMode
 from vidsearch.api.context import ApiContext
 from vidsearch.api.problems import ProblemError
 from vidsearch.api.schemas import (

@@ -35,7 +35,8 @@ from pipeline.clients import Clients
 from pipeline.errors import ManifestError
 from pipeline.ingest.manifest import LineRules, read_manifest
 from pipeline.ingest.producer import submit_to_versions
-from pipeline.ledger.store import Job, JobStore, SubmitMode
+from pipeline.ledger.records import Job
+from pipeline.ledger.store import JobStore, SubmitMode
 from pipeline.logs import configure_logging, get_logger
 from pipeline.settings import Settings
 from pipeline.state.locks import FencedLock, new_token

@@ -14,7 +14,8 @@ from typing import Any
 from pipeline.clients import Clients
 from pipeline.ingest.manifest import LineRules
 from pipeline.ingest.producer import submit_to_versions
-from pipeline.ledger.store import Job, JobStore, SubmitMode
+from pipeline.ledger.records import Job
+from pipeline.ledger.store import JobStore, SubmitMode
 from pipeline.settings import CONFIG_ENV, Settings, get_settings
 from vidsearch.cli.display import (
     iso,

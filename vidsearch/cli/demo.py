@@ -25,7 +25,7 @@ from typing import Any
 from pipeline.clients import Clients
 from pipeline.ingest.manifest import LineRules
 from pipeline.ingest.producer import Producer
-from pipeline.ledger.store import Job
+from pipeline.ledger.records import Job
 from pipeline.settings import Settings, env_name, load_settings
 from pipeline.spec import EmbeddingSpec
 from vidsearch.cli.display import print_hits, stderr_progress, ticking, wait_for_job

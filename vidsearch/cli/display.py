@@ -19,7 +19,8 @@ from typing import Any, TextIO
 
 from pipeline.clients import Clients
 from pipeline.ingest.scheduler import last_tick
-from pipeline.ledger.store import Job, JobStore
+from pipeline.ledger.records import Job
+from pipeline.ledger.store import JobStore
 
 STALL_HINT = (
     "no scheduler tick for more than {stall:.0f} s: nothing is admitting or polling this job's "

@@ -10,7 +10,8 @@ import redis
 
 from pipeline.errors import TransientError
 from pipeline.ingest.create import CreateOutcome, Embedder, full_jitter
-from pipeline.ledger.store import Admission, Item, JobStore, SubmitMode
+from pipeline.ledger.records import Item
+from pipeline.ledger.store import Admission, JobStore, SubmitMode
 from pipeline.settings import Settings, load_settings
 from pipeline.spec import EmbeddingSpec, item_key
 from pipeline.state.keys import Keys

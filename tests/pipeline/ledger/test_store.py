@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from pipeline.ledger.store import Admission, JobStore, SubmitMode
+from pipeline.ledger.store import Admission, JobStore, SubmitMode, read_items
 from pipeline.settings import load_settings
 from pipeline.spec import EmbeddingSpec, item_key
 from pipeline.state.keys import Keys
@@ -332,3 +332,33 @@ def test_admission_indexes_the_item_under_its_job_and_waiting_items_are_not_inde
     assert redis_client.llen(jobs.keys.items(job)) == 0
     admitted = jobs.admit(1, time.time() + 60)
     assert [k.decode() for k in redis_client.lrange(jobs.keys.items(job), 0, -1)] == admitted
+
+
+# --- one record of an item, one reader (issue 21) ---------------------------------------------------
+def test_read_items_returns_records_in_order_and_none_for_unknown_keys(
+    redis_client: redis.Redis,
+) -> None:
+    jobs = _store(redis_client)
+    job = jobs.create_job(["m.csv"], SPEC)
+    a, b = _admission(1, "sport"), _admission(2)
+    jobs.submit_batch(job, [a, b], SubmitMode())
+    jobs.admit(10, time.time() + 60)
+    found = read_items(redis_client, jobs.keys, [b.key, "no-such-item", a.key])
+    assert found == [jobs.get_item(b.key), None, jobs.get_item(a.key)]
+    first = found[2]
+    assert first is not None
+    assert (first.state, first.job_id, first.category, first.url, first.title) == (
+        "creating", job, "sport", a.url, "t1")
+
+
+def test_an_item_record_carries_the_segments_its_task_produced(redis_client: redis.Redis) -> None:
+    jobs = _store(redis_client)
+    job = jobs.create_job(["m.csv"], SPEC)
+    a = _admission(1)
+    jobs.submit_batch(job, [a], SubmitMode())
+    jobs.admit(10, time.time() + 60)
+    assert jobs.get_item(a.key).expected is None  # type: ignore[union-attr]
+    _to_writing(jobs, a.key, 3)
+    item = jobs.get_item(a.key)
+    assert item is not None and (item.state, item.task_id, item.expected) == (
+        "writing", "task-" + a.key[:6], 3)

@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from twelvelabs.core.api_error import ApiError
 
 from pipeline.errors import ApiRejectedError, RateLimitedError
-from pipeline.ledger.store import JOB_STATUSES, Admission, JobStore, SubmitMode
+from pipeline.ledger.records import JOB_STATUSES
+from pipeline.ledger.store import Admission, JobStore, SubmitMode
 from pipeline.metrics.exporter import Exporter, MetricsRecorder, metrics_key
 from pipeline.settings import Settings, load_settings
 from pipeline.spec import EmbeddingSpec, item_key

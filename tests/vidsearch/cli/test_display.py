@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from pipeline.ledger.store import COUNTERS, Job
+from pipeline.ledger.records import COUNTERS, Job
 from pipeline.settings import load_settings
 from pipeline.spec import EmbeddingSpec
 from vidsearch.cli.display import ProgressWriter, Ticking, status_dict, status_lines
