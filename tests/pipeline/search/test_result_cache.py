@@ -7,6 +7,7 @@ import uuid
 from pipeline.search.result_cache import ResultCache, bump_generation
 from pipeline.search.results import Moment, SearchResult, VideoHit, result_to_json
 from pipeline.state.keys import Keys
+from tests.stack import wait_for
 
 HIT = VideoHit("https://v.example/a.mp4", "a", "news", 0.7, 6.0, 24.0, [Moment(6.0, 24.0, 0.7)])
 
@@ -27,10 +28,13 @@ def test_a_stored_result_comes_back_until_the_generation_moves(redis_client) -> 
 
 
 def test_entries_expire_after_the_ttl(redis_client) -> None:
-    results, _ = cache(redis_client, ttl_s=30)
+    results, _ = cache(redis_client, ttl_s=2)
     key = results.key("col", {"q": 2})
-    results.put(key, [])
-    assert 0 < redis_client.ttl(key) <= 30
+    results.put(key, result_to_json(SearchResult([HIT])))
+    assert 0 < redis_client.pttl(key) <= 2000
+    assert results.get(key) == [HIT]
+    wait_for(lambda: results.get(key) is None, 15, "Redis to expire the entry")
+    assert not redis_client.exists(key)
 
 
 def test_the_oldest_entries_are_evicted_past_the_size_bound(redis_client) -> None:
