@@ -37,12 +37,13 @@ from twelvelabs.types import (
 
 from pipeline.errors import (
     ApiRejectedError,
+    BadInputError,
     RateLimitedError,
     TransientError,
 )
 from pipeline.logs import get_logger
-from pipeline.metrics.exporter import MetricsRecorder
-from pipeline.search.query import QueryError, QueryPart
+from pipeline.media import QueryPart
+from pipeline.metrics.recorder import MetricsRecorder
 from pipeline.settings import Settings
 from pipeline.spec import EmbeddingSpec
 from pipeline.state.quota import Quota
@@ -290,7 +291,7 @@ class TwelveLabsGateway:
 def _multi_input(part: QueryPart) -> MultiInputRequest:
     """Marengo 3.5 takes only multi_input: text plus media sources (video without a range)."""
     if part.kind == "clip" and (part.start_s is not None or part.end_s is not None):
-        raise QueryError("marengo3.5 sync embeds take a whole clip (up to 30 s): drop the clip range")
+        raise BadInputError("marengo3.5 sync embeds take a whole clip (up to 30 s): drop the clip range")
     sources = None
     if part.url:
         media_type = "video" if part.kind == "clip" else "image"

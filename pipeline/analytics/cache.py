@@ -32,6 +32,7 @@ from pipeline.analytics.corpus import VideoSet, cached_videos
 from pipeline.clients import Clients
 from pipeline.errors import AnalyticsError
 from pipeline.settings import Settings
+from pipeline.state.generation import current_generation
 
 T = TypeVar("T")
 Groups = dict[str, int]
@@ -67,8 +68,7 @@ class CorpusCache:
             s = self._settings
             raise AnalyticsError(f"collection {collection} does not exist: nothing has been "
                                  f"ingested with model {s.model} at dimension {s.dimension}")
-        raw = self._clients.redis.get(self._clients.keys.generation(collection))
-        generation = (raw or b"0").decode()
+        generation = str(current_generation(self._clients.redis, self._clients.keys, collection))
         return generation, f"{collection}:{generation}:{store.count(collection)}"
 
     def videos(self) -> tuple[VideoSet, bool]:

@@ -38,7 +38,7 @@ Batches of one model and dimension are written in stream order, so when a primar
 batches the later segment still wins. Written collections are flushed every
 ``writer_flush_interval_s`` and once at the end of every drain that wrote rows (search over
 unflushed rows is ~40x slower). Each successful flush bumps the collection's generation
-(``result_cache.bump_generation``), which retires every cached search result of that collection.
+(``pipeline/state/generation.py``), which retires every cached search result of that collection.
 """
 
 from __future__ import annotations
@@ -58,12 +58,12 @@ else:
 
 from pipeline.errors import SchemaMismatchError, StoreError
 from pipeline.ingest.stream import GROUP
-from pipeline.metrics.exporter import MetricsRecorder
+from pipeline.metrics.recorder import MetricsRecorder
 from pipeline.milvus.columns import Columns
 from pipeline.milvus.store import MilvusStore, StoreRejectedError
-from pipeline.search.result_cache import bump_generation
 from pipeline.segments import Segment
 from pipeline.settings import Settings
+from pipeline.state.generation import bump_generation
 from pipeline.state.keys import Keys
 
 MODEL_DEFAULT_DIMENSION = 512

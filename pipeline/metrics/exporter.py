@@ -1,27 +1,19 @@
-"""Prometheus metrics for a fleet: workers count in Redis, one exporter reads Redis and serves them.
+"""Prometheus metrics for a fleet: one exporter reads Redis and serves what the workers recorded.
 
-Recording (any process, any host): small hooks call ``MetricsRecorder`` on every Twelve Labs call
-(``TwelveLabsGateway._call``) and on every batch the writer upserts. Each event is one pipelined
-HINCRBY / HINCRBYFLOAT on the hash ``{prefix}:metrics``, so counters from every host add up and
-survive worker restarts. Recording never breaks the pipeline: a Redis error is swallowed, logged
-once, and recording pauses for ``PAUSE_AFTER_ERROR_S``.
+Workers count Twelve Labs calls and writer batches in the hash ``{prefix}:metrics`` (``recorder.py``,
+where its fields are listed). ``RedisCollector`` reads that hash and the pipeline's live state at
+every scrape (job counters, the waiting list, the in-flight sorted sets, the segment stream, the
+Celery queue lists and unacked hash in the broker DB). The exporter keeps no state, so it can be
+restarted, or run twice behind a load balancer, without losing or doubling anything.
 
-Serving (``vidsearch metrics``): ``RedisCollector`` reads that hash and the pipeline's live state
-at every scrape (job counters, the waiting list, the in-flight sorted sets, the segment stream,
-the Celery queue lists and unacked hash in the broker DB). The exporter keeps no state, so it can
-be restarted, or run twice behind a load balancer, without losing or doubling anything.
-
-Fields of ``{prefix}:metrics``:
-    tl:{operation}:{outcome}      Twelve Labs calls (outcome: ok, rate_limited, transient,
-                                  rejected, error)
-    wb:count / wb:rows / wb:seconds            writer batches, their rows and seconds (sums)
-    wb:rows_le:{bound} / wb:seconds_le:{bound} batches per histogram bucket (not cumulative)
+This module sits above the whole pipeline (it reads the ledger and the segment stream); only the
+interfaces import it (``vidsearch metrics``, the API's ``/metrics``). It reads the Celery lists by
+their kombu names and never imports Celery.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from wsgiref.simple_server import WSGIServer
 
 import redis
@@ -34,18 +26,15 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from pipeline.errors import ApiRejectedError, RateLimitedError, TransientError
 from pipeline.ingest.stream import stream_backlog
 from pipeline.ledger.records import ACTIVE_STATES, COUNTERS, JOB_STATUSES, job_status
 from pipeline.logs import get_logger
+from pipeline.metrics.recorder import ROWS_BUCKETS, SECONDS_BUCKETS, bucket_label, metrics_key
 from pipeline.settings import Settings
 from pipeline.state.keys import Keys
 
 log = get_logger("vidsearch.metrics")
 
-PAUSE_AFTER_ERROR_S = 30.0
-ROWS_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000)
-SECONDS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 CELERY_QUEUES = ("embedding", "polling", "writing")
 CELERY_PRIORITY_SEP = "\x06\x16"
 """kombu's Redis transport keeps priority 3, 6, 9 messages in ``{queue}\\x06\\x16{priority}``."""
@@ -53,76 +42,6 @@ CELERY_PRIORITIES = (3, 6, 9)
 CELERY_UNACKED = "unacked"
 """kombu's Redis transport: delivered but not yet acked messages (with acks_late: running tasks)."""
 MAX_JOBS_SCANNED = 10_000
-
-
-def metrics_key(prefix: str) -> str:
-    """The hash every process records its counters in."""
-    return f"{prefix}:metrics"
-
-
-def call_outcome(exc: BaseException | None) -> str:
-    """The ``outcome`` label of a Twelve Labs call that raised ``exc`` (already translated)."""
-    if exc is None:
-        return "ok"
-    if isinstance(exc, RateLimitedError):
-        return "rate_limited"
-    if isinstance(exc, TransientError):
-        return "transient"
-    if isinstance(exc, ApiRejectedError):
-        return "rejected"
-    return "error"
-
-
-def _bucket(value: float, bounds: Sequence[float]) -> str:
-    for bound in bounds:
-        if value <= bound:
-            return _le(bound)
-    return "+Inf"
-
-
-def _le(bound: float) -> str:
-    return str(float(bound))
-
-
-class MetricsRecorder:
-    """Counts events in ``{prefix}:metrics``; never raises."""
-
-    def __init__(self, client: redis.Redis[bytes], prefix: str) -> None:
-        self.r = client
-        self.key = metrics_key(prefix)
-        self._paused_until = 0.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> MetricsRecorder:
-        """A recorder with its own client (short timeouts; connects on first use, after fork)."""
-        client = redis.Redis.from_url(
-            settings.redis_url, socket_connect_timeout=1.0, socket_timeout=1.0
-        )
-        return cls(client, settings.redis_prefix)
-
-    def twelve_labs_call(self, operation: str, exc: BaseException | None = None) -> None:
-        self._send([("hincrby", f"tl:{operation}:{call_outcome(exc)}", 1)])
-
-    def writer_batch(self, rows: int, seconds: float) -> None:
-        self._send([
-            ("hincrby", "wb:count", 1),
-            ("hincrby", "wb:rows", rows),
-            ("hincrbyfloat", "wb:seconds", seconds),
-            ("hincrby", f"wb:rows_le:{_bucket(rows, ROWS_BUCKETS)}", 1),
-            ("hincrby", f"wb:seconds_le:{_bucket(seconds, SECONDS_BUCKETS)}", 1),
-        ])
-
-    def _send(self, ops: Iterable[tuple[str, str, float]]) -> None:
-        if time.monotonic() < self._paused_until:
-            return
-        try:
-            pipe = self.r.pipeline(transaction=False)
-            for op, name, amount in ops:
-                getattr(pipe, op)(self.key, name, amount)
-            pipe.execute()
-        except redis.RedisError as exc:
-            self._paused_until = time.monotonic() + PAUSE_AFTER_ERROR_S
-            log.warning("metrics_record_failed", error=str(exc), paused_s=PAUSE_AFTER_ERROR_S)
 
 
 class RedisCollector(Collector):
@@ -274,7 +193,7 @@ def _histogram(
 ) -> HistogramMetricFamily:
     buckets: list[tuple[str, float]] = []
     running = 0.0
-    for le in [*(_le(b) for b in bounds), "+Inf"]:
+    for le in [*(bucket_label(b) for b in bounds), "+Inf"]:
         running += recorded.get(f"wb:{kind}_le:{le}", 0.0)
         buckets.append((le, running))
     total = recorded.get(f"wb:{kind}", 0.0)

@@ -11,6 +11,8 @@ embedding options with ``modality_weights`` (keys ``visual``, ``audio``, ``trans
 
 ``Query(...)`` checks itself and ``Query.from_mapping`` parses strings (CLI flags, HTTP query
 parameters, JSON); both raise :class:`QueryError` with a message naming the bad field.
+``Query.parts`` are the ``QueryPart`` values the Twelve Labs boundary embeds (``pipeline/media.py``:
+below both, so the boundary never imports search).
 """
 
 from __future__ import annotations
@@ -23,8 +25,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.errors import BadInputError
+from pipeline.media import PART_KINDS, QueryPart
 
-PART_KINDS = ("text", "clip", "image", "text_image")
+__all__ = [  # QueryPart is pipeline/media.py's, named here too for search callers
+    "DEFAULT_MAX_MOMENTS", "MAX_MOMENTS", "MAX_TOP_K", "MODALITIES", "PART_KINDS", "SYNC_VIDEO_MAX_S",
+    "Query", "QueryError", "QueryPart", "check_media_url", "normalize_text", "parse_weights",
+]
+
 MODALITIES = ("visual", "audio", "transcription")
 SYNC_VIDEO_MAX_S = 600.0
 """Longest video the sync embed endpoint takes (Marengo 3.0: 10 minutes)."""
@@ -35,21 +42,6 @@ DEFAULT_MAX_MOMENTS = 3
 
 class QueryError(BadInputError):
     """A search query that is malformed or names nothing to search for."""
-
-
-@dataclass(frozen=True, slots=True)
-class QueryPart:
-    """One embedded part of a query: text, a clip, an image, or text with an image."""
-
-    kind: str
-    text: str | None = None
-    url: str | None = None
-    start_s: float | None = None
-    end_s: float | None = None
-
-    def cache_material(self) -> str:
-        """What identifies this part's embedding (kind and content)."""
-        return json.dumps([self.kind, self.text, self.url, self.start_s, self.end_s])
 
 
 def normalize_text(text: str) -> str:

@@ -1,11 +1,12 @@
 """Whole search results cached in Redis, retired by the collection's generation.
 
-The writer bumps ``{prefix}:gen:{collection}`` (INCR) after every flush that made new rows
-visible. A result is stored under ``{prefix}:rcache:{collection}:{generation}:{digest}``, where the
-digest covers the normalized query (every part, weight, filter, top-k and moment setting) and the
-settings that shape results (model, dimension, options, fusion, moment tolerance). A search reads
-the generation first and looks the result up under it: after an ingest the generation has moved
-on, so the stale entry is never read again (it expires by TTL or is evicted by size).
+The writer bumps the collection's generation (``pipeline/state/generation.py``, Redis
+``{prefix}:gen:{collection}``) after every flush that made new rows visible. A result is stored
+under ``{prefix}:rcache:{collection}:{generation}:{digest}``, where the digest covers the
+normalized query (every part, weight, filter, top-k and moment setting) and the settings that
+shape results (model, dimension, options, fusion, moment tolerance). A search reads the
+generation first and looks the result up under it: after an ingest the generation has moved on,
+so the stale entry is never read again (it expires by TTL or is evicted by size).
 
 ``result_cache_ttl_s`` bounds an entry's life (0 turns the cache off); ``result_cache_max_entries``
 bounds how many are kept: a sorted set ``{prefix}:rcache:index`` orders entries by store time and
@@ -23,17 +24,13 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from pipeline.search.results import VideoHit, hits_from_json
+from pipeline.state.generation import current_generation
 from pipeline.state.keys import Keys
 
 if TYPE_CHECKING:
     Redis = redis.Redis[bytes]
 else:
     Redis = redis.Redis
-
-
-def bump_generation(client: Redis, keys: Keys, collection: str) -> int:
-    """Retire every cached result of ``collection`` (the writer calls this after a flush)."""
-    return int(client.incr(keys.generation(collection)))
 
 
 def digest(material: Mapping[str, Any]) -> str:
@@ -56,8 +53,7 @@ class ResultCache:
         return self.ttl_s > 0 and self.max_entries > 0
 
     def generation(self, collection: str) -> int:
-        raw = self._redis.get(self._keys.generation(collection))
-        return int(raw) if raw is not None else 0
+        return current_generation(self._redis, self._keys, collection)
 
     def key(self, collection: str, material: Mapping[str, Any]) -> str:
         """The entry key of ``material`` under the collection's current generation."""

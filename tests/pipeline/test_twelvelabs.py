@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import redis
 
-from pipeline.errors import ApiRejectedError, RateLimitedError, TransientError
-from pipeline.search.query import QueryError, QueryPart
+from pipeline.errors import ApiRejectedError, BadInputError, RateLimitedError, TransientError
+from pipeline.media import QueryPart
 from pipeline.settings import Settings, load_settings
 from pipeline.spec import EmbeddingSpec
 from pipeline.state.quota import Quota
@@ -115,8 +115,8 @@ def test_every_query_part_embeds_through_the_sync_endpoint(own_sandbox: Service)
     assert len(gateway35.embed_part(parts[0])) == 256
 
 
-def test_a_marengo35_clip_with_a_range_is_a_query_error_before_any_call(own_sandbox: Service) -> None:
+def test_a_marengo35_clip_with_a_range_is_bad_input_before_any_call(own_sandbox: Service) -> None:
     gateway35 = TwelveLabsGateway(_settings(own_sandbox, model="marengo3.5", embedding_dimension=256))
-    with pytest.raises(QueryError, match="drop the clip range"):
+    with pytest.raises(BadInputError, match="drop the clip range"):
         gateway35.embed_part(QueryPart("clip", url="https://v.example.com/a.mp4", start_s=0, end_s=9))
     assert gateway35.calls == {}

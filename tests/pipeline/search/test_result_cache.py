@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from pipeline.search.result_cache import ResultCache, bump_generation
+from pipeline.search.result_cache import ResultCache
 from pipeline.search.results import Moment, SearchResult, VideoHit, result_to_json
+from pipeline.state.generation import bump_generation
 from pipeline.state.keys import Keys
 from tests.stack import wait_for
 
