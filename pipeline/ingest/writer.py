@@ -56,11 +56,11 @@ if TYPE_CHECKING:
 else:
     Redis = redis.Redis
 
-from pipeline.errors import SchemaMismatchError, StoreError
+from pipeline.errors import SchemaMismatchError, StoreError, StoreRejectedError
 from pipeline.ingest.stream import GROUP
 from pipeline.metrics.recorder import MetricsRecorder
 from pipeline.milvus.columns import Columns
-from pipeline.milvus.store import MilvusStore, StoreRejectedError
+from pipeline.milvus.store import MilvusStore
 from pipeline.segments import Segment
 from pipeline.settings import Settings
 from pipeline.state.generation import bump_generation
@@ -187,10 +187,6 @@ def _add(
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-class _UnavailableError(Exception):
-    """Internal: Milvus failed transiently; stop the drain without acking."""
 
 
 class SegmentWriter:
@@ -331,11 +327,9 @@ class SegmentWriter:
         try:
             self._store.ping()
             self._loop(deadline, stats)
-        except _UnavailableError as exc:
-            stats.error = str(exc)
         except SchemaMismatchError:
             raise
-        except StoreError as exc:
+        except StoreError as exc:  # unreachable, or a refusal outside an upsert: stop, ack nothing
             stats.error = str(exc)
         self._flush(force=True, stats=stats)
         stats.seconds = self._clock() - start
@@ -385,11 +379,10 @@ class SegmentWriter:
     def _write_batch(self, batch: Batch, by_id: dict[str, Fields], stats: DrainStats) -> None:
         """Dead-letter the segments that can never fit, upsert the rest (columns built once)."""
         if batch.collection:  # a model version's collection, created with its version
-            collection = self._call(self._store.use_collection, batch.collection)
+            collection = self._store.use_collection(batch.collection)
         else:
-            collection = self._call(self._store.ensure_collection, batch.model,
-                                    self.target_dimension(batch.model))
-        kept, columns, rejects = self._call(self._store.prepare, collection, batch.segments)
+            collection = self._store.ensure_collection(batch.model, self.target_dimension(batch.model))
+        kept, columns, rejects = self._store.prepare(collection, batch.segments)
         for i, reason in rejects:
             for entry_id in batch.entry_ids[i]:
                 self._dead_letter(entry_id, by_id[entry_id], reason, stats)
@@ -418,24 +411,12 @@ class SegmentWriter:
             self._upsert(collection, batch, (kept[:half], columns.slice(0, half)), by_id, stats)
             self._upsert(collection, batch, (kept[half:], columns.slice(half, len(kept))), by_id, stats)
             return
-        except SchemaMismatchError:
-            raise
-        except StoreError as exc:
-            raise _UnavailableError(str(exc)) from exc
         self._metrics.writer_batch(len(kept), time.perf_counter() - started)
         self._unflushed.setdefault(collection, self._clock())
         segments = [batch.segments[i] for i in kept]
         self._ledger.record_written([(s.item_key, s.pk) for s in segments])
         self._ack([e for i in kept for e in batch.entry_ids[i]])
         stats.rows += len(segments)
-
-    def _call(self, func: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return func(*args)
-        except SchemaMismatchError:
-            raise
-        except StoreError as exc:
-            raise _UnavailableError(str(exc)) from exc
 
     def _flush(self, *, force: bool, stats: DrainStats) -> None:
         interval = self._settings.writer_flush_interval_s

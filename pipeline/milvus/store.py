@@ -47,7 +47,14 @@ import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
 from pymilvus.grpc_gen import milvus_pb2
 
-from pipeline.errors import PermanentError, SchemaMismatchError, StoreError, TransientError
+from pipeline.errors import (
+    DimensionMismatchError,
+    InvalidSegmentError,
+    SchemaMismatchError,
+    StoreError,
+    StoreRejectedError,
+    StoreUnavailableError,
+)
 from pipeline.milvus.columns import Columns, columns_of, metadata_json, request
 from pipeline.segments import Segment
 from pipeline.settings import Settings
@@ -98,22 +105,6 @@ _UNREACHABLE_CODES = frozenset({2})  # legacy ErrorCode.ConnectFailed
 _MISSING_COLLECTION = ("does not exist", "not found", "can't find collection")
 UPSERT_ROUTING_FIXED = (2, 3, 10)
 """First Milvus release whose upsert routes partition-key rows right (milvus-io/milvus#30773)."""
-
-
-class StoreUnavailableError(StoreError, TransientError):
-    """Milvus could not be reached, or a call ran out of its time budget."""
-
-
-class StoreRejectedError(StoreError):
-    """A reachable Milvus refused the request."""
-
-
-class InvalidSegmentError(StoreError, PermanentError):
-    """A segment that can never be written to its collection (dead-letter it)."""
-
-
-class DimensionMismatchError(InvalidSegmentError):
-    """A segment's vector dimension differs from its collection's."""
 
 
 @dataclass(frozen=True, slots=True)

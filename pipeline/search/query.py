@@ -24,12 +24,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.errors import BadInputError
+from pipeline.errors import QueryError
 from pipeline.media import PART_KINDS, QueryPart
 
 __all__ = [  # QueryPart is pipeline/media.py's, named here too for search callers
     "DEFAULT_MAX_MOMENTS", "MAX_MOMENTS", "MAX_TOP_K", "MODALITIES", "PART_KINDS", "SYNC_VIDEO_MAX_S",
-    "Query", "QueryError", "QueryPart", "check_media_url", "normalize_text", "parse_weights",
+    "Query", "QueryPart", "check_media_url", "normalize_text", "parse_weights",
 ]
 
 MODALITIES = ("visual", "audio", "transcription")
@@ -38,10 +38,6 @@ SYNC_VIDEO_MAX_S = 600.0
 MAX_TOP_K = 1000
 MAX_MOMENTS = 20
 DEFAULT_MAX_MOMENTS = 3
-
-
-class QueryError(BadInputError):
-    """A search query that is malformed or names nothing to search for."""
 
 
 def normalize_text(text: str) -> str:

@@ -41,16 +41,16 @@ import redis
 
 from pipeline.analytics.cache import CorpusCache
 from pipeline.clients import Clients
+from pipeline.errors import DimensionMismatchError, QueryError
 from pipeline.milvus.store import (
     MAX_SEARCH_LIMIT,
-    DimensionMismatchError,
     Filter,
     MilvusStore,
     SegmentHit,
 )
 from pipeline.search.fusion import PartScores, SegmentKey, fuse
 from pipeline.search.moments import ScoredSegment, best_segment, stitch
-from pipeline.search.query import Query, QueryError, QueryPart, normalize_text
+from pipeline.search.query import Query, QueryPart, normalize_text
 from pipeline.search.result_cache import ResultCache
 from pipeline.search.results import SearchResult, VideoHit, result_to_json
 from pipeline.segments import pack_vector, unpack_vector

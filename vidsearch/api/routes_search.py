@@ -13,9 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from pipeline.errors import RateLimitedError, StoreError, TransientError, VidsearchError
+from pipeline.errors import QueryError, RateLimitedError, StoreError, TransientError, VidsearchError
 from pipeline.search.query import Query as SearchQuery
-from pipeline.search.query import QueryError
 from pipeline.search.results import result_to_json
 from vidsearch.api.context import ApiContext
 from vidsearch.api.keys import ApiKey

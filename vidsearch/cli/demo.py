@@ -23,6 +23,7 @@ from types import FrameType
 from typing import Any
 
 from pipeline.clients import Clients
+from pipeline.errors import StopRequestedError
 from pipeline.ingest.manifest import LineRules
 from pipeline.ingest.producer import Producer
 from pipeline.ledger.records import Job
@@ -30,7 +31,7 @@ from pipeline.settings import Settings, env_name, load_settings
 from pipeline.spec import EmbeddingSpec
 from vidsearch.cli.display import print_hits, stderr_progress, ticking, wait_for_job
 from vidsearch.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from vidsearch.stack.embedded import EmbeddedStack, StopRequestedError, stop_signals
+from vidsearch.stack.embedded import EmbeddedStack, stop_signals
 from vidsearch.stack.services import free_port
 
 SAMPLES = Path(__file__).resolve().parent / "samples"

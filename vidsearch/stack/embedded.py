@@ -30,13 +30,18 @@ from types import FrameType, TracebackType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pipeline.errors import ConfigError, VidsearchError
+from pipeline.errors import (
+    ConfigError,
+    PortInUseError,
+    ServiceError,
+    StackLockedError,
+    StopRequestedError,
+)
 from pipeline.settings import Settings, env_name
 from pipeline.twelvelabs import SANDBOX_BASE_URL
 from vidsearch.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from vidsearch.stack.services import (
     Service,
-    ServiceError,
     port_open,
     start_child,
     start_milvus_engine,
@@ -48,26 +53,6 @@ WORKER_NODE, WRITER_NODE = "vidsearch", "writer"
 LOCK_NAME = "up.lock"
 MILVUS_LABELS = {"lite": "Milvus Lite", "server": "Milvus server"}
 MILVUS_DIRS = {"lite": "milvus", "server": "milvus-server"}
-
-
-class StackLockedError(ConfigError):
-    """Another stack holds the data directory."""
-
-    def __init__(self, data_dir: Path, pid: int | None) -> None:
-        who = f"pid {pid}" if pid else "another process"
-        super().__init__(
-            f"another `vidsearch up` ({who}) is already running on {data_dir}; stop it first, or set "
-            f"{env_name('data_dir')} to another directory"
-        )
-        self.pid = pid
-
-
-class PortInUseError(ConfigError):
-    """A port the stack needs is taken by something else."""
-
-
-class StopRequestedError(VidsearchError):
-    """Ctrl-C or SIGTERM arrived while the stack was starting."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +120,7 @@ class DataDirLock:
         except BlockingIOError:
             pid = _read_pid(fd)
             os.close(fd)
-            raise StackLockedError(self.data_dir, pid) from None
+            raise StackLockedError(self.data_dir, pid, env_name("data_dir")) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd

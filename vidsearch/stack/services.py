@@ -26,11 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.errors import ConfigError, VidsearchError
-
-
-class ServiceError(VidsearchError):
-    """A server did not start or did not answer in time."""
+from pipeline.errors import ConfigError, ServiceError
 
 
 @dataclass

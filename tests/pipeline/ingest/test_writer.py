@@ -16,10 +16,11 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from pipeline.errors import StoreUnavailableError
 from pipeline.ingest.stream import GROUP, stream_backlog
 from pipeline.ingest.writer import SegmentWriter, assemble_batches
 from pipeline.milvus.columns import Columns
-from pipeline.milvus.store import MilvusStore, StoreUnavailableError
+from pipeline.milvus.store import MilvusStore
 from pipeline.segments import Segment, pack_vector
 from pipeline.settings import Settings, load_settings
 

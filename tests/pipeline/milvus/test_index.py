@@ -13,9 +13,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pipeline.errors import StoreError
+from pipeline.errors import StoreError, StoreUnavailableError
 from pipeline.milvus.index import exact_top_k, index_status, rebuild, settings_lines, tune
-from pipeline.milvus.store import MilvusStore, StoreUnavailableError, search_params_for
+from pipeline.milvus.store import MilvusStore, search_params_for
 from pipeline.segments import Segment, pack_vector
 from pipeline.settings import Settings, load_settings
 from tests.stack import wait_for

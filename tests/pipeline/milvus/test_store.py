@@ -11,14 +11,16 @@ import numpy as np
 import pytest
 from pymilvus import DataType, MilvusClient
 
-from pipeline.errors import SchemaMismatchError
-from pipeline.milvus.store import (
+from pipeline.errors import (
     DimensionMismatchError,
-    Filter,
     InvalidSegmentError,
-    MilvusStore,
+    SchemaMismatchError,
     StoreRejectedError,
     StoreUnavailableError,
+)
+from pipeline.milvus.store import (
+    Filter,
+    MilvusStore,
     build_filter,
     capabilities_of,
     iterator_batch,

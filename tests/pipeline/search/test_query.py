@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.errors import BadInputError
-from pipeline.search.query import Query, QueryError, parse_weights
+from pipeline.errors import BadInputError, QueryError
+from pipeline.search.query import Query, parse_weights
 
 
 def test_from_mapping_parses_strings_as_the_cli_and_an_http_api_send_them() -> None:

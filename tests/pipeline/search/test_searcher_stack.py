@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from pipeline.errors import QueryError
 from pipeline.milvus.store import MilvusStore
-from pipeline.search.query import Query, QueryError
+from pipeline.search.query import Query
 from pipeline.search.results import SearchResult, result_to_json
 from pipeline.search.searcher import Searcher, build_searcher
 from pipeline.settings import Settings

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.errors import StackLockedError
 from pipeline.settings import load_settings
-from vidsearch.stack.embedded import DataDirLock, StackLockedError
+from vidsearch.stack.embedded import DataDirLock
 from vidsearch.stack.services import free_port, port_open
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
