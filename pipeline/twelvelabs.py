@@ -1,9 +1,21 @@
 """The Twelve Labs boundary: the only module that imports the ``twelvelabs`` SDK.
 
-Every SDK or httpx exception is translated here (``translate``) into vidsearch's own tree:
-429 -> ``RateLimitedError`` (with Retry-After), 5xx / timeouts / connection errors ->
-``TransientError`` (``OutcomeUnknownError`` when the request may have reached the server),
-other 4xx -> ``ApiRejectedError`` with the API's code and message.
+Every exception a call through the SDK raises is translated here (``translate``) into vidsearch's
+own tree; nothing from the SDK, httpx or pydantic travels further up (the original is chained):
+
+* an HTTP answer (the SDK's ``ApiError`` or ``httpx.HTTPStatusError``): 429 -> ``RateLimitedError``
+  (with Retry-After), 408 / 409 / 5xx -> ``TransientError``, other 4xx -> ``ApiRejectedError`` with
+  the API's code and message;
+* not sent (``ConnectError``, ``ConnectTimeout``, ``PoolTimeout``, ``ProxyError``) -> ``TransientError``;
+* sent, then cut off or unreadable (any other ``TransportError``: timeouts, dropped connections,
+  remote protocol errors; ``DecodingError``) -> ``OutcomeUnknownError``;
+* a request that cannot be sent as configured (``UnsupportedProtocol``, ``InvalidURL``,
+  ``LocalProtocolError``, ``TooManyRedirects``: a bad ``twelvelabs_base_url`` or API key) ->
+  ``PermanentError``, without the request's header values in the message;
+* a body the SDK's models refuse (``pydantic.ValidationError``) -> ``TransientError``;
+* anything else (``StreamError``, ``CookieConflict``, a new httpx class, an SDK bug, a ``ValueError``
+  from an unparsable base URL) -> ``PermanentError`` naming the original type: an unknown failure is
+  not retried into the quota; a vidsearch error passes through as it is.
 
 Retries: one tenacity policy per operation (``retrying``): transient errors only, exponential
 backoff with full jitter capped at ``retry_max_s``, a server's Retry-After wins, and the whole
@@ -38,8 +50,11 @@ from twelvelabs.types import (
 from pipeline.errors import (
     ApiRejectedError,
     BadInputError,
+    OutcomeUnknownError,
+    PermanentError,
     RateLimitedError,
     TransientError,
+    VidsearchError,
 )
 from pipeline.logs import get_logger
 from pipeline.media import QueryPart
@@ -53,10 +68,6 @@ log = get_logger("vidsearch.twelvelabs")
 SANDBOX_KEY = "sandbox"
 SANDBOX_BASE_URL = "http://127.0.0.1:8300/v1.3"  # where ``vidsearch up`` serves the sandbox
 RECONCILE_MAX_PAGES = 20
-
-
-class OutcomeUnknownError(TransientError):
-    """The request may have reached Twelve Labs, but no answer came back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,28 +106,63 @@ def _code_and_message(body: Any) -> tuple[str, str]:
     return "unknown", str(body)[:500] or "(empty body)"
 
 
-def translate(exc: Exception, *, sent: bool = True) -> Exception:
-    """Map an SDK/httpx/pydantic exception to vidsearch's exception tree."""
+_UNSENDABLE = (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError, httpx.TooManyRedirects)
+"""Requests httpx cannot send as configured (base URL, API key): retrying cannot help."""
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
+"""Failures before the request left: Twelve Labs cannot have seen it."""
+_CUT_OFF = (httpx.TransportError, httpx.DecodingError)
+"""Failures after the request may have left (checked after the two above)."""
+
+
+def translate(exc: Exception, *, sent: bool = True) -> VidsearchError:
+    """``exc``, raised by a call through the SDK, as a vidsearch error (see the module docstring).
+
+    ``sent=False`` says the request cannot have reached Twelve Labs: a cut-off connection is then
+    a plain ``TransientError``, not an ``OutcomeUnknownError``.
+    """
+    if isinstance(exc, VidsearchError):
+        return exc
     if isinstance(exc, ApiError):
-        return _from_api_error(exc)
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-        return TransientError(f"Twelve Labs unreachable: {type(exc).__name__}")
-    if isinstance(exc, httpx.TimeoutException | httpx.TransportError):
-        cls = OutcomeUnknownError if sent else TransientError
-        return cls(f"Twelve Labs connection lost: {type(exc).__name__}: {exc}")
-    if isinstance(exc, pydantic.ValidationError):
-        return TransientError(f"Twelve Labs answered an unexpected body: {exc.error_count()} errors")
-    return exc
+        return _from_status(exc.status_code or 0, exc.headers, exc.body)
+    if isinstance(exc, httpx.HTTPStatusError):
+        response = exc.response
+        return _from_status(response.status_code, dict(response.headers), _body(response))
+    return _from_failure(exc, sent)
 
 
-def _from_api_error(exc: ApiError) -> Exception:
-    status = exc.status_code or 0
-    code, message = _code_and_message(exc.body)
+def _from_status(status: int, headers: dict[str, Any] | None, body: Any) -> VidsearchError:
+    code, message = _code_and_message(body)
     if status == 429:
-        return RateLimitedError(f"Twelve Labs 429 {code}: {message}", _retry_after(exc.headers))
+        return RateLimitedError(f"Twelve Labs 429 {code}: {message}", _retry_after(headers))
     if status in (408, 409) or status >= 500:
         return TransientError(f"Twelve Labs {status} {code}: {message}")
     return ApiRejectedError(status, code, message)
+
+
+def _from_failure(exc: Exception, sent: bool) -> VidsearchError:
+    """A failure without an HTTP answer."""
+    name = type(exc).__name__
+    if isinstance(exc, httpx.LocalProtocolError):  # its message quotes header values: the API key
+        return PermanentError(f"Twelve Labs request refused by httpx ({name}): check the API key")
+    if isinstance(exc, _UNSENDABLE):
+        return PermanentError(f"Twelve Labs request cannot be sent ({name}: {exc}): "
+                              "check the twelvelabs_base_url setting")
+    if isinstance(exc, _NOT_SENT):
+        return TransientError(f"Twelve Labs unreachable: {name}: {exc}")
+    if isinstance(exc, _CUT_OFF):
+        cls = OutcomeUnknownError if sent else TransientError
+        return cls(f"Twelve Labs connection lost: {name}: {exc}")
+    if isinstance(exc, pydantic.ValidationError):
+        return TransientError(f"Twelve Labs answered an unexpected body: {exc.error_count()} errors")
+    return PermanentError(f"Twelve Labs call failed unexpectedly: {type(exc).__module__}.{name}: {exc}")
+
+
+def _body(response: httpx.Response) -> Any:
+    """The answer's JSON, else its reason phrase (a body that is not JSON or was not read)."""
+    try:
+        return response.json()
+    except (ValueError, httpx.StreamError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return response.reason_phrase
 
 
 class _Wait(tenacity.wait.wait_base):
@@ -181,11 +227,13 @@ class TwelveLabsGateway:
         self.calls[operation] = self.calls.get(operation, 0) + 1
         try:
             result = fn()
-        except (ApiError, httpx.HTTPError, pydantic.ValidationError) as exc:
+        except Exception as exc:  # whatever the SDK raises is translated (``translate``)
             err = translate(exc)
             self.metrics.twelve_labs_call(operation, err)
             if isinstance(err, RateLimitedError) and self.quota:
                 self.quota.pause(err.retry_after_s or self.settings.retry_initial_s)
+            if err is exc:
+                raise
             raise err from exc
         self.metrics.twelve_labs_call(operation, None)
         return result

@@ -1,19 +1,31 @@
-"""The Twelve Labs boundary against the sandbox over HTTP: translation, retries, reconciliation."""
+"""The Twelve Labs boundary against the sandbox over HTTP: translation, retries, reconciliation;
+and ``translate`` on every httpx exception class (pure logic, no server)."""
 
 from __future__ import annotations
 
+import inspect
 import time
+from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import redis
 
-from pipeline.errors import ApiRejectedError, BadInputError, RateLimitedError, TransientError
+from pipeline.errors import (
+    ApiRejectedError,
+    BadInputError,
+    OutcomeUnknownError,
+    PermanentError,
+    RateLimitedError,
+    TransientError,
+    VidsearchError,
+)
 from pipeline.media import QueryPart
 from pipeline.settings import Settings, load_settings
 from pipeline.spec import EmbeddingSpec
 from pipeline.state.quota import Quota
-from pipeline.twelvelabs import OutcomeUnknownError, TwelveLabsGateway
+from pipeline.twelvelabs import TwelveLabsGateway, translate
 from tests.stack import sandbox_config
 from vidsearch.stack.services import Service
 
@@ -120,3 +132,112 @@ def test_a_marengo35_clip_with_a_range_is_bad_input_before_any_call(own_sandbox:
     with pytest.raises(BadInputError, match="drop the clip range"):
         gateway35.embed_part(QueryPart("clip", url="https://v.example.com/a.mp4", start_s=0, end_s=9))
     assert gateway35.calls == {}
+
+
+# --- translate: every httpx exception, unknown failures ---------------------------------------------
+REQUEST = httpx.Request("POST", "https://api.example.com/v1.3/embed-v2/tasks")
+
+
+def _httpx_exception_classes() -> list[type[Exception]]:
+    """Every exception class httpx exports: a class a future httpx adds joins the test by itself."""
+    exported = (getattr(httpx, name) for name in httpx.__all__)
+    return [c for c in exported if isinstance(c, type) and issubclass(c, Exception)]
+
+
+def _status_error(
+    status: int, headers: dict[str, str] | None = None, body: Any = None
+) -> httpx.HTTPStatusError:
+    response = httpx.Response(status, headers=headers, json=body, request=REQUEST)
+    return httpx.HTTPStatusError(f"status {status}", request=REQUEST, response=response)
+
+
+def _instance(cls: type[Exception]) -> Exception:
+    """An instance of an httpx exception class, built the way its signature asks."""
+    if issubclass(cls, httpx.HTTPStatusError):
+        return _status_error(503)
+    params = inspect.signature(cls).parameters
+    args = ["it failed"] if "message" in params else []
+    kwargs = {"request": REQUEST} if "request" in params else {}
+    return cls(*args, **kwargs)
+
+
+def test_the_enumeration_holds_every_httpx_exception_family() -> None:
+    found = set(_httpx_exception_classes())
+    named = {httpx.HTTPError, httpx.RequestError, httpx.TransportError, httpx.DecodingError,
+             httpx.TooManyRedirects, httpx.HTTPStatusError, httpx.InvalidURL, httpx.StreamError,
+             httpx.ResponseNotRead, httpx.CookieConflict, httpx.ConnectTimeout}
+    assert named <= found
+
+
+@pytest.mark.parametrize("sent", [True, False], ids=["sent", "not-sent"])
+@pytest.mark.parametrize("cls", _httpx_exception_classes(), ids=lambda c: c.__name__)
+def test_every_httpx_exception_becomes_a_transient_or_permanent_vidsearch_error(
+    cls: type[Exception], sent: bool
+) -> None:
+    error = translate(_instance(cls), sent=sent)
+    assert isinstance(error, TransientError | PermanentError)
+    assert type(error).__module__ == "pipeline.errors"
+    assert str(error).startswith("Twelve Labs")
+
+
+@pytest.mark.parametrize(("exc", "expected"), [
+    (httpx.ConnectError("refused", request=REQUEST), TransientError),
+    (httpx.PoolTimeout("no free connection", request=REQUEST), TransientError),
+    (httpx.ReadTimeout("slow", request=REQUEST), OutcomeUnknownError),
+    (httpx.RemoteProtocolError("peer closed", request=REQUEST), OutcomeUnknownError),
+    (httpx.DecodingError("bad gzip", request=REQUEST), OutcomeUnknownError),
+    (httpx.UnsupportedProtocol("no scheme", request=REQUEST), PermanentError),
+    (httpx.InvalidURL("bad url"), PermanentError),
+    (httpx.TooManyRedirects("loop", request=REQUEST), PermanentError),
+    (httpx.ResponseNotRead(), PermanentError),
+    (httpx.CookieConflict("two cookies"), PermanentError),
+    (httpx.HTTPError("bare"), PermanentError),
+    (_status_error(503), TransientError),
+    (_status_error(409), TransientError),
+    (_status_error(429, {"Retry-After": "7"}), RateLimitedError),
+    (_status_error(404, body={"code": "not_found", "message": "no task"}), ApiRejectedError),
+    (ValueError("Invalid IPv6 URL"), PermanentError),
+    (RuntimeError("the SDK broke"), PermanentError),
+], ids=lambda v: type(v).__name__ if isinstance(v, Exception) else v.__name__)
+def test_translate_sorts_each_failure_into_retry_or_give_up(exc: Exception, expected: type) -> None:
+    assert type(translate(exc)) is expected
+
+
+def test_a_status_error_carries_retry_after_and_the_api_code() -> None:
+    limited = translate(_status_error(429, {"Retry-After": "7"}))
+    assert isinstance(limited, RateLimitedError) and limited.retry_after_s == 7
+    rejected = translate(_status_error(404, body={"code": "not_found", "message": "no task"}))
+    assert isinstance(rejected, ApiRejectedError)
+    assert (rejected.status_code, rejected.code, rejected.api_message) == (404, "not_found", "no task")
+
+
+def test_a_connection_cut_off_before_sending_is_plain_transient() -> None:
+    assert type(translate(httpx.ReadError("reset", request=REQUEST), sent=False)) is TransientError
+
+
+def test_a_vidsearch_error_passes_through_translate_unchanged() -> None:
+    own = BadInputError("drop the clip range")
+    assert translate(own) is own
+
+
+def test_a_refused_header_value_never_reaches_the_message() -> None:
+    error = translate(httpx.LocalProtocolError("Illegal header value b'tlk_SECRET\\n'", request=REQUEST))
+    assert isinstance(error, PermanentError)
+    assert "SECRET" not in str(error)
+
+
+@pytest.mark.parametrize(("base_url", "says"), [
+    ("not-a-url", "twelvelabs_base_url"),
+    ("ftp://api.example.com/v1.3", "twelvelabs_base_url"),
+    ("http://[::1/v1.3", "Invalid IPv6 URL"),
+])
+def test_an_unusable_base_url_fails_once_with_a_permanent_error_through_the_sdk(
+    base_url: str, says: str, redis_url: str
+) -> None:
+    settings = load_settings(twelvelabs_base_url=base_url, redis_url=redis_url, redis_prefix="t:tl-url",
+                             retry_initial_s=0.05, retry_max_s=0.2, retry_total_s=3.0)
+    gateway = TwelveLabsGateway(settings)
+    with pytest.raises(PermanentError, match=says) as caught:
+        gateway.retrieve("task-1")
+    assert not isinstance(caught.value.__cause__, VidsearchError | None)
+    assert gateway.calls == {"retrieve": 1}
