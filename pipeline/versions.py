@@ -30,6 +30,7 @@ import redis
 from pipeline.errors import BadInputError
 from pipeline.ledger.records import Item
 from pipeline.ledger.store import Admission, JobStore, SubmitMode, read_items
+from pipeline.milvus.filters import equals
 from pipeline.settings import EmbeddingOption, ModelName, Settings
 from pipeline.spec import EmbeddingSpec, collection_name, item_key
 from pipeline.state.keys import Keys
@@ -299,7 +300,7 @@ def _media_seconds(store: MilvusStore, version: Version) -> float:
     ends: dict[str, float] = {}
     if not store.has_collection(version.collection):
         return 0.0
-    for row in store.iter_rows(version.collection, 'scope == "clip"', ["url", "end_s"]):
+    for row in store.iter_rows(version.collection, equals("scope", "clip"), ["url", "end_s"]):
         url = str(row["url"])
         ends[url] = max(ends.get(url, 0.0), float(row["end_s"]))
     return sum(ends.values())

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.milvus.store import MilvusStore, quote
+from pipeline.milvus.filters import all_of, equals, one_of
+from pipeline.milvus.store import MilvusStore
 
 Matrix = npt.NDArray[np.float32]
 BATCH_ROWS = 4000
@@ -102,14 +103,14 @@ def read_videos(store: MilvusStore, collection: str) -> VideoSet:
     dimension = store.dimension_of(collection)
     fields = [*META_FIELDS, "vector"]
     acc = _Accumulator()
-    for row in store.iter_rows(collection, 'scope == "asset"', fields, BATCH_ROWS):
+    for row in store.iter_rows(collection, equals("scope", "asset"), fields, BATCH_ROWS):
         acc.add(row)
     segments: dict[str, int] = {}
-    for row in store.iter_rows(collection, 'scope == "clip"', ["item_key"], BATCH_ROWS):
+    for row in store.iter_rows(collection, equals("scope", "clip"), ["item_key"], BATCH_ROWS):
         segments[row["item_key"]] = segments.get(row["item_key"], 0) + 1
     clip_only = sorted(set(segments) - set(acc.sums))
     for keys in _chunks(clip_only, KEYS_PER_QUERY):
-        expr = 'scope == "clip" and item_key in [' + ", ".join(quote(k) for k in keys) + "]"
+        expr = all_of(equals("scope", "clip"), one_of("item_key", keys))
         for row in store.iter_rows(collection, expr, fields, BATCH_ROWS):
             acc.add(row)
     order = sorted(acc.sums)

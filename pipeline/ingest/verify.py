@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from pipeline.errors import VidsearchError
 from pipeline.ledger.records import Item
 from pipeline.ledger.store import JobStore, read_items
+from pipeline.milvus.filters import one_of
 
 CHUNK = 200
 """Item keys per Milvus filter (``item_key in [...]``)."""
@@ -120,14 +121,10 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _in_filter(keys: Sequence[str]) -> str:
-    return "item_key in [" + ", ".join(f'"{k}"' for k in keys) + "]"
-
-
 def _tally(store: RowReader, collection: str, keys: Sequence[str]) -> _Tally:
     tally = _Tally()
     for start in range(0, len(keys), CHUNK):
-        expr = _in_filter(keys[start:start + CHUNK])
+        expr = one_of("item_key", keys[start:start + CHUNK])
         tally.count += store.count(collection, expr)
         for row in store.iter_rows(collection, expr, ("pk", "item_key", "category")):
             tally.by_item[row["item_key"]] += 1

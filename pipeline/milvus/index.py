@@ -23,6 +23,7 @@ import numpy as np
 
 from pipeline.errors import ConfigError
 from pipeline.milvus.columns import SCALAR_COLUMNS, columns_from_rows
+from pipeline.milvus.filters import at_least
 from pipeline.milvus.store import MilvusStore
 from pipeline.settings import Settings
 
@@ -231,7 +232,7 @@ def _copy(store: MilvusStore, source: str, target: str, filter: str) -> int:
 
 
 def _since(ms: int) -> str:
-    return f"ingested_at >= {ms - CATCH_UP_MARGIN_MS}"
+    return at_least("ingested_at", ms - CATCH_UP_MARGIN_MS)
 
 
 def rebuild(store: MilvusStore, collection: str, index_type: str, index_params: dict[str, Any],

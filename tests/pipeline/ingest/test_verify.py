@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -173,3 +174,19 @@ def test_duplicate_primary_keys_are_reported(fx: Fixture) -> None:
 def test_a_missing_job_is_an_error(fx: Fixture) -> None:
     with pytest.raises(Exception, match="no such job"):
         verify_job(fx.jobs, fx.store, "nope")
+
+
+@pytest.mark.parametrize("key", ['x"] or item_key not in ["', "ends with a backslash\\"])
+def test_an_item_key_with_quotes_or_backslashes_is_matched_to_its_own_rows_only(
+    fx: Fixture, key: str
+) -> None:
+    # Unescaped, the first key closes the list early and widens the filter to every row of the
+    # collection; the second ends its literal's closing quote with a backslash (Milvus refuses).
+    # (pks stay hex: pymilvus's query iterator pages with ``pk > "<last pk>"`` unescaped)
+    clean(fx)
+    fx.item(key, "done", "news", 2, 0)
+    rows = [replace(fx.segment(key, "news", i), pk=f"{i:032x}") for i in range(2)]
+    fx.store.upsert(fx.collection, [*rows, fx.segment("z" * 32, "news", 0)])  # z: of no job here
+    report = verify_job(fx.jobs, fx.store, fx.job_id)
+    assert report.ok, report.discrepancies
+    assert report.rows == report.milvus_count == 7
