@@ -14,12 +14,21 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from pipeline.errors import QueryError, RateLimitedError, StoreError, TransientError, VidsearchError
+from pipeline.search.query import MAX_TOP_K
 from pipeline.search.query import Query as SearchQuery
 from pipeline.search.results import result_to_json
 from vidsearch.api.context import ApiContext
 from vidsearch.api.keys import ApiKey
 from vidsearch.api.problems import ProblemError
-from vidsearch.api.schemas import HitOut, SearchBody, SearchParams
+from vidsearch.api.schemas import (
+    DEFAULT_TOP_K,
+    HTTP_URL,
+    SETTING,
+    TOP_K,
+    HitOut,
+    SearchBody,
+    SearchParams,
+)
 from vidsearch.api.security import charge, read_identity
 
 router = APIRouter(prefix="/v1", tags=["search"])
@@ -63,8 +72,12 @@ def _unavailable(exc: VidsearchError) -> ProblemError:
 
 
 def run_search(ctx: ApiContext, key: ApiKey, data: dict[str, Any]) -> Response:
-    """Charge the key's rate, validate, search, answer with the hits and the cache header."""
+    """Charge the key's rate, validate, search, answer with the hits and the cache header.
+
+    Without ``top_k`` the default is ``DEFAULT_TOP_K``, or this server's cap when that is lower
+    (as the document says), so leaving it out is never refused."""
     charge(ctx, key)
+    data.setdefault("top_k", min(DEFAULT_TOP_K, ctx.settings.api_max_top_k))
     check_limits(ctx, data)
     query = _query(data)
     try:
@@ -80,7 +93,8 @@ def run_search(ctx: ApiContext, key: ApiKey, data: dict[str, Any]) -> Response:
 
 def _mapping(params: SearchParams) -> dict[str, Any]:
     data = params.model_dump(exclude_none=True, exclude_defaults=True)
-    data.setdefault("top_k", params.top_k)
+    if "top_k" in params.model_fields_set:  # given, even at the default: checked against the cap
+        data["top_k"] = params.top_k
     return data
 
 
@@ -99,12 +113,16 @@ def similar(
     request: Request,
     key: Caller,
     *,
-    url: Annotated[str, Query(description="an ingested video's URL")],
-    top_k: Annotated[int, Query(ge=1)] = 10,
+    url: Annotated[str, Query(description="an ingested video's URL (http or https)",
+                              json_schema_extra={"pattern": HTTP_URL})],
+    top_k: Annotated[int, Query(ge=1, le=MAX_TOP_K, description=TOP_K,
+                                json_schema_extra={SETTING: {"maximum": "api_max_top_k"}})] = DEFAULT_TOP_K,
     category: Annotated[list[str] | None, Query(description="restrict (repeatable)")] = None,
     at_s: Annotated[float | None, Query(ge=0, description="the segment at this time")] = None,
 ) -> Response:
-    data: dict[str, Any] = {"like_url": url, "top_k": top_k}
+    data: dict[str, Any] = {"like_url": url}
+    if "top_k" in request.query_params:
+        data["top_k"] = top_k
     if category:
         data["category"] = category
     if at_s is not None:

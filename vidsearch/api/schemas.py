@@ -3,15 +3,57 @@
 Search parameters keep the CLI's names (``text``, ``category`` repeatable, ``top_k``, ``weights``
 as ``text=1,clip=0.5`` or an object...) and are handed to ``Query.from_mapping`` unchanged, so the
 HTTP API and ``vidsearch search`` validate alike. Hits have the shape of ``vidsearch search --json``.
+
+The models also state ``Query``'s rules in the document, from its own constants: bounds
+(``MAX_TOP_K``, ``MAX_MOMENTS``), enums (``MODALITIES``, ``PART_KINDS``), URL shape and, in the
+descriptions, which fields need or exclude each other. Rules the schema states but ``Query``
+enforces (URLs, weights, combinations) keep its 400 ``invalid-query``; ``WithJsonSchema`` only
+documents them. Limits set per server carry ``x-setting`` (the setting's name); ``openapi.build``
+fills in the running server's value.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from pipeline.search.query import (
+    DEFAULT_MAX_MOMENTS,
+    MAX_MOMENTS,
+    MAX_TOP_K,
+    MODALITIES,
+    PART_KINDS,
+    SYNC_VIDEO_MAX_S,
+)
 
 Option = Literal["visual", "audio", "transcription"]
+HTTP_URL = r"^https?://[^/?#\s]+"
+"""``check_media_url``: an absolute http(s) URL with a host."""
+Url = Annotated[str, WithJsonSchema({"type": "string", "pattern": HTTP_URL})]
+SETTING = "x-setting"
+"""Schema key naming the setting whose value ``openapi.build`` writes as the bound beside it."""
+DEFAULT_TOP_K = 10
+TOP_K = (f"how many videos (or segments); default {DEFAULT_TOP_K}, or the maximum when lower; the "
+         f"maximum is this server's api_max_top_k (at most {MAX_TOP_K}); over it: 400 top-k-too-large")
+
+
+def weights_schema(keys: tuple[str, ...], *, allow_object: bool) -> dict[str, Any]:
+    """``name=weight`` pairs (or a JSON object) with names from ``keys`` and weights >= 0."""
+    pairs = {"type": "string", "description": f"name=weight pairs, names from {', '.join(keys)}, "
+             "e.g. " + ",".join(f"{k}=1" for k in keys[:2]) + "; or the JSON object as a string"}
+    if not allow_object:
+        return pairs
+    return {"anyOf": [pairs, {"type": "object", "propertyNames": {"enum": list(keys)},
+                              "additionalProperties": {"type": "number", "minimum": 0}}]}
+
+
+PartWeights = Annotated[str, WithJsonSchema(weights_schema(PART_KINDS, allow_object=False))]
+ModalityWeights = Annotated[str, WithJsonSchema(weights_schema(MODALITIES, allow_object=False))]
+PartWeightsBody = Annotated[str | dict[str, float],
+                            WithJsonSchema(weights_schema(PART_KINDS, allow_object=True))]
+ModalityWeightsBody = Annotated[str | dict[str, float],
+                                WithJsonSchema(weights_schema(MODALITIES, allow_object=True))]
 
 
 class SearchParams(BaseModel):
@@ -19,20 +61,33 @@ class SearchParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str | None = Field(None, description="what to look for")
+    text: str | None = Field(
+        None, description="what to look for; at most this server's api_max_query_chars characters "
+        "(over it: 400 query-too-long)", json_schema_extra={SETTING: {"maxLength": "api_max_query_chars"}})
     category: list[str] = Field([], description="restrict to these categories (repeatable)")
-    top_k: int = Field(10, ge=1, description="how many videos (or segments)")
-    clip_url: str | None = Field(None, description="a video clip to look for")
-    clip_start_s: float | None = Field(None, ge=0, description="start of the clip range")
-    clip_end_s: float | None = Field(None, gt=0, description="end of the clip range")
-    image_url: str | None = Field(None, description="an image to look for")
-    text_image: bool = Field(False, description="embed text and image together as one part")
-    weights: str | None = Field(None, description="part weights, e.g. text=1,clip=0.5")
-    modality_weights: str | None = Field(None, description="option weights, e.g. visual=1,audio=0.3")
-    option: Option | None = Field(None, description="search one embedding option only")
-    moments: bool = Field(False, description="stitch adjacent close-to-best segments into moments")
-    max_moments: int | None = Field(None, ge=1, description="most moments per video")
-    segments: bool = Field(False, description="raw top segments instead of best per video")
+    top_k: int = Field(DEFAULT_TOP_K, ge=1, le=MAX_TOP_K, description=TOP_K,
+                       json_schema_extra={SETTING: {"maximum": "api_max_top_k"}})
+    clip_url: Url | None = Field(None, description="a video clip to look for (an http(s) URL)")
+    clip_start_s: float | None = Field(None, ge=0, description="start of the clip range; needs clip_url")
+    clip_end_s: float | None = Field(
+        None, gt=0, description="end of the clip range; needs clip_url, after clip_start_s (default 0) "
+        f"and at most {SYNC_VIDEO_MAX_S:g} s after it")
+    image_url: Url | None = Field(None, description="an image to look for (an http(s) URL)")
+    text_image: bool = Field(False, description="embed text and image together as one part; "
+                             "needs text and image_url")
+    weights: PartWeights | None = Field(
+        None, description="part weights, each >= 0 (default 1), only for parts the query has "
+        "(text, clip, image, or text_image when text_image is true); not all zero")
+    modality_weights: ModalityWeights | None = Field(
+        None, description="embedding option weights, each >= 0, not all zero; excludes option")
+    option: Option | None = Field(None, description="search one embedding option only; "
+                                  "excludes modality_weights")
+    moments: bool = Field(False, description="stitch adjacent close-to-best segments into moments; "
+                          "excludes segments")
+    max_moments: int | None = Field(None, ge=1, le=MAX_MOMENTS, description="most moments per video "
+                                    f"(default {DEFAULT_MAX_MOMENTS})")
+    segments: bool = Field(False, description="raw top segments instead of best per video; "
+                           "excludes moments")
     collapse_duplicates: bool | None = Field(
         None, description="keep only the best-ranked video of each duplicate group "
         "(default: the search_collapse_duplicates setting)")
@@ -41,12 +96,16 @@ class SearchParams(BaseModel):
 class SearchBody(SearchParams):
     """``POST /v1/search`` JSON body: the same fields; weights may also be objects."""
 
-    weights: str | dict[str, float] | None = Field(None, description="part weights")  # type: ignore[assignment]
-    modality_weights: str | dict[str, float] | None = Field(  # type: ignore[assignment]
-        None, description="option weights"
+    weights: PartWeightsBody | None = Field(  # type: ignore[assignment]
+        None, description="part weights, each >= 0 (default 1), only for parts the query has; "
+        "not all zero")
+    modality_weights: ModalityWeightsBody | None = Field(  # type: ignore[assignment]
+        None, description="embedding option weights, each >= 0, not all zero; excludes option"
     )
-    like_url: str | None = Field(None, description="more like this ingested video")
-    like_at_s: float | None = Field(None, ge=0, description="the segment of like_url at this time")
+    like_url: Url | None = Field(None, description="more like this ingested video (an http(s) URL); "
+                                 "excludes text, clip_url and image_url")
+    like_at_s: float | None = Field(None, ge=0, description="the segment of like_url at this time; "
+                                    "needs like_url")
 
 
 class MomentOut(BaseModel):
@@ -118,10 +177,12 @@ class ServerManifest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    path: str = Field(description="a manifest under api_manifest_dir")
-    category: str | None = None
-    force: bool = False
-    name: str = ""
+    path: str = Field(description="a manifest file, relative to the server's api_manifest_dir and "
+                      "inside it (403 when outside it or when api_manifest_dir is unset; 404 when "
+                      "there is no such file)")
+    category: str | None = Field(None, description="category for lines that have none")
+    force: bool = Field(False, description="re-embed items already ingested")
+    name: str = Field("", description="a name for the job")
 
 
 class FailureOut(BaseModel):
