@@ -43,7 +43,9 @@ import numpy as np
 from pymilvus import MilvusClient
 
 from bench.common import Row, log, pct
-from pipeline.milvus.store import OUTPUT_FIELDS, MilvusStore, search_params_for
+from pipeline.milvus.filters import all_of, equals, one_of
+from pipeline.milvus.schema import OUTPUT_FIELDS, search_params_for
+from pipeline.milvus.store import MilvusStore
 from pipeline.search.searcher import CANDIDATES_PER_VIDEO
 from pipeline.settings import Settings, load_settings
 from vidsearch.stack.services import MilvusEngine, Service, start_milvus_engine
@@ -196,7 +198,7 @@ class Probe:
         return other
 
     def search(self, q: np.ndarray, category: str | None) -> tuple[float, list[str]]:
-        flt = 'scope == "clip"' + (f' and category in ["{category}"]' if category else "")
+        flt = all_of(equals("scope", "clip"), one_of("category", [category]) if category else "")
         started = time.perf_counter()
         result = self.client.search(
             self.name, data=[q.tolist()], filter=flt, limit=self.limit,

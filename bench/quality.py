@@ -41,7 +41,8 @@ import redis
 
 from bench.common import Row, log, pct, section, table
 from pipeline.ingest.writer import SegmentWriter
-from pipeline.milvus.store import Filter, MilvusStore
+from pipeline.milvus.filters import Filter
+from pipeline.milvus.store import MilvusStore
 from pipeline.search.query import Query, QueryPart
 from pipeline.search.searcher import Searcher
 from pipeline.segments import Segment, pack_vector

@@ -1,1 +1,1 @@
-"""Milvus administration: the store (the only pymilvus importer), columns, index status and tuning."""
+"""Milvus administration: the store (the client), filters, schema, rows, capabilities, columns, index."""

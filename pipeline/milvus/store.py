@@ -1,8 +1,14 @@
-"""Milvus access: collections, upserts, flushes, counts and searches. The only pymilvus importer.
+"""Milvus access: the client (:class:`MilvusStore`) and the translation of pymilvus errors.
 
-One collection per model and dimension (name from ``items.collection_name``), created on first
-use with ``category`` as the partition key and the index from the settings, then loaded. A
-collection is never dropped here. An existing collection whose vector dimension or fields differ
+The only pymilvus importer besides :mod:`pipeline.milvus.columns` (the wire messages it sends). The
+rest of Milvus administration is plain logic in its own module: :mod:`~pipeline.milvus.filters`
+(filter expressions, the one place values are escaped), :mod:`~pipeline.milvus.schema` (fields,
+index, search parameters), :mod:`~pipeline.milvus.rows` (segments to rows and columns, answers to
+hits) and :mod:`~pipeline.milvus.capabilities` (what a server version supports, request limits).
+
+One collection per model and dimension (name from ``spec.collection_name``), created on first
+use with the schema of :mod:`~pipeline.milvus.schema` and the index from the settings, then loaded.
+A collection is never dropped here. An existing collection whose vector dimension or fields differ
 from what the code expects raises :class:`SchemaMismatchError` naming both sides.
 
 Failure mapping at this boundary (nothing from pymilvus or grpc escapes):
@@ -20,11 +26,10 @@ here passes ``timeout=timeout_s`` (default :data:`CALL_TIMEOUT_S`), which bounds
 within that bound.
 
 Writes are upserts keyed by the primary key ``pk``: Milvus keeps one row per pk, so replays and
-duplicates never add rows (no duplicate check is needed). Milvus servers before 2.3.10 hash the
-wrong field when an upsert routes rows by partition key (milvus-io/milvus#30607, fixed by #30773):
-the rows land in another category's partition and category-filtered searches miss them. On those
-servers (version read once per connection) a write is a delete of the batch's pks followed by an
-insert, which routes correctly; a crash between the two is repaired by the writer's replay.
+duplicates never add rows (no duplicate check is needed). On a server whose upsert misroutes
+partition-key rows (before 2.3.10, :func:`~pipeline.milvus.capabilities.upsert_misroutes`; version
+read once per connection) a write is a delete of the batch's pks followed by an insert, which
+routes correctly; a crash between the two is repaired by the writer's replay.
 
 ``count`` and ``rows_by_item`` read with
 ``Strong`` consistency (read-after-write across processes). ``search`` uses the setting
@@ -35,11 +40,8 @@ in-flight writes and may miss the last few seconds of them (Milvus Lite shows ev
 from __future__ import annotations
 
 import contextlib
-import json
-import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -48,14 +50,29 @@ from pymilvus import DataType, MilvusClient, MilvusException
 from pymilvus.grpc_gen import milvus_pb2
 
 from pipeline.errors import (
-    DimensionMismatchError,
-    InvalidSegmentError,
     SchemaMismatchError,
     StoreError,
     StoreRejectedError,
     StoreUnavailableError,
 )
-from pipeline.milvus.columns import Columns, columns_of, metadata_json, request
+from pipeline.milvus.capabilities import (
+    MAX_SEARCH_LIMIT,
+    Capabilities,
+    capabilities_of,
+    iterator_batch,
+    upsert_misroutes,
+)
+from pipeline.milvus.columns import Columns, request
+from pipeline.milvus.filters import Filter, equals, one_of
+from pipeline.milvus.rows import SegmentHit, check_segment, hit_of, to_row
+from pipeline.milvus.rows import prepare as prepare_columns
+from pipeline.milvus.schema import (
+    OUTPUT_FIELDS,
+    fields,
+    index_spec,
+    schema_problems,
+    search_params_for,
+)
 from pipeline.segments import Segment
 from pipeline.settings import Settings
 from pipeline.spec import collection_name
@@ -64,142 +81,13 @@ CALL_TIMEOUT_S = 30.0
 """Bound on one Milvus call, pymilvus's internal retries included."""
 
 READ_CONSISTENCY = "Strong"
-QUERY_MESSAGE_BYTES = 32 * 1024 * 1024
-"""What one query-iterator batch may weigh: half the 64 MB a Milvus proxy sends by default. A 2.3
-server answers a batch of ``n`` with up to ``n`` rows from every partition (12 partitions x 4,000
-rows of 512-d came to 101 MB and were refused), so the batch is sized per row and partition."""
-ROW_SCALAR_BYTES = 512
-"""An estimate of a row's fields besides its vector (pk, keys, url, title ...); longer rows fit in
-the half of the proxy's maximum that ``QUERY_MESSAGE_BYTES`` leaves."""
 GRPC_OPTIONS = {"grpc.keepalive_time_ms": 600_000, "grpc.keepalive_timeout_ms": 20_000}
 """Keepalive pings every 10 min, not pymilvus's 10 s: a gRPC server at its defaults (Milvus Lite)
 accepts one ping per 5 min without data and answers more with GOAWAY ``too_many_pings`` after
 ~30 s of idle, failing the call that meets it."""
 SEARCH_CONSISTENCY_TUNE = "Bounded"
-MAX_SEARCH_LIMIT = 16384
-"""Milvus's upper bound on ``limit`` (topk) of one search."""
-
-OUTPUT_FIELDS = (
-    "url", "title", "category", "start_s", "end_s", "option", "scope", "item_key", "metadata",
-)
-
-# name -> (type, max_length for VARCHAR or None)
-SCALAR_FIELDS: dict[str, tuple[DataType, int | None]] = {
-    "category": (DataType.VARCHAR, 64),
-    "url": (DataType.VARCHAR, 4096),
-    "start_s": (DataType.DOUBLE, None),
-    "end_s": (DataType.DOUBLE, None),
-    "option": (DataType.VARCHAR, 16),
-    "scope": (DataType.VARCHAR, 16),
-    "model": (DataType.VARCHAR, 32),
-    "item_key": (DataType.VARCHAR, 32),
-    "job_id": (DataType.VARCHAR, 64),
-    "ingested_at": (DataType.INT64, None),
-    "title": (DataType.VARCHAR, 512),
-    "metadata": (DataType.JSON, None),
-}
-PK_MAX_LENGTH = 32
-_CHECKED_LENGTHS = ("category", "url", "option", "scope", "model", "item_key", "job_id")
-FLOAT32 = np.dtype("<f4")
 _UNREACHABLE_CODES = frozenset({2})  # legacy ErrorCode.ConnectFailed
 _MISSING_COLLECTION = ("does not exist", "not found", "can't find collection")
-UPSERT_ROUTING_FIXED = (2, 3, 10)
-"""First Milvus release whose upsert routes partition-key rows right (milvus-io/milvus#30773)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentHit:
-    """One search hit: a segment and its similarity score (higher is closer)."""
-
-    pk: str
-    score: float
-    url: str
-    title: str
-    category: str
-    start_s: float
-    end_s: float
-    option: str
-    scope: str
-    item_key: str
-    metadata: Any
-
-
-def quote(value: str) -> str:
-    """A Milvus filter string literal with backslashes and double quotes escaped."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _in(field: str, values: Sequence[str]) -> str:
-    return f"{field} in [" + ", ".join(quote(v) for v in values) + "]"
-
-
-@dataclass(frozen=True, slots=True)
-class Filter:
-    """What a search or query is restricted to (empty fields restrict nothing)."""
-
-    categories: Sequence[str] = ()
-    options: Sequence[str] = ()
-    scope: str | None = "clip"
-    urls: Sequence[str] = ()
-    exclude_urls: Sequence[str] = ()
-
-    def expression(self) -> str:
-        """The boolean filter expression; every value is quoted and escaped."""
-        parts: list[str] = []
-        if self.categories:
-            parts.append(_in("category", self.categories))
-        if len(self.options) == 1:
-            parts.append(f"option == {quote(self.options[0])}")
-        elif self.options:
-            parts.append(_in("option", self.options))
-        if self.scope is not None:
-            parts.append(f"scope == {quote(self.scope)}")
-        if self.urls:
-            parts.append(_in("url", self.urls))
-        if self.exclude_urls:
-            parts.append(_in("url not", self.exclude_urls))
-        return " and ".join(parts)
-
-
-def build_filter(
-    categories: Sequence[str] = (), option: str | None = None, scope: str | None = None
-) -> str:
-    """A boolean filter expression; every value is quoted and escaped."""
-    return Filter(categories, (option,) if option is not None else (), scope).expression()
-
-
-@dataclass(frozen=True, slots=True)
-class Capabilities:
-    """What a Milvus server can do for search (see ``capabilities_of``)."""
-
-    version: str
-    grouping: bool
-    hybrid: bool
-
-
-def capabilities_of(version: str) -> Capabilities:
-    """Grouping search with ``group_size`` and ``hybrid_search`` from a server version string.
-
-    The version decides because an older server does not refuse a grouping search: Milvus 2.3.5
-    ignores ``group_by_field`` and answers ungrouped rows.
-
-    Milvus Lite (``milvus_lite-3.x``) and Milvus >= 2.5 have both; ``hybrid_search`` came in 2.4
-    and ``group_by_field`` with ``group_size`` in 2.5; Milvus 2.3 has neither. An unknown version
-    is assumed to have neither (the client-side paths always work).
-    """
-    if version.startswith("milvus_lite"):
-        return Capabilities(version, grouping=True, hybrid=True)
-    release = parse_version(version)
-    if release is None:
-        return Capabilities(version, grouping=False, hybrid=False)
-    return Capabilities(version, grouping=release >= (2, 5), hybrid=release >= (2, 4))
-
-
-def iterator_batch(requested: int, dimension: int, partitions: int, with_vector: bool) -> int:
-    """The rows per query-iterator batch (at most ``requested``) that keep one answer within
-    ``QUERY_MESSAGE_BYTES`` when every partition fills the batch."""
-    row = ROW_SCALAR_BYTES + (4 * dimension if with_vector else 0)
-    return max(1, min(requested, QUERY_MESSAGE_BYTES // (row * max(1, partitions))))
 
 
 _ANSWERING_CODES = (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.RESOURCE_EXHAUSTED)
@@ -233,131 +121,9 @@ def _released(exc: StoreError) -> bool:
     return "released" in text or "not loaded" in text or "call load()" in text
 
 
-def parse_version(text: str) -> tuple[int, ...] | None:
-    """``(2, 3, 5)`` from ``v2.3.5-lite``; None when the text names no version."""
-    match = re.match(r"v?(\d+)\.(\d+)\.(\d+)", text.strip())
-    return tuple(int(part) for part in match.groups()) if match else None
-
-
-def upsert_misroutes(version: str) -> bool:
-    """Whether a server of ``version`` upserts partition-key rows into the wrong partition."""
-    parsed = parse_version(version)
-    return parsed is not None and parsed < UPSERT_ROUTING_FIXED
-
-
-def search_params_for(settings: Settings, collection: str, limit: int) -> dict[str, Any]:
-    """The index search parameters of ``collection`` for a top-``limit`` search.
-
-    ``collection_search_params[collection]`` overrides ``search_params`` key by key. HNSW's ``ef``
-    is raised to ``limit`` when below it (Milvus servers refuse ``ef < k``; Lite ignores it).
-    """
-    params = {**settings.search_params, **settings.collection_search_params.get(collection, {})}
-    if "ef" in params:
-        params["ef"] = max(int(params["ef"]), limit)
-    return params
-
-
-def _utf8_truncate(text: str, max_bytes: int) -> str:
-    raw = text.encode("utf-8")
-    if len(raw) <= max_bytes:
-        return text
-    return raw[:max_bytes].decode("utf-8", errors="ignore")
-
-
-def _metadata(segment: Segment) -> Any:
-    if not segment.metadata:
-        return {}
-    try:
-        return json.loads(segment.metadata)
-    except ValueError as exc:
-        raise InvalidSegmentError(f"segment {segment.pk}: metadata is not JSON: {exc}") from exc
-
-
-def _check_lengths(segment: Segment) -> None:
-    if len(segment.pk.encode("utf-8")) > PK_MAX_LENGTH:
-        raise InvalidSegmentError(f"segment pk {segment.pk!r} is longer than {PK_MAX_LENGTH} bytes")
-    for name in _CHECKED_LENGTHS:
-        limit = SCALAR_FIELDS[name][1] or 0
-        if len(str(getattr(segment, name)).encode("utf-8")) > limit:
-            raise InvalidSegmentError(f"segment {segment.pk}: {name} is longer than {limit} bytes")
-
-
-def check_segment(segment: Segment, dimension: int, collection: str) -> Any:
-    """The segment's parsed metadata; raises InvalidSegmentError when it cannot fit ``collection``."""
-    got = segment.dim
-    if got != dimension:
-        raise DimensionMismatchError(
-            f"segment {segment.pk} has vector dimension {got}, "
-            f"collection {collection} has vector dimension {dimension}"
-        )
-    _check_lengths(segment)
-    return _metadata(segment)
-
-
-def to_row(
-    segment: Segment, dimension: int, collection: str, ingested_at_ms: int
-) -> dict[str, Any]:
-    """The Milvus row of a segment; raises InvalidSegmentError when it cannot fit ``collection``."""
-    metadata = check_segment(segment, dimension, collection)
-    return {
-        "pk": segment.pk,
-        "vector": np.frombuffer(segment.vector, dtype=FLOAT32),
-        "category": segment.category,
-        "url": segment.url,
-        "start_s": float(segment.start_s),
-        "end_s": float(segment.end_s),
-        "option": segment.option,
-        "scope": segment.scope,
-        "model": segment.model,
-        "item_key": segment.item_key,
-        "job_id": segment.job_id,
-        "ingested_at": ingested_at_ms,
-        "title": _utf8_truncate(segment.title or "", 512),
-        "metadata": metadata,
-    }
-
-
-def _field_signature(field: dict[str, Any]) -> tuple[DataType, int | None]:
-    params = field.get("params") or {}
-    length = params.get("max_length")
-    return field["type"], int(length) if length is not None else None
-
-
-def _vector_problem(name: str, vector: dict[str, Any] | None, dimension: int) -> str | None:
-    if vector is None or vector["type"] != DataType.FLOAT_VECTOR:
-        return f"collection {name} has no FLOAT_VECTOR field 'vector'"
-    got = int((vector.get("params") or {}).get("dim", 0))
-    if got != dimension:
-        return f"collection {name} has vector dimension {got}, settings ask for {dimension}"
-    return None
-
-
-def _scalar_problems(name: str, found: dict[str, dict[str, Any]]) -> list[str]:
-    problems: list[str] = []
-    for field, want in SCALAR_FIELDS.items():
-        have = found.get(field)
-        if have is None:
-            problems.append(f"collection {name} lacks field {field!r} ({want[0].name})")
-        elif _field_signature(have) != want:
-            problems.append(
-                f"collection {name} field {field!r} is {_field_signature(have)}, expected {want}"
-            )
-    if "category" in found and not found["category"].get("is_partition_key"):
-        problems.append(f"collection {name} field 'category' is not the partition key")
-    return problems
-
-
-def schema_problems(name: str, fields: Iterable[dict[str, Any]], dimension: int) -> list[str]:
-    """What differs between a described collection and the expected schema (empty: none)."""
-    found = {f["name"]: f for f in fields}
-    problems: list[str] = []
-    vector_problem = _vector_problem(name, found.get("vector"), dimension)
-    if vector_problem:
-        problems.append(vector_problem)
-    pk = found.get("pk")
-    if pk is None or not pk.get("is_primary"):
-        problems.append(f"collection {name} has no primary key field 'pk'")
-    return problems + _scalar_problems(name, found)
+def _plain(described: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Described fields with each type as its ``DataType`` name, as ``schema`` names types."""
+    return [{**field, "type": DataType(field["type"]).name} for field in described]
 
 
 class MilvusStore:
@@ -498,31 +264,21 @@ class MilvusStore:
 
     def _check_schema(self, name: str, dimension: int) -> None:
         described = self._call(f"describe_collection {name}", "describe_collection", name)
-        problems = schema_problems(name, described["fields"], dimension)
+        problems = schema_problems(name, _plain(described["fields"]), dimension)
         if problems:
             raise SchemaMismatchError("; ".join(problems))
 
     def _schema(self, dimension: int) -> Any:
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("pk", DataType.VARCHAR, max_length=PK_MAX_LENGTH, is_primary=True)
-        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
-        for field, (dtype, length) in SCALAR_FIELDS.items():
-            extra: dict[str, Any] = {"max_length": length} if length is not None else {}
-            if field == "category":
-                extra["is_partition_key"] = True
-            schema.add_field(field, dtype, **extra)
+        for field in fields(dimension):
+            schema.add_field(field.name, DataType[field.type], **field.params)
         return schema
 
     def _create(self, name: str, dimension: int, index_type: str | None = None,
                 index_params: dict[str, Any] | None = None) -> None:
         settings = self._settings
         index = MilvusClient.prepare_index_params()
-        index.add_index(
-            field_name="vector",
-            index_type=index_type or settings.index_type,
-            metric_type=settings.index_metric,
-            params=dict(settings.index_params if index_params is None else index_params),
-        )
+        index.add_index(**index_spec(settings, index_type, index_params))
         try:
             self._call(
                 f"create_collection {name}",
@@ -553,21 +309,8 @@ class MilvusStore:
         Returns ``(kept, columns, [(index, reason), ...])``: row ``j`` of ``columns`` is
         ``segments[kept[j]]`` (indexes into ``segments``).
         """
-        dimension = self.dimension_of(collection)
-        kept: list[int] = []
-        metadata: list[bytes] = []
-        rejects: list[tuple[int, str]] = []
-        for i, segment in enumerate(segments):
-            try:
-                metadata.append(metadata_json(check_segment(segment, dimension, collection)))
-            except InvalidSegmentError as exc:
-                rejects.append((i, str(exc)))
-            else:
-                kept.append(i)
-        chosen = [segments[i] for i in kept]
-        titles = [_utf8_truncate(s.title or "", 512) for s in chosen]
-        columns = columns_of(chosen, dimension, int(time.time() * 1000), metadata, titles)
-        return kept, columns, rejects
+        now_ms = int(time.time() * 1000)
+        return prepare_columns(segments, self.dimension_of(collection), collection, now_ms)
 
     def reject_reason(self, collection: str, segment: Segment) -> str | None:
         """Why ``segment`` can never be written to ``collection``, or None when it can."""
@@ -595,8 +338,7 @@ class MilvusStore:
 
     @staticmethod
     def _delete_request(collection: str, columns: Columns) -> Any:
-        pks = ", ".join(quote(pk) for pk in columns.pks)
-        return milvus_pb2.DeleteRequest(collection_name=collection, expr=f"pk in [{pks}]")
+        return milvus_pb2.DeleteRequest(collection_name=collection, expr=one_of("pk", columns.pks))
 
     def _send(self, action: str, rpc: str, message: Any) -> None:
         """One prepared request on the client's channel; a failed status raises like pymilvus.
@@ -637,8 +379,8 @@ class MilvusStore:
     def _delete_then_insert(self, collection: str, rows: Sequence[dict[str, Any]]) -> None:
         """An upsert on servers whose upsert misroutes partition-key rows (see the module doc)."""
         unique = list({row["pk"]: row for row in rows}.values())
-        pks = ", ".join(quote(str(row["pk"])) for row in unique)
-        self._call(f"delete from {collection}", "delete", collection, filter=f"pk in [{pks}]")
+        pks = one_of("pk", [str(row["pk"]) for row in unique])
+        self._call(f"delete from {collection}", "delete", collection, filter=pks)
         self._call(f"insert into {collection}", "insert", collection, unique)
 
     def flush(self, collection: str) -> None:
@@ -662,7 +404,7 @@ class MilvusStore:
         """Row count per item key (keys without rows map to 0)."""
         counts = dict.fromkeys(item_keys, 0)
         for key in counts:
-            counts[key] = self.count(collection, f"item_key == {quote(key)}")
+            counts[key] = self.count(collection, equals("item_key", key))
         return counts
 
     # --- index ---------------------------------------------------------------------------------
@@ -875,20 +617,4 @@ class MilvusStore:
         ))
 
     def _hit(self, raw: dict[str, Any], *, raw_score: bool = False) -> SegmentHit:
-        entity = raw.get("entity", {})
-        score = float(raw["distance"])
-        if self._settings.index_metric == "L2" and not raw_score:
-            score = -score
-        return SegmentHit(
-            pk=str(raw.get("pk", raw.get("id", ""))),
-            score=score,
-            url=entity.get("url", ""),
-            title=entity.get("title", ""),
-            category=entity.get("category", ""),
-            start_s=float(entity.get("start_s", 0.0)),
-            end_s=float(entity.get("end_s", 0.0)),
-            option=entity.get("option", ""),
-            scope=entity.get("scope", ""),
-            item_key=entity.get("item_key", ""),
-            metadata=entity.get("metadata"),
-        )
+        return hit_of(raw, negate=self._settings.index_metric == "L2" and not raw_score)

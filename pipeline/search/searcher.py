@@ -42,12 +42,10 @@ import redis
 from pipeline.analytics.cache import CorpusCache
 from pipeline.clients import Clients
 from pipeline.errors import DimensionMismatchError, QueryError
-from pipeline.milvus.store import (
-    MAX_SEARCH_LIMIT,
-    Filter,
-    MilvusStore,
-    SegmentHit,
-)
+from pipeline.milvus.capabilities import MAX_SEARCH_LIMIT
+from pipeline.milvus.filters import Filter
+from pipeline.milvus.rows import SegmentHit
+from pipeline.milvus.store import MilvusStore
 from pipeline.search.fusion import PartScores, SegmentKey, fuse
 from pipeline.search.moments import ScoredSegment, best_segment, stitch
 from pipeline.search.query import Query, QueryPart, normalize_text

@@ -117,3 +117,11 @@ def test_a_hostile_key_matches_exactly_its_own_row(hostile_rows: tuple[MilvusSto
             wrong[key] = {**found, "count": count}
     assert wrong == {}
 
+
+
+@pytest.mark.both_engines
+def test_rows_by_item_counts_hostile_keys_exactly(hostile_rows: tuple[MilvusStore, str]) -> None:
+    store, name = hostile_rows
+    assert store.rows_by_item(name, [*HOSTILE_KEYS, 'x"', "absent"]) == {
+        **dict.fromkeys(HOSTILE_KEYS, 1), 'x"': 0, "absent": 0,
+    }

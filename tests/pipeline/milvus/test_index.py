@@ -15,7 +15,8 @@ import pytest
 
 from pipeline.errors import StoreError, StoreUnavailableError
 from pipeline.milvus.index import exact_top_k, index_status, rebuild, settings_lines, tune
-from pipeline.milvus.store import MilvusStore, search_params_for
+from pipeline.milvus.schema import search_params_for
+from pipeline.milvus.store import MilvusStore
 from pipeline.segments import Segment, pack_vector
 from pipeline.settings import Settings, load_settings
 from tests.stack import wait_for

@@ -18,17 +18,7 @@ from pipeline.errors import (
     StoreRejectedError,
     StoreUnavailableError,
 )
-from pipeline.milvus.store import (
-    Filter,
-    MilvusStore,
-    build_filter,
-    capabilities_of,
-    iterator_batch,
-    parse_version,
-    search_params_for,
-    translate,
-    upsert_misroutes,
-)
+from pipeline.milvus.store import MilvusStore, translate
 from pipeline.segments import Segment, pack_vector
 from pipeline.settings import Settings, load_settings
 from pipeline.spec import collection_name
@@ -194,38 +184,12 @@ def test_server_version_is_read_once_per_connection(store: MilvusStore) -> None:
     assert store.server_version() == version
 
 
-def test_search_params_are_per_collection_and_ef_is_never_below_the_limit() -> None:
-    settings = load_settings(search_params={"ef": 64}, collection_search_params={"c1": {"ef": 128}})
-    assert search_params_for(settings, "c1", 10) == {"ef": 128}
-    assert search_params_for(settings, "c2", 10) == {"ef": 64}
-    assert search_params_for(settings, "c2", 80) == {"ef": 80}
-    ivf = load_settings(search_params={"nprobe": 16})
-    assert search_params_for(ivf, "c1", 500) == {"nprobe": 16}
-
-
 def test_a_search_above_ef_is_served(store: MilvusStore) -> None:
     """A Milvus server refuses HNSW searches with ef below top-k; the store raises ef."""
     name = store.ensure_collection(MODEL, DIM)
     store.upsert(name, [make_segment(i) for i in range(3)])
     store.flush(name)
     assert len(store.search(name, [0.5] * DIM, limit=200)) == 3
-
-
-def test_upsert_misroutes_below_2_3_10_only() -> None:
-    assert upsert_misroutes("v2.3.5-lite")
-    assert upsert_misroutes("2.2.16")
-    assert not upsert_misroutes("v2.3.10")
-    assert not upsert_misroutes("v2.4.0")
-    assert not upsert_misroutes("v2.6.3")
-    assert not upsert_misroutes("milvus_lite-3.2.2")
-    assert parse_version("v2.3.5-lite") == (2, 3, 5)
-
-
-def test_build_filter_quotes_and_escapes_every_value() -> None:
-    assert build_filter(["a", 'b"c\\'], option="visual", scope="clip") == (
-        'category in ["a", "b\\"c\\\\"] and option == "visual" and scope == "clip"'
-    )
-    assert build_filter() == ""
 
 
 def test_unreachable_milvus_raises_store_unavailable_within_seconds() -> None:
@@ -235,13 +199,6 @@ def test_unreachable_milvus_raises_store_unavailable_within_seconds() -> None:
     with pytest.raises(StoreUnavailableError):
         store.ensure_collection(MODEL, DIM)
     assert time.monotonic() - started < 10
-
-
-def test_iterator_batches_keep_one_answer_under_the_message_budget() -> None:
-    assert iterator_batch(4000, 512, 16, with_vector=True) == 819  # 32 MB / (16 x 2,560 B)
-    assert iterator_batch(4000, 512, 16, with_vector=False) == 4000  # keys only: as asked
-    assert iterator_batch(4000, 512, 1, with_vector=True) == 4000
-    assert iterator_batch(4000, 32768, 1024, with_vector=True) == 1  # never zero
 
 
 class _RpcError(grpc.RpcError):
@@ -264,22 +221,3 @@ def test_grpc_errors_are_refusals_unless_the_server_is_out_of_reach(
     code: grpc.StatusCode, error: type[Exception],
 ) -> None:
     assert type(translate(_RpcError(code), "query c")) is error
-
-
-@pytest.mark.parametrize(("version", "grouping", "hybrid"), [
-    ("milvus_lite-3.2.2", True, True), ("v2.3.5-lite", False, False), ("v2.3.5", False, False),
-    ("v2.4.10", False, True), ("v2.5.4", True, True), ("v3.0.0", True, True),
-    ("something else", False, False),
-])
-def test_capabilities_follow_the_server_version(version: str, grouping: bool, hybrid: bool) -> None:
-    caps = capabilities_of(version)
-    assert (caps.grouping, caps.hybrid) == (grouping, hybrid)
-
-
-def test_filters_quote_every_value_and_exclude_urls() -> None:
-    where = Filter(categories=("a",), options=("visual", "audio"), scope="clip",
-                   urls=('u"1',), exclude_urls=("u2",))
-    assert where.expression() == (
-        'category in ["a"] and option in ["visual", "audio"] and scope == "clip" and '
-        'url in ["u\\"1"] and url not in ["u2"]'
-    )

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from pipeline.milvus.store import Filter, MilvusStore
+from pipeline.milvus.filters import Filter
+from pipeline.milvus.store import MilvusStore
 from pipeline.search.query import Query, QueryPart
 from pipeline.search.searcher import Searcher, normalize_query
 from pipeline.segments import Segment, pack_vector
