@@ -163,6 +163,11 @@ class Settings(BaseSettings):
     moment_tolerance: float = Field(
         0.5, ge=0, le=1, description="Share of a video's best-to-lowest segment score gap a moment may drop"
     )
+    search_min_score: float = Field(
+        0.25, ge=-1, le=1, description="Relevance floor: hits scored below it are not results "
+        "(a request may lift it: --min-score, min_score; -1 shows every hit). Chosen from the "
+        "score distributions of bench/quality.py (docs/search.md)"
+    )
     search_collapse_duplicates: bool = Field(
         False, description="Search keeps only the best-ranked video of each duplicate group "
         "(a request may override it: --collapse-duplicates, collapse_duplicates)"

@@ -19,6 +19,7 @@ from pipeline.ledger.store import JobStore, SubmitMode
 from pipeline.settings import CONFIG_ENV, Settings, get_settings
 from vidsearch.cli.display import (
     iso,
+    print_floor,
     print_hits,
     print_json,
     status_dict,
@@ -186,7 +187,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 # --- search ---------------------------------------------------------------------------------------
 SEARCH_FIELDS = ("text", "clip", "clip_start", "clip_end", "image", "text_image", "weights",
                  "modality_weights", "moments", "max_moments", "like", "at", "category", "top_k",
-                 "option", "segments")
+                 "option", "segments", "min_score")
 """``vidsearch search`` arguments, named as ``Query.from_mapping`` takes them."""
 
 
@@ -208,6 +209,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     query = search_query(args)
     with _clients(args) as clients:
         result = build_searcher(clients.settings, clients).search(query)
+    print_floor(result)
     if args.json:
         print_json(result_to_json(result))
         return EXIT_OK

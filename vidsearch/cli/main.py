@@ -80,6 +80,8 @@ def _add_search(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--collapse-duplicates", action=argparse.BooleanOptionalAction, default=None,
                    help="keep only the best-ranked video of each duplicate group "
                    "(default: the search_collapse_duplicates setting)")
+    p.add_argument("--min-score", metavar="S", help="relevance floor: hide hits scored below S "
+                   "(default: the search_min_score setting; -1 shows every hit)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 

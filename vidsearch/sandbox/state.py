@@ -79,7 +79,7 @@ class Sandbox:
 
     def create_task(self, spec: TaskSpec) -> Task:
         """Create and count a task for ``spec``."""
-        media = describe(spec.source, spec.url, self.catalog.get(spec.url or ""),
+        media = describe(spec.source, spec.url, self.entry(spec.url),
                          self.config.min_duration_s, self.config.max_duration_s)
         end = spec.end_sec if spec.end_sec is not None else media.duration
         covered = max(0.0, min(end, media.duration) - spec.start_sec)
@@ -90,7 +90,7 @@ class Sandbox:
 
     def media(self, source: str, url: str | None) -> Media:
         """What the media behind ``source`` contains (its catalog entry, else its URL)."""
-        return describe(source, url, self.catalog.get(url or ""), self.config.min_duration_s,
+        return describe(source, url, self.entry(url), self.config.min_duration_s,
                         self.config.max_duration_s)
 
     def sync_video(self, spec: TaskSpec) -> Task:
@@ -114,7 +114,16 @@ class Sandbox:
 
     def media_words(self, url: str) -> tuple[str, ...]:
         """The words a sync embed sees in an image or document URL."""
-        return image_words(url, self.catalog.get(url))
+        return image_words(url, self.entry(url))
+
+    def entry(self, url: str | None) -> catalog_file.Entry | None:
+        """The catalog entry of ``url``, or of the entry whose video file ``url`` addresses."""
+        if not url:
+            return None
+        found = self.catalog.get(url)
+        if found is None and (original := catalog_file.catalog_url(url)) is not None:
+            found = self.catalog.get(original) or self.catalog.get("http" + original.removeprefix("https"))
+        return found
 
 
 SANDBOX = web.AppKey("sandbox", Sandbox)
