@@ -194,6 +194,11 @@ class Settings(BaseSettings):
     api_manifest_dir: Path | None = Field(
         None, description="POST /v1/jobs may name server-side manifests under this directory (unset: off)"
     )
+    poster_max_bytes: int = Field(
+        32 * 2**20, ge=65536, description="Most bytes of a video one poster frame may read (GET /v1/posters)"
+    )
+    poster_timeout_s: float = Field(10.0, gt=0, description="Longest one poster frame may take")
+    poster_concurrency: int = Field(2, ge=1, description="Poster fetches one server runs at once")
 
     # --- Celery ------------------------------------------------------------------------------------
     visibility_timeout_s: int = Field(3600, ge=60, description="Redis broker visibility timeout")

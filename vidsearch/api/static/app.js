@@ -141,8 +141,28 @@ function renderCards(hits) {
     card.querySelector(".more").addEventListener("click", () => navigate(new URLSearchParams(
       { like: hit.url, top_k: String(Number($("#top-k").value) || 12) })));
     card.dataset.url = hit.url;
+    loadPoster(card, video, hit);
     return card;
   });
+}
+
+async function loadPoster(card, video, hit) {
+  // after the cards are shown: the frame at the moment, or the placeholder the server answers
+  // when the video cannot be fetched (fetched with the key header, shown from a blob URL)
+  const params = new URLSearchParams({ url: hit.url, t: String(hit.start_s) });
+  try {
+    const response = await fetch(`/v1/posters?${params}`, { headers: headers() });
+    if (!response.ok) throw new Error(String(response.status));
+    const kind = response.headers.get("x-vidsearch-poster") || "placeholder";
+    const url = URL.createObjectURL(await response.blob());
+    const image = new Image();
+    image.src = url;
+    await image.decode();
+    video.poster = url;
+    card.dataset.poster = kind;
+  } catch (error) {
+    card.dataset.poster = "none";
+  }
 }
 
 function rememberCategories(hits) {
