@@ -109,6 +109,13 @@ def test_a_query_shows_cards_that_play_each_video_at_its_moment(page: Page, tmp_
     assert shot.stat().st_size > 10_000
 
 
+def test_a_card_whose_video_cannot_be_fetched_shows_the_placeholder_poster(page: Page) -> None:
+    search(page, "surfing dog")  # the catalogue's URLs are on a host that does not exist
+    card = page.locator("#results .card").first
+    expect(card).to_have_attribute("data-poster", "placeholder")
+    assert (card.locator("video").get_attribute("poster") or "").startswith("blob:")
+
+
 def test_the_category_filter_restricts_the_cards(page: Page) -> None:
     page.click("#more-options summary")
     page.fill("#category", "sports")
