@@ -34,7 +34,7 @@ from vidsearch.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from vidsearch.stack.embedded import EmbeddedStack, stop_signals
 from vidsearch.stack.services import free_port
 
-SAMPLES = Path(__file__).resolve().parent / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 MANIFEST = SAMPLES / "demo.csv"
 CATALOG = SAMPLES / "catalog.yaml"
 
