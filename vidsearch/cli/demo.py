@@ -39,7 +39,7 @@ from vidsearch.sandbox.catalog import media_url
 from vidsearch.stack.embedded import EmbeddedStack, stop_signals
 from vidsearch.stack.services import free_port
 
-SAMPLES = Path(__file__).resolve().parent / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 MANIFEST = SAMPLES / "demo.csv"
 CATALOG = SAMPLES / "catalog.yaml"
 
