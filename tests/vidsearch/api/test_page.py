@@ -25,7 +25,8 @@ FRAGMENT = re.compile(r"^https://cdn\.example\.com/.+\.mp4#t=\d+(\.\d+)?,\d+(\.\
 SURF = video_url("animals", "surfing-dog-at-the-beach")
 PASTA = video_url("cooking", "fresh-pasta-rolled-by-hand")
 SCREENSHOT_ENV = "VIDSEARCH_PAGE_SCREENSHOT"
-"""Where to keep the results page screenshot (docs/page-results.png is made this way)."""
+"""Where to keep the results page screenshot (of this catalogue; docs/page-results.png is the demo's,
+made by tests/vidsearch/cli/test_demo.py)."""
 ANALYTICS_SCREENSHOT_ENV = "VIDSEARCH_ANALYTICS_SCREENSHOT"
 """Where to keep the analytics view screenshot (the one in docs/page-analytics.png is of the demo's 66
 videos, taken in Chromium with `vidsearch demo --keep` running)."""

@@ -165,11 +165,15 @@ def _the_page_plays_the_moment(base: str, tmp_path: Path) -> None:
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(60_000)
-            page.goto(f"{base}?{urllib.parse.urlencode({'q': 'a dog surfing on a wave'})}")
+            page.goto(f"{base}?{urllib.parse.urlencode({'q': 'surfing dog'})}")
             cards = page.locator("#results .card")
             expect(cards.first).to_have_attribute("data-url", re.compile("surfing-dog-at-the-beach"))
-            expect(cards).to_have_count(1)  # the floor hid every other video
-            expect(cards.first).to_have_attribute("data-poster", "frame")
+            # the floor hid the noise: what is left scores like a match (other surfing videos)
+            expect(page.locator("#search-status")).to_contain_text("below the relevance floor 0.25")
+            scores = [float(t.split()[1]) for t in cards.locator(".score").all_inner_texts()]
+            assert scores[0] > 0.7 and min(scores) >= 0.25 and len(scores) < 12, scores
+            for card in cards.all():
+                expect(card).to_have_attribute("data-poster", "frame")
             video = cards.first.locator("video")
             start, end = map(float, (video.get_attribute("src") or "").split("#t=")[1].split(","))
             assert (video.get_attribute("src") or "").startswith("http://127.0.0.1:")
