@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.vidsearch.api.conftest import VIDEOS, Server, video_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+expect.set_options(timeout=60_000)  # a loaded machine answers late; a wait is no timing assertion
 FRAGMENT = re.compile(r"^https://cdn\.example\.com/.+\.mp4#t=\d+(\.\d+)?,\d+(\.\d+)?$")
 SURF = video_url("animals", "surfing-dog-at-the-beach")
 PASTA = video_url("cooking", "fresh-pasta-rolled-by-hand")

@@ -90,7 +90,10 @@ async function moreLike(url) {
     `more like ${url.split("/").pop()}`);
 }
 
+let searchSeq = 0; // only the latest search may fill the page (back/forward can overtake one)
+
 async function show([path, options], nearRequest, label) {
+  const seq = ++searchSeq;
   const status = $("#search-status");
   status.textContent = "Searching…";
   status.className = "status";
@@ -98,6 +101,7 @@ async function show([path, options], nearRequest, label) {
   const started = performance.now();
   try {
     const { body, response } = await api(path, options);
+    if (seq !== searchSeq) return;
     const cache = response.headers.get("x-vidsearch-cache");
     const floor = response.headers.get("x-vidsearch-min-score");
     const below = Number(response.headers.get("x-vidsearch-below-min-score") || 0);
@@ -108,6 +112,7 @@ async function show([path, options], nearRequest, label) {
     rememberCategories(body);
     if (!body.length && below) await showNearMisses(nearRequest, floor);
   } catch (error) {
+    if (seq !== searchSeq) return;
     status.textContent = error.message;
     status.className = "status error";
     $("#results").replaceChildren();
@@ -115,7 +120,9 @@ async function show([path, options], nearRequest, label) {
 }
 
 async function showNearMisses([path, options], floor) {
+  const seq = searchSeq;
   const { body } = await api(path, options);
+  if (seq !== searchSeq) return;
   $("#near-title").textContent = `Nothing cleared the relevance floor (score ${floor}). `
     + `The nearest misses, probably unrelated:`;
   $("#near-misses").replaceChildren(...renderCards(body));
