@@ -20,12 +20,12 @@ The search answer never waits for a poster: the page asks for each card's poster
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import os
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,15 +82,31 @@ class RangeFile(io.RawIOBase):
         request = urllib.request.Request(self.url, headers={"Range": f"bytes={start}-{end}"})
         try:
             with _OPENER.open(request, timeout=remaining) as response:
-                data = response.read(self.max_bytes - self.fetched + 1)
+                data = self._body(response, self.max_bytes - self.fetched + 1)
                 status, header = response.status, response.headers.get("Content-Range", "")
-        except (OSError, ValueError) as exc:  # URLError, HTTPError (a redirect too), timeouts
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError, HTTPError (a
+            # redirect too), timeouts, a malformed or cut answer
             raise PosterError(f"{self.url}: {exc}") from exc
         self.fetched += len(data)
         if self.fetched > self.max_bytes:
             raise PosterError(f"{self.url}: over the byte limit")
         total = header.rpartition("/")[2]
         return status, data, int(total) if total.isdigit() else 0
+
+    def _body(self, response: Any, most: int) -> bytes:
+        """Up to ``most`` bytes, one receive at a time, so that a server dripping bytes cannot hold
+        the read past the deadline (each receive waits at most the time left)."""
+        pieces: list[bytes] = []
+        got = 0
+        while got < most:
+            if time.monotonic() > self.deadline:
+                raise PosterError(f"{self.url}: over the time limit")
+            piece = response.read1(min(CHUNK_BYTES, most - got))
+            if not piece:
+                break
+            pieces.append(piece)
+            got += len(piece)
+        return b"".join(pieces)
 
     def readable(self) -> bool:
         return True
