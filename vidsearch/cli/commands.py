@@ -14,6 +14,7 @@ from typing import Any
 from pipeline.clients import Clients
 from pipeline.ingest.manifest import LineRules
 from pipeline.ingest.producer import submit_to_versions
+from pipeline.ingest.stream import dead_letters_dropped
 from pipeline.ledger.records import Job
 from pipeline.ledger.store import JobStore, SubmitMode
 from pipeline.settings import CONFIG_ENV, Settings, get_settings
@@ -133,6 +134,7 @@ def cmd_failures(args: argparse.Namespace) -> int:
              "failed_in_job": i.job_id if i.job_id != job.id else None}
             for i in jobs.failures(job.id)
         ]
+        dropped = dead_letters_dropped(clients.redis, clients.settings.redis_prefix)
     if args.json:
         print_json(rows)
     else:
@@ -140,6 +142,10 @@ def cmd_failures(args: argparse.Namespace) -> int:
             earlier = f", in job {row['failed_in_job']}" if row["failed_in_job"] else ""
             print(f"{row['url']}\n    {row['reason']} (attempts: {row['attempts']}{earlier})")
         print(f"{len(rows)} failed item(s)", file=sys.stderr)
+    if dropped:
+        print(f"{dropped} dead letter(s) dropped, all jobs (the oldest beyond "
+              f"dead_letter_max_entries={clients.settings.dead_letter_max_entries}); "
+              "their items stay listed above while they are failed", file=sys.stderr)
     return EXIT_OK
 
 
