@@ -189,6 +189,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def cmd_ledger(args: argparse.Namespace) -> int:
+    """``vidsearch ledger compact``: done items to compact records, job indexes packed."""
+    from pipeline.ledger.compact import compact_ledger  # noqa: PLC0415
+
+    with _clients(args) as clients:
+        report = compact_ledger(clients.jobs)
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        freed = (report.bytes_before - report.bytes_after) / 2**20
+        print(f"compacted {report.items} done item(s), packed {report.jobs} job index(es); "
+              f"Redis used_memory {report.bytes_before / 2**20:.1f} -> "
+              f"{report.bytes_after / 2**20:.1f} MiB ({freed:.1f} MiB freed)")
+    return EXIT_OK
+
+
 # --- search ---------------------------------------------------------------------------------------
 SEARCH_FIELDS = ("text", "clip", "clip_start", "clip_end", "image", "text_image", "weights",
                  "modality_weights", "moments", "max_moments", "like", "at", "category", "top_k",
