@@ -48,14 +48,17 @@ return dropped
 
 
 def stream_backlog(client: redis.Redis[bytes], settings: Settings) -> int:
-    """Entries the writers still owe: not yet delivered (group lag) plus pending (unacked)."""
+    """Entries the writers still owe: not yet delivered (group lag) plus pending (unacked).
+
+    Redis cannot always tell the lag once entries were deleted out of order (acknowledged ahead
+    of an older pending one); then the stream's length is the answer, since the entries left in
+    it are exactly those not yet acknowledged (``settle``)."""
     stream = Keys(settings.redis_prefix).segments
     info = _group_info(client, stream)
-    if info is None:
-        return int(client.xlen(stream)) if client.exists(stream) else 0
-    lag = info.get("lag")
-    undelivered = int(lag) if lag is not None else int(client.xlen(stream))
-    return undelivered + int(info["pending"])
+    lag = info.get("lag") if info is not None else None
+    if info is None or lag is None:
+        return int(client.xlen(stream))
+    return int(lag) + int(info["pending"])
 
 
 def _group_info(client: redis.Redis[bytes], stream: str) -> dict[str, Any] | None:

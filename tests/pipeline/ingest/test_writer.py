@@ -17,7 +17,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from pipeline.errors import StoreUnavailableError
-from pipeline.ingest.stream import GROUP, dead_letters_dropped, stream_backlog, trim_settled
+from pipeline.ingest.stream import GROUP, dead_letters_dropped, settle, stream_backlog, trim_settled
 from pipeline.ingest.writer import SegmentWriter, assemble_batches
 from pipeline.milvus.columns import Columns
 from pipeline.milvus.store import MilvusStore
@@ -77,6 +77,18 @@ def make_settings(redis_url: str, milvus_uri: str, **overrides: Any) -> Settings
     values.update(overrides)
     return load_settings(redis_url=redis_url, milvus_uri=milvus_uri,
                          collection_prefix=f"w{uuid.uuid4().hex[:10]}", **values)
+
+
+def test_stream_backlog_holds_when_entries_leave_out_of_order(redis_client, cfg) -> None:
+    ids = [i.decode() for i in push(redis_client, cfg, [make_segment(i) for i in range(3)])]
+    writer, _, _ = writer_for(redis_client, cfg)
+    writer.ensure_group()
+    stream = f"{cfg.redis_prefix}:segments"
+    redis_client.xreadgroup(GROUP, "x", {stream: ">"}, count=3)
+    settle(redis_client, stream, ids[1:])  # the first stays pending
+    assert stream_backlog(redis_client, cfg) == 1
+    push(redis_client, cfg, [make_segment(i) for i in range(3, 5)])
+    assert stream_backlog(redis_client, cfg) == 3
 
 
 def make_segment(i: int, *, dim: int = DIM, item: str | None = None, **fields: object) -> Segment:
