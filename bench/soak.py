@@ -15,9 +15,10 @@ is empty, runs a few searches through the API, then records:
 * the stream's length (``XLEN``) and the dead-letter stream's; Milvus rows;
 * RSS of the worker node (supervisor, Celery main process and pool), the writer node and the API.
 
-Baselines from the same run: an item's own hash while it is in flight and a stream entry while it
-waits (MEMORY USAGE, sampled during the first step), which is what Redis kept per finished item
-and per segment before the stream was a buffer and the ledger compact ("kept before" columns).
+Baselines from the same run: an item's own hash while it is in flight (MEMORY USAGE, sampled
+during the steps) and a stream entry (real entries copied 2,000 times into a scratch stream that
+keeps them), which is what Redis kept per finished item and per segment before the stream was a
+buffer and the ledger compact ("kept before" column: item hash + 35 B of hex index + entries).
 The table is printed as markdown; with ``--plot`` the figure is written (``docs/soak-memory.png``).
 """
 
@@ -35,6 +36,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import Any
 
 import redis
 
@@ -48,6 +50,8 @@ from vidsearch.stack.services import free_port
 
 CATEGORIES = ("news", "sports", "cooking", "travel", "lectures")
 PREFIX = "vs"
+INDEX_BEFORE_B = 35.0
+"""A job's hex item list per item before the index was packed (bench/producer.py measured it)."""
 SEARCHES = ("a goal in the last minute", "slicing onions", "a lecture on thermodynamics")
 
 
@@ -140,14 +144,29 @@ def ledger_bytes(client: redis.Redis) -> tuple[int, int]:
     return total, hashes
 
 
-def sample_in_flight(client: redis.Redis, samples: dict[str, list[float]]) -> None:
-    """MEMORY USAGE of a few item hashes in flight and of the stream per waiting entry."""
+def sample_in_flight(client: redis.Redis, samples: dict[str, list[Any]]) -> None:
+    """MEMORY USAGE of a few item hashes in flight, and a few real stream entries (copied)."""
     for key in list(client.scan_iter(match=f"{PREFIX}:item:*", count=500))[:50]:
         if not key.endswith(b":w") and client.hget(key, "s") in (b"processing", b"writing"):
             samples["item"].append(float(client.memory_usage(key, samples=0) or 0))
-    length = int(client.xlen(f"{PREFIX}:segments"))
-    if length >= 50:
-        samples["entry"].append(int(client.memory_usage(f"{PREFIX}:segments", samples=0) or 0) / length)
+    if len(samples["entries"]) < 20:
+        samples["entries"] += [fields for _, fields in client.xrange(f"{PREFIX}:segments", count=20)]
+
+
+def entry_bytes(client: redis.Redis, entries: list[dict[bytes, bytes]], n: int = 2000) -> float:
+    """What one stream entry like ``entries`` costs in a stream that keeps them (as the stream
+    did before entries were deleted on acknowledgement): MEMORY USAGE of a scratch stream of
+    ``n`` copies, per entry."""
+    if not entries:
+        return 0.0
+    scratch = "soak:scratch"
+    pipe = client.pipeline(transaction=False)
+    for i in range(n):
+        pipe.xadd(scratch, entries[i % len(entries)])
+    pipe.execute()
+    cost = int(client.memory_usage(scratch, samples=0) or 0) / n
+    client.delete(scratch)
+    return cost
 
 
 # --- the run ----------------------------------------------------------------------------------------
@@ -162,7 +181,7 @@ def write_manifest(path: Path, start: int, stop: int) -> None:
 
 
 def run_step(stack: Stack, client: redis.Redis, start: int, stop: int,
-             samples: dict[str, list[float]]) -> tuple[str, float]:
+             samples: dict[str, list[Any]]) -> tuple[str, float]:
     manifest = stack.root / f"soak-{stop}.csv"
     write_manifest(manifest, start, stop)
     began = time.monotonic()
@@ -238,7 +257,7 @@ def soak(root: Path, steps: list[int], args: argparse.Namespace) -> tuple[list[S
         collection = store.collection_for(settings.model, settings.dimension)
         time.sleep(5)  # workers idle, tick running
         probe = Probe(client, store, collection, used(client), procs)
-        samples: dict[str, list[float]] = {"item": [], "entry": []}
+        samples: dict[str, list[Any]] = {"item": [], "entries": []}
         rows: list[Step] = []
         previous = 0
         for size in steps:
@@ -246,8 +265,8 @@ def soak(root: Path, steps: list[int], args: argparse.Namespace) -> tuple[list[S
                 _, seconds = run_step(stack, client, previous, size, samples)
                 for text in SEARCHES:
                     search(port, text)
-                kept = {"item": _mean(samples["item"]), "entry": _mean(samples["entry"]),
-                        "index": 35.0}
+                kept = {"item": _mean(samples["item"]),
+                        "entry": entry_bytes(client, samples["entries"]), "index": INDEX_BEFORE_B}
                 rows.append(probe.measure(size, seconds, kept))
                 log(json.dumps(asdict(rows[-1])))
             previous = size
@@ -258,22 +277,28 @@ def soak(root: Path, steps: list[int], args: argparse.Namespace) -> tuple[list[S
         stack.stop()
 
 
-def _mean(values: list[float]) -> float:
+def _mean(values: list[Any]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
 # --- output -----------------------------------------------------------------------------------------
 HEAD = ("| videos | done / failed | segments | step s | Redis used_memory above baseline MB | "
-        "B per finished item | B per segment | ledger B per item | item hashes left | XLEN stream / "
-        "dead | Milvus rows | RSS worker / writer / API MB | kept before, B per item |")
+        "B per finished item | B per item since the last step | B per segment | ledger B per item | "
+        "item hashes left | XLEN stream / dead | Milvus rows | RSS worker / writer / API MB | "
+        "kept before, B per item |")
 
 
 def table(rows: list[Step]) -> str:
     lines = [HEAD, "|" + "---|" * HEAD.count(" | ") + "---|"]
+    previous: Step | None = None
     for r in rows:
+        since = "-" if previous is None else \
+            f"{(r.used_mb - previous.used_mb) * 2**20 / max(r.done - previous.done, 1):.0f}"
+        previous = r
         lines.append(
             f"| {r.videos:,} | {r.done:,} / {r.failed} | {r.segments:,} | {r.seconds:.0f} | "
-            f"{r.used_mb:.2f} | {r.per_item_b:.0f} | {r.per_segment_b:.1f} | {r.ledger_per_item_b:.0f} | "
+            f"{r.used_mb:.2f} | {r.per_item_b:.0f} | {since} | {r.per_segment_b:.1f} | "
+            f"{r.ledger_per_item_b:.0f} | "
             f"{r.item_hashes} | {r.stream_len} / {r.dead_len} | {r.milvus_rows:,} | "
             f"{r.worker_rss_mb:.0f} / {r.writer_rss_mb:.0f} / {r.api_rss_mb:.0f} | "
             f"{r.kept_before_per_item_b:,.0f} |")
