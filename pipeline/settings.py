@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     writer_max_wait_s: float = Field(1.0, ge=0, description="Longest a segment waits for a batch")
     writer_claim_idle_s: float = Field(120.0, gt=0, description="Reclaim a dead writer's entries after")
     writer_max_deliveries: int = Field(5, ge=1, description="Deliveries before dead-lettering")
+    dead_letter_max_entries: int = Field(
+        10000, ge=1, description="Dead letters kept (the oldest beyond are dropped and counted)"
+    )
     writer_flush_interval_s: float = Field(
         10.0, ge=0, description="During a long drain, flush at most this often (a drain flushes at its end)"
     )
