@@ -163,6 +163,10 @@ class Settings(BaseSettings):
     moment_tolerance: float = Field(
         0.5, ge=0, le=1, description="Share of a video's best-to-lowest segment score gap a moment may drop"
     )
+    moment_window_segments: int = Field(
+        64, ge=1, le=100, description="A video's best segments that set its moment floor; "
+        "the search reads that many rows per option of each candidate video, whatever its length"
+    )
     search_collapse_duplicates: bool = Field(
         False, description="Search keeps only the best-ranked video of each duplicate group "
         "(a request may override it: --collapse-duplicates, collapse_duplicates)"

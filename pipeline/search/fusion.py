@@ -7,8 +7,9 @@ a query has one or more parts (text, clip, image, ...). ``fuse`` computes, per s
 
 with the user's part weights ``W_p`` and modality weights ``w_m``. A score the candidate rows do not
 hold (the row fell outside a part's result list) is imputed with the lowest score that part and
-option returned, an upper bound of what it could be. A modality no part returned any row of is
-left out of that segment's mean.
+option returned for the same video (the search reads each video's nearest rows, so that is an
+upper bound of what it could be), or for any video when it returned none of that video. A modality
+no part returned any row of is left out of that segment's mean.
 """
 
 from __future__ import annotations
@@ -32,23 +33,28 @@ class PartScores:
         if current is None or score > current:
             self.scores[(key, option)] = score
 
-    def floors(self) -> dict[str, float]:
-        """The lowest score seen per option."""
-        low: dict[str, float] = {}
-        for (_, option), score in self.scores.items():
-            if score < low.get(option, float("inf")):
-                low[option] = score
+    def floors(self) -> dict[tuple[str | None, str], float]:
+        """The lowest score seen per (url, option), and per (None, option) over every url."""
+        low: dict[tuple[str | None, str], float] = {}
+        for (key, option), score in self.scores.items():
+            for where in ((key[0], option), (None, option)):
+                if score < low.get(where, float("inf")):
+                    low[where] = score
         return low
 
 
+Floors = Mapping[tuple[str | None, str], float]
+
+
 def _part_score(
-    part: PartScores, key: SegmentKey, modalities: Mapping[str, float], floors: Mapping[str, float]
+    part: PartScores, key: SegmentKey, modalities: Mapping[str, float], floors: Floors
 ) -> float | None:
     total = weight = 0.0
     for option, w in modalities.items():
-        if option not in floors:
+        if (None, option) not in floors:
             continue
-        score = part.scores.get((key, option), floors[option])
+        floor = floors.get((key[0], option), floors[(None, option)])
+        score = part.scores.get((key, option), floor)
         total += w * score
         weight += w
     return total / weight if weight else None
