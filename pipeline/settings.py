@@ -188,6 +188,12 @@ class Settings(BaseSettings):
     api_max_manifest_bytes: int = Field(
         64 * 2**20, ge=1024, description="Largest manifest uploaded to POST /v1/jobs"
     )
+    api_search_slots: int = Field(
+        4, ge=1, le=256, description="Uncached searches one server process runs at once (the rest wait)"
+    )
+    api_queue_deadline_s: float = Field(
+        10.0, gt=0, description="Longest a search waits for a slot; later it is refused (503, Retry-After)"
+    )
     api_rate_per_min: float = Field(600.0, gt=0, description="Requests per minute per API key")
     api_rate_burst: int = Field(60, ge=1, description="Per-key token bucket capacity")
     api_manifest_dir: Path | None = Field(

@@ -13,9 +13,10 @@
 4. **Profiles**: each candidate video's nearest clip rows to every part, at most
    ``moment_window_segments`` per option and video whatever the video's length (per part, one
    grouping search per option, ``group_size`` = that many rows, where the server groups; else,
-   and for a video a grouped answer left out, one search per video; Milvus ``hybrid_search`` with a WeightedRanker or RRFRanker per option, over
-   the same number of rows in all, when ``search_fusion`` asks for it and the server has it). So a
-   search reads the same number of rows for a 4-hour video as for a 5-minute one.
+   and for a video a grouped answer left out, one search per video; Milvus ``hybrid_search``
+   with a WeightedRanker or RRFRanker per option, over the same number of rows in all, when
+   ``search_fusion`` asks for it and the server has it). So a search reads the same number of
+   rows for a 4-hour video as for a 5-minute one.
 5. **Fusion** (``fusion.py``): per segment, modality weights over its option rows, then part
    weights. **Moments** (``moments.py``): close-to-best adjacent segments stitched; videos are
    ranked by their best moment (or best segment without moments).
@@ -138,6 +139,13 @@ class Searcher:
         if key is not None:
             self.results.put(key, result_to_json(result))
         return result
+
+    def cached(self, query: Query) -> SearchResult | None:
+        """The result cache's answer to ``query``, or None (no embed call, no Milvus call)."""
+        if not self.results.enabled:
+            return None
+        hits = self.results.get(self.results.key(self._written, self._cache_material(query)))
+        return SearchResult(hits, cached=True) if hits is not None else None
 
     def _cache_material(self, query: Query) -> dict[str, Any]:
         s = self._settings
@@ -429,6 +437,9 @@ class LiveSearcher:
 
     def search(self, query: Query) -> SearchResult:
         return self.current().search(query)
+
+    def cached(self, query: Query) -> SearchResult | None:
+        return self.current().cached(query)
 
     @property
     def cache_hits(self) -> int:

@@ -8,6 +8,7 @@ calls of ``Searcher.search`` block nothing else. The answer is ``result_to_json`
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -19,6 +20,7 @@ from pipeline.search.query import Query as SearchQuery
 from pipeline.search.results import result_to_json
 from vidsearch.api.context import ApiContext
 from vidsearch.api.keys import ApiKey
+from vidsearch.api.observe import ARRIVED
 from vidsearch.api.problems import ProblemError
 from vidsearch.api.schemas import (
     DEFAULT_TOP_K,
@@ -71,17 +73,23 @@ def _unavailable(exc: VidsearchError) -> ProblemError:
     return ProblemError(503, "unavailable", "Service unavailable", f"{what} failed: {exc}")
 
 
-def run_search(ctx: ApiContext, key: ApiKey, data: dict[str, Any]) -> Response:
+def run_search(ctx: ApiContext, key: ApiKey, data: dict[str, Any], arrived_s: float) -> Response:
     """Charge the key's rate, validate, search, answer with the hits and the cache header.
 
     Without ``top_k`` the default is ``DEFAULT_TOP_K``, or this server's cap when that is lower
-    (as the document says), so leaving it out is never refused."""
+    (as the document says), so leaving it out is never refused. A result-cache hit is answered
+    at once; anything else waits for one of the process's search slots (``admission.py``: 503
+    ``overloaded`` with ``Retry-After`` when none frees up within ``api_queue_deadline_s``)."""
     charge(ctx, key)
     data.setdefault("top_k", min(DEFAULT_TOP_K, ctx.settings.api_max_top_k))
     check_limits(ctx, data)
     query = _query(data)
     try:
-        result = ctx.searcher().search(query)
+        searcher = ctx.searcher()
+        result = searcher.cached(query)
+        if result is None:
+            with ctx.admission.slot(arrived_s):
+                result = searcher.search(query)
     except (TransientError, StoreError) as exc:
         raise _unavailable(exc) from exc
     except VidsearchError as exc:  # bad input the query could not see (e.g. a clip Twelve Labs refuses)
@@ -89,6 +97,11 @@ def run_search(ctx: ApiContext, key: ApiKey, data: dict[str, Any]) -> Response:
     body = json.dumps(result_to_json(result), ensure_ascii=False, separators=(",", ":"))
     return Response(body, media_type="application/json",
                     headers={CACHE_HEADER: "hit" if result.cached else "miss"})
+
+
+def arrival(request: Request) -> float:
+    """When the request arrived (``Observe``'s stamp; now, for an app without that middleware)."""
+    return float(getattr(request.state, ARRIVED, time.monotonic()))
 
 
 def _mapping(params: SearchParams) -> dict[str, Any]:
@@ -100,12 +113,12 @@ def _mapping(params: SearchParams) -> dict[str, Any]:
 
 @router.get("/search", responses={200: HITS}, summary="Search videos (query parameters)")
 def search_get(request: Request, key: Caller, params: Annotated[SearchParams, Query()]) -> Response:
-    return run_search(request.app.state.ctx, key, _mapping(params))
+    return run_search(request.app.state.ctx, key, _mapping(params), arrival(request))
 
 
 @router.post("/search", responses={200: HITS}, summary="Search videos (JSON body)")
 def search_post(request: Request, key: Caller, body: SearchBody) -> Response:
-    return run_search(request.app.state.ctx, key, _mapping(body))
+    return run_search(request.app.state.ctx, key, _mapping(body), arrival(request))
 
 
 @router.get("/videos/similar", responses={200: HITS}, summary="Videos like an ingested one")
@@ -127,4 +140,4 @@ def similar(
         data["category"] = category
     if at_s is not None:
         data["like_at_s"] = at_s
-    return run_search(request.app.state.ctx, key, data)
+    return run_search(request.app.state.ctx, key, data, arrival(request))
