@@ -188,8 +188,11 @@ class Settings(BaseSettings):
     api_max_manifest_bytes: int = Field(
         64 * 2**20, ge=1024, description="Largest manifest uploaded to POST /v1/jobs"
     )
+    api_workers: int = Field(
+        1, ge=1, le=64, description="Server processes of `vidsearch serve` (--workers overrides it)"
+    )
     api_search_slots: int = Field(
-        4, ge=1, le=256, description="Uncached searches one server process runs at once (the rest wait)"
+        16, ge=1, le=256, description="Uncached searches one server process runs at once (the rest wait)"
     )
     api_queue_deadline_s: float = Field(
         10.0, gt=0, description="Longest a search waits for a slot; later it is refused (503, Retry-After)"

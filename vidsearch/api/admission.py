@@ -1,11 +1,12 @@
 """Admission of searches: a bounded number run at once, and none waits past a deadline.
 
 A server process runs at most ``api_search_slots`` uncached searches at once (each one embeds a
-query and makes several Milvus calls; more at once only share the same cores and the GIL, and
-every request gets slower). A request waits for a slot at most ``api_queue_deadline_s`` from its
-arrival (the time the ``Observe`` middleware saw it); past that it is refused with 503
-``overloaded`` and ``Retry-After``, so a client under overload hears "later" within the deadline
-instead of waiting behind a queue that grows. A result-cache hit takes no slot.
+query and makes several Milvus calls, mostly waiting on them, so a few more than the cores keep
+the engine busy; beyond that every request only gets slower). A request waits for a slot at most
+``api_queue_deadline_s`` from its arrival (the time the ``Observe`` middleware saw it); past that
+it is refused with 503 ``overloaded`` and ``Retry-After``, so a client under overload hears
+"later" within the deadline instead of waiting behind a queue that grows. A result-cache hit
+takes no slot.
 """
 
 from __future__ import annotations
