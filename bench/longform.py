@@ -257,18 +257,27 @@ def summary(targets: Sequence[Target], outcomes: Sequence[Outcome]) -> dict[str,
             "p50_ms": pct([o.ms for o in outcomes], 50), "p95_ms": pct([o.ms for o in outcomes], 95)}
 
 
-def measure(settings: Settings, mix: Mix) -> dict[str, dict[str, float]]:
-    client = redis.Redis.from_url(settings.redis_url)
-    store = MilvusStore(settings, timeout_s=600)
-    gateway = TwelveLabsGateway(settings)
-    searcher = Searcher(settings, client, store, gateway.embed_part)
-    for target in mix.targets:  # embeddings cached, and one warm search
-        searcher.embed_query(" ".join(target.words))
-    ours(searcher, mix.targets[0])
-    mine = summary(mix.targets, [ours(searcher, t) for t in mix.targets])
-    base = summary(mix.targets, [tutorial(searcher, store, t) for t in mix.targets])
-    store.close()
-    return {"ours": mine, "tutorial": base}
+def measure(settings: dict[str, Settings], mixes: Sequence[Mix]) -> dict[str, dict[str, Any]]:
+    """Each mix's summaries, ours and the tutorial's; the mixes' queries interleaved (short 1,
+    long 1, short 2, ...) so that a change in the machine's load falls on both alike."""
+    client = redis.Redis.from_url(settings[mixes[0].name].redis_url)
+    stores = {m.name: MilvusStore(settings[m.name], timeout_s=600) for m in mixes}
+    searchers = {m.name: Searcher(settings[m.name], client, stores[m.name],
+                                  TwelveLabsGateway(settings[m.name]).embed_part) for m in mixes}
+    for mix in mixes:  # embeddings cached, and one warm search
+        for target in mix.targets:
+            searchers[mix.name].embed_query(" ".join(target.words))
+        ours(searchers[mix.name], mix.targets[0])
+    outcomes: dict[str, dict[str, list[Outcome]]] = {m.name: {"ours": [], "tutorial": []}
+                                                      for m in mixes}
+    for i in range(max(len(m.targets) for m in mixes)):
+        for mix in (m for m in mixes if i < len(m.targets)):
+            searcher, target = searchers[mix.name], mix.targets[i]
+            outcomes[mix.name]["ours"].append(ours(searcher, target))
+            outcomes[mix.name]["tutorial"].append(tutorial(searcher, stores[mix.name], target))
+    for store in stores.values():
+        store.close()
+    return {m.name: {k: summary(m.targets, v) for k, v in outcomes[m.name].items()} for m in mixes}
 
 
 # --- rows -----------------------------------------------------------------------------------------
@@ -306,26 +315,27 @@ def mix_rows(engine: str, mix: Mix, got: dict[str, dict[str, float]], short_p95:
 def engine_rows(engine: str, mixes: Sequence[Mix], tmp: Path, redis_url: str, sandbox: str
                 ) -> list[Row]:
     service = start_milvus_engine(engine, tmp / f"long-milvus-{engine}")  # type: ignore[arg-type]
-    rows: list[Row] = []
     try:
-        short_p95 = 0.0
+        settings: dict[str, Settings] = {}
         for mix in mixes:
-            settings = load_settings(
+            settings[mix.name] = load_settings(
                 redis_url=redis_url, milvus_uri=service.url, twelvelabs_base_url=sandbox,
                 collection_prefix=f"l{uuid.uuid4().hex[:8]}", embedding_options=["visual", "audio"],
                 result_cache_ttl_s=0)
-            store = MilvusStore(settings, timeout_s=600)
+            store = MilvusStore(settings[mix.name], timeout_s=600)
             with section(f"long-form: load the {mix.name} mix on {engine}"):
                 mix.rows = 0
-                load(store, settings, mix)
+                load(store, settings[mix.name], mix)
             store.close()
-            with section(f"long-form: {mix.name} mix queries on {engine}"):
-                got = measure(settings, mix)
-            short_p95 = got["ours"]["p95_ms"] if mix.name == "short" else short_p95
-            log(f"long-form {engine} {mix.name}: {got['ours']}")
-            rows += mix_rows(engine, mix, got, short_p95)
+        with section(f"long-form: queries on {engine}, the mixes interleaved"):
+            got = measure(settings, mixes)
     finally:
         service.stop()
+    short_p95 = got["short"]["ours"]["p95_ms"]
+    rows: list[Row] = []
+    for mix in mixes:
+        log(f"long-form {engine} {mix.name}: {got[mix.name]['ours']}")
+        rows += mix_rows(engine, mix, got[mix.name], short_p95)
     return rows
 
 
