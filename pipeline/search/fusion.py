@@ -6,10 +6,11 @@ a query has one or more parts (text, clip, image, ...). ``fuse`` computes, per s
     score = sum_p W_p * (sum_m w_m * s_pm / sum_m w_m) / sum_p W_p
 
 with the user's part weights ``W_p`` and modality weights ``w_m``. A score the candidate rows do not
-hold (the row fell outside a part's result list) is imputed with the lowest score that part and
-option returned for the same video (the search reads each video's nearest rows, so that is an
-upper bound of what it could be), or for any video when it returned none of that video. A modality
-no part returned any row of is left out of that segment's mean.
+hold (the row fell outside a part's result list: the search reads each candidate video's
+``moment_window_segments`` nearest rows per option) is imputed with the lowest score that part and
+option returned over every video, a conservative stand-in (an imputation from the video's own
+window, an upper bound, was tried and ranked no better on the section 7 benches). A modality no
+part returned any row of is left out of that segment's mean.
 """
 
 from __future__ import annotations
@@ -33,28 +34,23 @@ class PartScores:
         if current is None or score > current:
             self.scores[(key, option)] = score
 
-    def floors(self) -> dict[tuple[str | None, str], float]:
-        """The lowest score seen per (url, option), and per (None, option) over every url."""
-        low: dict[tuple[str | None, str], float] = {}
-        for (key, option), score in self.scores.items():
-            for where in ((key[0], option), (None, option)):
-                if score < low.get(where, float("inf")):
-                    low[where] = score
+    def floors(self) -> dict[str, float]:
+        """The lowest score seen per option."""
+        low: dict[str, float] = {}
+        for (_, option), score in self.scores.items():
+            if score < low.get(option, float("inf")):
+                low[option] = score
         return low
 
 
-Floors = Mapping[tuple[str | None, str], float]
-
-
 def _part_score(
-    part: PartScores, key: SegmentKey, modalities: Mapping[str, float], floors: Floors
+    part: PartScores, key: SegmentKey, modalities: Mapping[str, float], floors: Mapping[str, float]
 ) -> float | None:
     total = weight = 0.0
     for option, w in modalities.items():
-        if (None, option) not in floors:
+        if option not in floors:
             continue
-        floor = floors.get((key[0], option), floors[(None, option)])
-        score = part.scores.get((key, option), floor)
+        score = part.scores.get((key, option), floors[option])
         total += w * score
         weight += w
     return total / weight if weight else None

@@ -36,11 +36,3 @@ def test_part_weights_average_parts_and_missing_rows_take_the_parts_lowest_score
 def test_a_modality_without_rows_is_left_out() -> None:
     fused = fuse([part(1, {(A, "visual"): 0.6})], {"visual": 1.0, "transcription": 1.0})
     assert fused[A] == pytest.approx(0.6)
-
-
-def test_a_missing_row_takes_the_lowest_score_of_its_own_video_when_the_part_read_it() -> None:
-    a_late = ("a", 6.0, 12.0)
-    text = part(1, {(A, "visual"): 0.9, (A, "audio"): 0.7, (a_late, "visual"): 0.8,
-                    (B, "audio"): 0.1})
-    fused = fuse([text], {"visual": 1.0, "audio": 1.0})
-    assert fused[a_late] == pytest.approx((0.8 + 0.7) / 2), "audio of a: its own lowest, not b's"
