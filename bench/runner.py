@@ -9,7 +9,9 @@ Sections (each a module of bench/, each compared with a baseline measured in the
 5. search latency (bench/search.py; its corpus grows while the time budget allows)
 6. scaling with worker processes (bench/scaling.py, on section 1's stack)
 7. search quality: text, clip, image and hybrid queries, moments, fusion, result cache
-   (bench/quality.py; 210 labelled videos of 60-600 s, --quick 60)
+   (bench/quality.py; 210 labelled videos of 60-600 s, --quick 60); long-form search: a short
+   (1-5 min) and a long (45 min - 4 h) mix of the same row count, on both Milvus engines
+   (bench/longform.py; 90,000 clip rows a mix, --quick 12,000)
 8. the HTTP API against the same search in-process, 1/8/32 clients, cached and not (bench/api.py)
 9. Milvus Lite vs a Milvus server on the same 100,000 vectors (bench/engines.py; 1,000,000 rows is
    the separate command ``python -m bench.engines --rows 1000000``)
@@ -188,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
             videos, queries = quality.sizes(quick)
             rows += guarded("section 7: search quality",
                             lambda: quality.run(videos, queries, tmp / "quality"), "7")
+            from bench import longform
+
+            per_mix, asked = longform.sizes(quick)
+            rows += guarded("section 7: long-form search",
+                            lambda: longform.run(per_mix, asked, tmp / "longform"), "7")
         if "8" in only:
             from bench import api
 

@@ -171,6 +171,10 @@ class Settings(BaseSettings):
         "(a request may lift it: --min-score, min_score; -1 shows every hit). Chosen from the "
         "score distributions of bench/quality.py (docs/search.md)"
     )
+    moment_window_segments: int = Field(
+        64, ge=1, le=100, description="A video's best segments that set its moment floor; "
+        "the search reads that many rows per option of each candidate video, whatever its length"
+    )
     search_collapse_duplicates: bool = Field(
         False, description="Search keeps only the best-ranked video of each duplicate group "
         "(a request may override it: --collapse-duplicates, collapse_duplicates)"
@@ -191,6 +195,15 @@ class Settings(BaseSettings):
     api_max_top_k: int = Field(100, ge=1, le=1000, description="Largest top_k a request may ask for")
     api_max_manifest_bytes: int = Field(
         64 * 2**20, ge=1024, description="Largest manifest uploaded to POST /v1/jobs"
+    )
+    api_workers: int = Field(
+        1, ge=1, le=64, description="Server processes of `vidsearch serve` (--workers overrides it)"
+    )
+    api_search_slots: int = Field(
+        16, ge=1, le=256, description="Uncached searches one server process runs at once (the rest wait)"
+    )
+    api_queue_deadline_s: float = Field(
+        10.0, gt=0, description="Longest a search waits for a slot; later it is refused (503, Retry-After)"
     )
     api_rate_per_min: float = Field(600.0, gt=0, description="Requests per minute per API key")
     api_rate_burst: int = Field(60, ge=1, description="Per-key token bucket capacity")

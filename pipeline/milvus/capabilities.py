@@ -24,6 +24,10 @@ UPSERT_ROUTING_FIXED = (2, 3, 10)
 """First Milvus release whose upsert routes partition-key rows right (milvus-io/milvus#30773)."""
 MAX_SEARCH_LIMIT = 16384
 """Milvus's upper bound on ``limit`` (topk) of one search."""
+MAX_GROUP_SIZE = 100
+"""The largest ``group_size`` of a grouping search: Milvus Lite 3.2 answers a larger one with no
+rows at all, without an error (measured; Milvus 2.5's default ``maxGroupSize`` is lower still,
+so a caller that needs more rows per group searches per group)."""
 QUERY_MESSAGE_BYTES = 32 * 1024 * 1024
 """What one query-iterator batch may weigh: half the 64 MB a Milvus proxy sends by default. A 2.3
 server answers a batch of ``n`` with up to ``n`` rows from every partition (12 partitions x 4,000

@@ -6,9 +6,11 @@ a query has one or more parts (text, clip, image, ...). ``fuse`` computes, per s
     score = sum_p W_p * (sum_m w_m * s_pm / sum_m w_m) / sum_p W_p
 
 with the user's part weights ``W_p`` and modality weights ``w_m``. A score the candidate rows do not
-hold (the row fell outside a part's result list) is imputed with the lowest score that part and
-option returned, an upper bound of what it could be. A modality no part returned any row of is
-left out of that segment's mean.
+hold (the row fell outside a part's result list: the search reads each candidate video's
+``moment_window_segments`` nearest rows per option) is imputed with the lowest score that part and
+option returned over every video, a conservative stand-in (an imputation from the video's own
+window, an upper bound, was tried and ranked no better on the section 7 benches). A modality no
+part returned any row of is left out of that segment's mean.
 """
 
 from __future__ import annotations

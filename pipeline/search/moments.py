@@ -2,8 +2,11 @@
 
 The moment rule, per video, over its clip segments with their fused scores:
 
-* ``best`` is the video's highest segment score and ``floor`` its lowest (what the least related
-  stretch of this video scores against the query);
+* ``best`` is the video's highest segment score and ``floor`` the lowest of its ``window`` best
+  segment scores (``moment_window_segments``; a video of fewer segments: its lowest). The rule is
+  scale-free: a 4-hour video's thousands of filler segments do not lower its floor, so a moment
+  of a long video is cut as it would be in a short one, and the search needs only each video's
+  ``window`` nearest rows per option, whatever its length;
 * a segment is *close to the best* when its score is at least
   ``best - tolerance x (best - floor)`` (``moment_tolerance``, 0..1; 0 keeps the best segment only);
 * adjacent or overlapping close segments (a gap of at most ``MAX_GAP_S``) are stitched into one
@@ -21,6 +24,8 @@ from pipeline.search.results import Moment
 
 MAX_GAP_S = 0.5
 """Segments at most this far apart count as adjacent."""
+DEFAULT_WINDOW = 64
+"""The segments whose lowest score is the floor when no window is given."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,19 +37,21 @@ class ScoredSegment:
     score: float
 
 
-def threshold(scores: Sequence[float], tolerance: float) -> float:
+def threshold(scores: Sequence[float], tolerance: float, window: int = DEFAULT_WINDOW) -> float:
     """The score a segment needs to be close to the best (see the module docstring)."""
-    best = max(scores)
-    return best - tolerance * (best - min(scores))
+    ranked = sorted(scores, reverse=True)[: max(1, window)]
+    best = ranked[0]
+    return best - tolerance * (best - ranked[-1])
 
 
 def stitch(
-    segments: Sequence[ScoredSegment], tolerance: float, max_moments: int
+    segments: Sequence[ScoredSegment], tolerance: float, max_moments: int,
+    window: int = DEFAULT_WINDOW,
 ) -> list[Moment]:
     """The best moments of one video's segments, best first (at most ``max_moments``)."""
     if not segments:
         return []
-    cut = threshold([s.score for s in segments], tolerance)
+    cut = threshold([s.score for s in segments], tolerance, window)
     runs: list[list[ScoredSegment]] = []
     for seg in sorted(segments, key=lambda s: (s.start_s, s.end_s)):
         if seg.score < cut:

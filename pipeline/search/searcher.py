@@ -8,11 +8,15 @@
    the vector of an ingested video instead (its asset rows, else the mean of its clip rows, or
    the clip row at ``like_at_s``) and excludes that video.
 3. **Candidate videos**, per part: a grouping search (``group_by_field=url``) where the server
-   has it (``MilvusStore.capabilities``), else a kNN over segments widened until enough distinct
-   videos come back.
-4. **Profiles**: every clip row of the candidate videos is scored against every part (one search
-   per part restricted to those videos; Milvus ``hybrid_search`` with a WeightedRanker or
-   RRFRanker per option when ``search_fusion`` asks for it and the server has it).
+   has it (``MilvusStore.capabilities``), else rounds of a kNN over segments, each excluding the
+   videos found before, until enough distinct videos come back.
+4. **Profiles**: each candidate video's nearest clip rows to every part, at most
+   ``moment_window_segments`` per option and video whatever the video's length (per part, one
+   grouping search per option, ``group_size`` = that many rows, where the server groups; else,
+   and for a video a grouped answer left out, one search per video; Milvus ``hybrid_search``
+   with a WeightedRanker or RRFRanker per option, over the same number of rows in all, when
+   ``search_fusion`` asks for it and the server has it). So a search reads the same number of
+   rows for a 4-hour video as for a 5-minute one.
 5. **Fusion** (``fusion.py``): per segment, modality weights over its option rows, then part
    weights. **Moments** (``moments.py``): close-to-best adjacent segments stitched; videos are
    ranked by their best moment (or best segment without moments).
@@ -32,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +46,7 @@ import redis
 from pipeline.analytics.cache import CorpusCache
 from pipeline.clients import Clients
 from pipeline.errors import DimensionMismatchError, QueryError
-from pipeline.milvus.capabilities import MAX_SEARCH_LIMIT
+from pipeline.milvus.capabilities import MAX_GROUP_SIZE, MAX_SEARCH_LIMIT
 from pipeline.milvus.filters import Filter
 from pipeline.milvus.rows import SegmentHit
 from pipeline.milvus.store import MilvusStore
@@ -126,8 +130,10 @@ class Searcher:
     def search(self, query: Query) -> SearchResult:
         """The best ``query.top_k`` videos (or segments) for ``query`` that clear the floor
         (``query.min_score``, else the ``search_min_score`` setting), best first."""
-        floor = self._settings.search_min_score if query.min_score is None else query.min_score
-        return apply_floor(self._unfloored(query), floor)
+        return apply_floor(self._unfloored(query), self._floor(query))
+
+    def _floor(self, query: Query) -> float:
+        return self._settings.search_min_score if query.min_score is None else query.min_score
 
     def _unfloored(self, query: Query) -> SearchResult:
         key = self.results.key(self._written, self._cache_material(query)) \
@@ -141,12 +147,21 @@ class Searcher:
             self.results.put(key, result_to_json(result))
         return result
 
+    def cached(self, query: Query) -> SearchResult | None:
+        """The result cache's answer to ``query`` past the floor, as ``search`` gives it, or None
+        (no embed call, no Milvus call)."""
+        if not self.results.enabled:
+            return None
+        hits = self.results.get(self.results.key(self._written, self._cache_material(query)))
+        return apply_floor(SearchResult(hits, cached=True), self._floor(query)) if hits is not None else None
+
     def _cache_material(self, query: Query) -> dict[str, Any]:
         s = self._settings
         return {"query": query.canonical(), "collection": self.collection, "version": self.version,
                 "model": s.model,
                 "dimension": s.dimension, "options": sorted(s.embedding_options),
                 "fusion": s.search_fusion, "tolerance": s.moment_tolerance,
+                "window": s.moment_window_segments,
                 "metric": s.index_metric,
                 "collapse": s.duplicate_threshold if self._collapses(query) else None}
 
@@ -252,39 +267,65 @@ class Searcher:
         return self._store.search_where(self.collection, vector, where, limit=videos, group_by_url=1)
 
     def _widened(self, vector: list[float], where: Filter, videos: int) -> list[SegmentHit]:
-        """A plain kNN over segments, widened while too few distinct videos come back."""
+        """Plain kNN rounds over segments, each excluding the videos found before, until ``videos``
+        distinct videos (or no more rows): at most ``videos`` rounds of a fixed size, however many
+        of one long video's segments outrank every other video's."""
         limit = min(videos * CANDIDATES_PER_VIDEO * max(1, len(where.options)), MAX_SEARCH_LIMIT)
-        while True:
-            raw = self._store.search_where(self.collection, vector, where, limit=limit)
-            distinct = len({h.url for h in raw})
-            if distinct >= videos or len(raw) < limit or limit >= MAX_SEARCH_LIMIT:
-                return raw
-            limit = min(limit * 4, MAX_SEARCH_LIMIT)
+        hits: list[SegmentHit] = []
+        found: set[str] = set()
+        while len(found) < videos:
+            unseen = replace(where, exclude_urls=(*where.exclude_urls, *sorted(found)))
+            raw = self._store.search_where(self.collection, vector, unseen, limit=limit)
+            hits += raw
+            found.update(h.url for h in raw)
+            if len(raw) < limit:
+                break
+        return hits
 
     def _profiles(
         self, parts: Sequence[_Part], modalities: dict[str, float], where: Filter,
         found: dict[str, SegmentHit],
     ) -> dict[str, _Video]:
-        """Every clip row of the ``found`` videos scored by every part, fused per segment."""
+        """The nearest clip rows of the ``found`` videos to every part, fused per segment."""
         scoped = Filter(categories=where.categories, options=where.options, scope=SEARCH_SCOPE,
                         urls=tuple(found))
-        limit = MAX_SEARCH_LIMIT  # every row of the candidates (the result is as long as they are)
+        window = min(self._settings.moment_window_segments, MAX_GROUP_SIZE)
         fusion = self._settings.search_fusion
         if len(parts) > 1 and fusion != "client" and self._store.capabilities().hybrid:
+            limit = min(window * len(modalities) * len(found), MAX_SEARCH_LIMIT)
             scores = self._hybrid_scores(parts, scoped, modalities, limit, fusion)
         else:
-            scores = self._client_scores(parts, scoped, limit)
+            scores = self._client_scores(parts, scoped, window)
         return _videos(fuse(scores, modalities), found, modalities)
 
-    def _client_scores(self, parts: Sequence[_Part], where: Filter, limit: int) -> list[PartScores]:
+    def _client_scores(self, parts: Sequence[_Part], where: Filter, window: int
+                       ) -> list[PartScores]:
         tables: list[PartScores] = []
         for part in parts:
             table = PartScores(part.weight)
-            for hit in self._store.search_where(self.collection, part.vector, where, limit=limit,
-                                                fields=PROFILE_FIELDS):
+            for hit in self._nearest_rows(part.vector, where, window):
                 table.add(_key(hit), hit.option, hit.score)
             tables.append(table)
         return tables
+
+    def _nearest_rows(self, vector: list[float], where: Filter, window: int) -> list[SegmentHit]:
+        """Each of ``where.urls``' ``window`` rows per option nearest to ``vector``: one grouping
+        search per option where the server groups (a video it left out, and every video where the
+        server cannot group, gets a search of its own: a plain kNN over all of them would let one
+        video's rows crowd out another's)."""
+        hits: list[SegmentHit] = []
+        if self._store.capabilities().grouping:
+            for option in where.options:
+                one = replace(where, options=(option,))
+                hits += self._store.search_where(self.collection, vector, one,
+                                                 limit=len(where.urls), group_by_url=window,
+                                                 fields=PROFILE_FIELDS)
+        seen = {h.url for h in hits}
+        per_option = max(1, len(where.options))
+        for url in (u for u in where.urls if u not in seen):
+            hits += self._store.search_where(self.collection, vector, replace(where, urls=(url,)),
+                                             limit=window * per_option, fields=PROFILE_FIELDS)
+        return hits
 
     def _hybrid_scores(
         self, parts: Sequence[_Part], where: Filter, modalities: dict[str, float], limit: int,
@@ -307,9 +348,10 @@ class Searcher:
     def _rank(self, videos: dict[str, _Video], query: Query) -> list[VideoHit]:
         hits: list[VideoHit] = []
         tolerance = self._settings.moment_tolerance
+        window = self._settings.moment_window_segments
         for video in videos.values():
             if query.moments:
-                moments = stitch(video.segments, tolerance, query.max_moments)
+                moments = stitch(video.segments, tolerance, query.max_moments, window)
                 top = moments[0]
                 start, end, score = top.start_s, top.end_s, top.score
             else:
@@ -403,6 +445,9 @@ class LiveSearcher:
 
     def search(self, query: Query) -> SearchResult:
         return self.current().search(query)
+
+    def cached(self, query: Query) -> SearchResult | None:
+        return self.current().cached(query)
 
     @property
     def cache_hits(self) -> int:

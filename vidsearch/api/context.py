@@ -15,6 +15,7 @@ from typing import Any
 from pipeline.clients import Clients
 from pipeline.settings import Settings
 from pipeline.state.quota import Quota
+from vidsearch.api.admission import Admission
 from vidsearch.api.keys import KeyRing
 from vidsearch.api.posters import Poster
 
@@ -29,6 +30,10 @@ class ApiContext:
     _corpus: Any = None
     _posters: Poster | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    admission: Admission = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.admission = Admission(self.settings.api_search_slots, self.settings.api_queue_deadline_s)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiContext:

@@ -3,7 +3,8 @@
 Counted per route template, method and status (``vidsearch_api_requests_total``) with a latency
 histogram (``vidsearch_api_request_seconds``). The log line carries method, route, status, the
 key's *name* and the duration: never a header, so never a credential. Every answer carries
-``Server-Timing: app;dur=MS``, the time from the request's arrival to its answer's headers.
+``Server-Timing: app;dur=MS``, the time from the request's arrival to its answer's headers; the
+arrival itself is kept in the request's state (``arrived_s``) for the search's admission deadline.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pipeline.logs import get_logger
 
 log = get_logger("vidsearch.api")
+ARRIVED = "arrived_s"
+"""``request.state.arrived_s``: the request's arrival, ``time.monotonic()`` (admission's deadline)."""
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -39,6 +42,7 @@ class Observe:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        scope.setdefault("state", {})[ARRIVED] = time.monotonic()
         status = 500
 
         async def sending(message: Message) -> None:

@@ -10,6 +10,7 @@ applied in ``X-Vidsearch-Min-Score`` and how many hits it hid in ``X-Vidsearch-B
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -21,6 +22,7 @@ from pipeline.search.query import Query as SearchQuery
 from pipeline.search.results import result_to_json
 from vidsearch.api.context import ApiContext
 from vidsearch.api.keys import ApiKey
+from vidsearch.api.observe import ARRIVED
 from vidsearch.api.problems import ProblemError
 from vidsearch.api.schemas import (
     DEFAULT_TOP_K,
@@ -80,17 +82,23 @@ def _unavailable(exc: VidsearchError) -> ProblemError:
     return ProblemError(503, "unavailable", "Service unavailable", f"{what} failed: {exc}")
 
 
-def run_search(ctx: ApiContext, key: ApiKey, data: dict[str, Any]) -> Response:
+def run_search(ctx: ApiContext, key: ApiKey, data: dict[str, Any], arrived_s: float) -> Response:
     """Charge the key's rate, validate, search, answer with the hits and the cache header.
 
     Without ``top_k`` the default is ``DEFAULT_TOP_K``, or this server's cap when that is lower
-    (as the document says), so leaving it out is never refused."""
+    (as the document says), so leaving it out is never refused. A result-cache hit is answered
+    at once; anything else waits for one of the process's search slots (``admission.py``: 503
+    ``overloaded`` with ``Retry-After`` when none frees up within ``api_queue_deadline_s``)."""
     charge(ctx, key)
     data.setdefault("top_k", min(DEFAULT_TOP_K, ctx.settings.api_max_top_k))
     check_limits(ctx, data)
     query = _query(data)
     try:
-        result = ctx.searcher().search(query)
+        searcher = ctx.searcher()
+        result = searcher.cached(query)
+        if result is None:
+            with ctx.admission.slot(arrived_s):
+                result = searcher.search(query)
     except (TransientError, StoreError) as exc:
         raise _unavailable(exc) from exc
     except VidsearchError as exc:  # bad input the query could not see (e.g. a clip Twelve Labs refuses)
@@ -99,6 +107,11 @@ def run_search(ctx: ApiContext, key: ApiKey, data: dict[str, Any]) -> Response:
     return Response(body, media_type="application/json", headers={
         CACHE_HEADER: "hit" if result.cached else "miss",
         FLOOR_HEADER: f"{result.min_score:g}", BELOW_HEADER: str(result.below_floor)})
+
+
+def arrival(request: Request) -> float:
+    """When the request arrived (``Observe``'s stamp; now, for an app without that middleware)."""
+    return float(getattr(request.state, ARRIVED, time.monotonic()))
 
 
 def _mapping(params: SearchParams) -> dict[str, Any]:
@@ -110,12 +123,12 @@ def _mapping(params: SearchParams) -> dict[str, Any]:
 
 @router.get("/search", responses={200: HITS}, summary="Search videos (query parameters)")
 def search_get(request: Request, key: Caller, params: Annotated[SearchParams, Query()]) -> Response:
-    return run_search(request.app.state.ctx, key, _mapping(params))
+    return run_search(request.app.state.ctx, key, _mapping(params), arrival(request))
 
 
 @router.post("/search", responses={200: HITS}, summary="Search videos (JSON body)")
 def search_post(request: Request, key: Caller, body: SearchBody) -> Response:
-    return run_search(request.app.state.ctx, key, _mapping(body))
+    return run_search(request.app.state.ctx, key, _mapping(body), arrival(request))
 
 
 @router.get("/videos/similar", responses={200: HITS}, summary="Videos like an ingested one")
@@ -140,4 +153,4 @@ def similar(
         data["like_at_s"] = at_s
     if min_score is not None:
         data["min_score"] = min_score
-    return run_search(request.app.state.ctx, key, data)
+    return run_search(request.app.state.ctx, key, data, arrival(request))

@@ -380,7 +380,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from vidsearch.api.serve import run_serve  # noqa: PLC0415  (FastAPI only where used)
 
     s = _settings(args)
-    return run_serve(s, args.host, args.port or s.api_port)
+    return run_serve(s, args.host, args.port or s.api_port, args.workers or s.api_workers)
 
 
 def cmd_api_key(args: argparse.Namespace) -> int:

@@ -222,6 +222,9 @@ def _add_ops(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
              "serve")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
     p.add_argument("--port", type=int, help="port (default: api_port, 8080)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="server processes on the port (default: api_workers, 1; more need a "
+                   "Milvus server URI)")
     p = _sub(subs, "api-key", "Make an API key for `vidsearch serve`: prints the key once and the "
              "api_keys entry holding its digest", "api_key")
     p.add_argument("--name", default="client", help="the key's name (in logs and its rate bucket)")

@@ -33,3 +33,12 @@ def test_a_gap_longer_than_half_a_second_breaks_a_moment() -> None:
     parted = [ScoredSegment(0, 6, 0.9), ScoredSegment(7, 13, 0.9), ScoredSegment(13.4, 20, 0.9),
               ScoredSegment(30, 36, 0.0)]
     assert [(m.start_s, m.end_s) for m in stitch(parted, 0.5, 5)] == [(0, 6), (7, 20)]
+
+
+def test_the_floor_is_the_lowest_of_the_window_so_filler_segments_do_not_move_it() -> None:
+    scene = [0.9, 0.85, 0.5, 0.45]  # a scene, then a half-related stretch
+    short = segs(*scene, *([0.3] * 10))
+    long = segs(*scene, *([0.3] * 10), *([0.0] * 2000))  # the same video with 3 h of filler
+    assert stitch(short, 0.5, 3, window=8) == stitch(long, 0.5, 3, window=8) \
+        == [Moment(0.0, 12.0, 0.9)]
+    assert stitch(long, 0.5, 3, window=5000) == [Moment(0.0, 24.0, 0.9)], "floor 0: the old rule"

@@ -78,13 +78,15 @@ class Server:
                 self.proc.wait(10)
 
 
-def start_server(stack: Stack, name: str, host: str = "127.0.0.1", **settings: str) -> Server:
-    """``vidsearch serve`` on a free port with the stack's settings plus ``settings``."""
+def start_server(stack: Stack, name: str, host: str = "127.0.0.1", args: tuple[str, ...] = (),
+                 **settings: str) -> Server:
+    """``vidsearch serve`` on a free port with the stack's settings plus ``settings`` (and the
+    command-line ``args``)."""
     port = free_port()
     log_path = stack.root / f"serve-{name}.log"
     env = {**stack.env, **settings}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vidsearch", "serve", "--host", host, "--port", str(port)],
+        [sys.executable, "-m", "vidsearch", "serve", "--host", host, "--port", str(port), *args],
         env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     server = Server(f"http://127.0.0.1:{port}", proc, log_path)

@@ -81,6 +81,10 @@ def test_the_relevance_floor_hides_noise_reports_itself_and_can_be_lifted(reader
     assert lifted.headers["x-vidsearch-below-min-score"] == "0"
     raised = reader.get("/v1/search", params={"text": "surfing dog", "top_k": 12, "min_score": 0.99})
     assert raised.json() == [] and raised.headers["x-vidsearch-below-min-score"] == str(len(hits))
+    again = reader.get("/v1/search", params={"text": "surfing dog", "top_k": 12})
+    assert again.headers["x-vidsearch-cache"] == "hit"  # a cache hit skips the search slot, not the floor
+    assert again.json() == floored.json()
+    assert again.headers["x-vidsearch-below-min-score"] == floored.headers["x-vidsearch-below-min-score"]
 
 
 def test_a_floor_out_of_range_is_a_422_problem(reader: Api) -> None:
