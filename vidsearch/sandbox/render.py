@@ -106,6 +106,16 @@ def v2_task(task: Task, status: str) -> bytes:
     return data
 
 
+EXPIRED_MESSAGE = "The embedding result is no longer available and cannot be retrieved."
+
+
+def v2_expired(task: Task) -> bytes:
+    """Body of GET embed-v2/tasks/{id} after the retention period: failed, results gone."""
+    return dumps({"_id": task.id, "status": "failed", "created_at": rfc3339(task.created_epoch),
+                  "updated_at": rfc3339(task.created_epoch), "data": None,
+                  "error": {"message": EXPIRED_MESSAGE}})
+
+
 def _v1_metadata(task: Task) -> dict[str, Any]:
     return {
         "input_url": task.spec.url,

@@ -13,12 +13,12 @@ ready task cost a dictionary lookup.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from vidsearch.sandbox.faults import Dice
+from vidsearch.sandbox.limits import Clock
 from vidsearch.sandbox.media import Media
 from vidsearch.sandbox.validation import TaskSpec
 
@@ -57,9 +57,9 @@ class Task:
         end = self.spec.end_sec if self.spec.end_sec is not None else self.media.duration
         return min(end, self.media.duration)
 
-    def status(self, now_mono: float | None = None) -> str:
-        """``processing``, ``ready`` or ``failed`` at ``now_mono``."""
-        now = time.monotonic() if now_mono is None else now_mono
+    def status(self, now_mono: float) -> str:
+        """``processing``, ``ready`` or ``failed`` at ``now_mono`` (the sandbox clock's)."""
+        now = now_mono
         if now < self.created_mono + self.processing_s:
             return "processing"
         return "failed" if self.error else "ready"
@@ -75,12 +75,13 @@ class TaskStore:
     """All tasks of this process, in creation order per API (v1, v2)."""
 
     dice: Dice
+    clock: Clock
     tasks: dict[str, Task] = field(default_factory=dict)
     order: dict[str, list[str]] = field(default_factory=lambda: {"v1": [], "v2": []})
 
     def new_id(self) -> str:
         """A 24-hex-digit id like the API's (time prefix + seeded random part)."""
-        return f"{int(time.time()):08x}{self.dice.stream('task-id').getrandbits(64):016x}"
+        return f"{int(self.clock.now()):08x}{self.dice.stream('task-id').getrandbits(64):016x}"
 
     def add(self, spec: TaskSpec, media: Media, processing_s: float, rates: tuple[float, float]) -> Task:
         """Create a task; ``rates`` are (fail_rate, stuck_rate) for its fault rolls."""
@@ -90,7 +91,7 @@ class TaskStore:
             error = FAIL_MESSAGE
         if self.dice.roll("stuck", stuck_rate):
             processing_s = math.inf
-        task = Task(self.new_id(), spec, media, time.time(), time.monotonic(), processing_s, error)
+        task = Task(self.new_id(), spec, media, self.clock.now(), self.clock.mono(), processing_s, error)
         self.tasks[task.id] = task
         self.order[spec.api].append(task.id)
         return task
