@@ -11,16 +11,19 @@ A job's budget (``max_minutes`` on the job, from ``--max-minutes`` or ``job_max_
 stops its admission: an item that would take the job past it leaves the waiting list for the job's
 held list (``{prefix}:job:{job}:held``), where it costs nothing and waits, still ``waiting``, until
 ``raise_budget`` puts it back in line.
+
+``price`` totals what manifests would cost before anything is submitted (``submit --dry-run``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import redis
 
+from pipeline.ingest.manifest import ManifestLine, Rejected
 from pipeline.ledger.records import Item
 from pipeline.ledger.store import SEP, JobStore
 from pipeline.settings import Settings
@@ -113,6 +116,7 @@ class MinuteBook:
                 continue
             if not allowed:  # at the head of the line: hold it, look at the next one
                 self.r.lmove(self.keys.wait, self.keys.held(head.job), "LEFT", "RIGHT")
+                self.r.hincrby(self.keys.job(head.job), "held", 1)
                 continue
             break
         return allowed
@@ -160,6 +164,7 @@ class MinuteBook:
         self.set_budget(job_id, max_minutes)
         moved = 0
         while self.r.lmove(self.keys.held(job_id), self.keys.wait, "LEFT", "RIGHT") is not None:
+            self.r.hincrby(self.keys.job(job_id), "held", -1)
             moved += 1
         return moved
 
@@ -167,3 +172,51 @@ class MinuteBook:
         minutes, budget = self.r.hmget(self.keys.job(job_id), ["minutes", "max_minutes"])
         held = int(self.r.llen(self.keys.held(job_id)))
         return JobMinutes(round(float(minutes or 0), 3), float(budget or 0), held)
+
+
+# --- pricing a manifest (``submit --dry-run``) --------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Pricing:
+    """What a set of manifests would cost: minutes known from ``duration_s``, minutes assumed."""
+
+    lines: int
+    rejected: int
+    with_duration: int
+    known_minutes: float
+    without_duration: int
+    assumed_minutes: float
+    price_per_minute: float
+    minutes_per_hour: float
+
+    @property
+    def minutes(self) -> float:
+        return self.known_minutes + self.assumed_minutes
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        rate = self.minutes_per_hour
+        return {
+            "lines": self.lines, "rejected": self.rejected, "with_duration": self.with_duration,
+            "known_minutes": round(self.known_minutes, 2), "without_duration": self.without_duration,
+            "assumed_minutes": round(self.assumed_minutes, 2), "minutes": round(self.minutes, 2),
+            "spend": round(self.minutes * self.price_per_minute, 2) if self.price_per_minute else None,
+            "hours_at_media_limit": round(self.minutes / rate, 2) if rate else None,
+        }
+
+
+def price(lines: Iterable[ManifestLine | Rejected], settings: Settings) -> Pricing:
+    """Price manifest lines: each accepted line's ``duration_s``, else ``default_media_minutes``."""
+    total = rejected = known_n = 0
+    known = 0.0
+    for line in lines:
+        total += 1
+        if isinstance(line, Rejected):
+            rejected += 1
+            continue
+        minutes = duration_minutes(json.dumps(line.metadata))
+        if minutes is not None:
+            known_n += 1
+            known += minutes
+    unknown = total - rejected - known_n
+    return Pricing(total, rejected, known_n, known, unknown, unknown * settings.default_media_minutes,
+                   settings.price_per_media_minute, settings.media_minutes_per_hour
+                   * 3600.0 / settings.media_window_s)
