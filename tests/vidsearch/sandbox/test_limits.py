@@ -4,8 +4,10 @@ and the 7-day retention, through the real SDK over HTTP."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from twelvelabs.core.api_error import ApiError
@@ -154,3 +156,15 @@ def test_results_expire_after_seven_days_and_leave_the_default_list(box: Service
 def test_the_clock_only_moves_forward(box: Service):
     answer = http("POST", f"{box.url}/_sandbox/clock", {"advance_s": -5}, None)
     assert answer.status == 400
+
+
+def test_every_row_of_the_real_versus_sandbox_table_names_tests_that_exist() -> None:
+    text = (Path(__file__).parents[3] / "docs" / "sandbox.md").read_text(encoding="utf-8")
+    table = text.split("## The real service beside the sandbox", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    claimed = [row for row in rows if "not emulated" not in row and "without a deprecation" not in row]
+    assert len(claimed) >= 9
+    defined = set(re.findall(r"^def (test_\w+)", Path(__file__).read_text(encoding="utf-8"), re.M))
+    for row in claimed:
+        named = re.findall(r"`(test_\w+)`", row)
+        assert named and set(named) <= defined, row
