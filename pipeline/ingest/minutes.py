@@ -37,6 +37,8 @@ class Head:
     key: str
     job: str
     minutes: float
+    guessed: bool = False
+    """The estimate is ``default_media_minutes``: neither the manifest nor a finished task said."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,18 +92,29 @@ class MinuteBook:
         for f in fields:
             pipe.hget(self.keys.item(f[0]), "j")
         owners = [(j or b"").decode() for j in pipe.execute()]
-        return [Head(f[0], job, self.estimate(f[4] if len(f) > 4 else "{}", job))
-                for f, job in zip(fields, owners, strict=True)]
+        heads = []
+        for f, job in zip(fields, owners, strict=True):
+            minutes = self.known(f[4] if len(f) > 4 else "{}", job)
+            if minutes is None:
+                heads.append(Head(f[0], job, self.settings.default_media_minutes, guessed=True))
+            else:
+                heads.append(Head(f[0], job, minutes))
+        return heads
 
     def estimate(self, metadata: str, job_id: str) -> float:
         """Minutes an item will cost (see the module docstring)."""
-        known = duration_minutes(metadata)
-        if known is not None:
-            return known
+        known = self.known(metadata, job_id)
+        return self.settings.default_media_minutes if known is None else known
+
+    def known(self, metadata: str, job_id: str) -> float | None:
+        """The manifest's duration, else the collection's mean, else None."""
+        stated = duration_minutes(metadata)
+        if stated is not None:
+            return stated
         n, total_s = self.r.hmget(self.keys.media(self.jobs.collection(job_id)), ["n", "sum_s"])
         if n and int(n) > 0:
             return float(total_s or 0) / int(n) / 60.0
-        return self.settings.default_media_minutes
+        return None
 
     def within_budgets(self, heads: list[Head]) -> list[Head]:
         """The leading ``heads`` every job's budget allows; head-of-line items of a job at its

@@ -88,6 +88,8 @@ class Scheduler:
         if wanted <= 0:
             return []
         heads = self.book.within_budgets(self.book.head(wanted))
+        if heads and self._probing(heads[0].guessed):  # one create at a time, to learn from it
+            heads = heads[: 0 if self.r.zcard(self.jobs.keys.creating) else 1]
         fit = self.limits.fit([h.minutes for h in heads])
         grant = self.quota.take(fit.count)
         self._note_hold(fit.hold if fit.count < len(heads) else None, grant.granted, len(heads))
@@ -95,6 +97,10 @@ class Scheduler:
         admitted = self.jobs.admit(len(chosen), now + s.create_lease_s)
         self.book.charged(chosen, admitted)
         return admitted
+
+    def _probing(self, guessed: bool) -> bool:
+        """Whether admission goes one create at a time (``pipeline/state/limits.py``)."""
+        return not self.limits.heard() or (guessed and self.limits.media_limited())
 
     def _note_hold(self, hold: Hold | None, granted: int, wanted: int) -> None:
         """Record which limit holds admission (a window, else a 429's pause), or that none does."""

@@ -13,7 +13,11 @@ each other dimension is a fixed window (``used`` of ``limit`` until ``reset``):
   in every window, and ``charge``s the admitted ones; a window that refuses one holds admission
   for every worker until its reset (``Hold``); ``reconcile`` corrects an estimate by what the
   finished task covered;
-* a 429 that names its dimension marks that window spent until its reset (``spent``).
+* a 429 that names its dimension marks that window spent until its reset (``spent``);
+* until an answer has been heard (``heard``), admission sends one create at a time, so the
+  service's headers speak before a burst goes out on figures nobody has checked; so it does while
+  a media window is limited and the next item's minutes are only a guess (no ``duration_s``, no
+  finished task yet), so the first finished task teaches the estimate before a burst.
 
 The daily budget (``daily_media_minutes_budget``) is a window of its own that no header changes.
 Redis' clock (``TIME``) is the only clock, as in the token bucket.
@@ -185,8 +189,17 @@ class Limits:
                 pipe.hincrbyfloat(self.key, f"{d.name}:used", delta_minutes)
         pipe.execute()
 
+    def media_limited(self) -> bool:
+        """Whether a media-minutes window has a limit (from the settings or learned)."""
+        return any(d.startswith("media") for d in self.snapshot())
+
+    def heard(self) -> bool:
+        """Whether an answer of a paid call has come back since the windows were last empty."""
+        return bool(self.r.hexists(self.key, "heard"))
+
     def learn(self, headers: Mapping[str, Any] | None) -> Dimension | None:
         """Take in what an answer's ``X-Ratelimit-*`` headers say; the dimension they named."""
+        self.r.hset(self.key, "heard", 1)
         values = header_values(headers)
         dim = self._named(values.get("resource"))
         if dim is None:

@@ -21,6 +21,7 @@ from pipeline.clients import Clients
 from pipeline.ingest.scheduler import admission_hold, last_tick
 from pipeline.ledger.records import Job
 from pipeline.ledger.store import JobStore
+from pipeline.state.limits import Hold
 
 STALL_HINT = (
     "no scheduler tick for more than {stall:.0f} s: nothing is admitting or polling this job's "
@@ -61,6 +62,13 @@ class Ticking:
     stalled: bool
     last_tick_at: float | None
     stall_s: float
+    hold: Hold | None = None
+    """The quota limit holding admission, if one does (``submit --wait`` says so)."""
+
+    def held(self, job: Job) -> str:
+        if self.hold is None or job.finished:
+            return ""
+        return f"; {self.hold.dimension} spent, admission resumes at {iso(self.hold.until)}"
 
     def warning(self) -> str:
         return "WARNING: " + STALL_HINT.format(stall=self.stall_s)
@@ -130,7 +138,8 @@ def ticking(clients: Clients) -> Ticking:
     """Whether the scheduler tick is alive (its heartbeat key, ``pipeline/ingest/scheduler.py``)."""
     s = clients.settings
     last = last_tick(clients.redis, clients.jobs)
-    return Ticking(last is None, last, s.tick_interval_s * s.tick_stall_intervals)
+    hold = admission_hold(clients.redis, clients.keys)
+    return Ticking(last is None, last, s.tick_interval_s * s.tick_stall_intervals, hold)
 
 
 def iso(ts: float) -> str:
@@ -220,10 +229,11 @@ class ProgressWriter:
 
     def show(self, job: Job, ticking: Ticking, now: float) -> None:
         self._warn(ticking, job, now)
+        line = bar(job, now) + ticking.held(job)
         if self.terminal:
-            print("\r" + bar(job, now), end="", file=self.stream, flush=True)
+            print("\r" + line, end="", file=self.stream, flush=True)
         elif job.finished or now >= self._next_line_at:
-            print(f"{iso(now)} job {job.id}: {bar(job, now)}", file=self.stream, flush=True)
+            print(f"{iso(now)} job {job.id}: {line}", file=self.stream, flush=True)
             self._next_line_at = now + self.interval_s
 
     def _warn(self, ticking: Ticking, job: Job, now: float) -> None:

@@ -19,7 +19,7 @@ from vidsearch.sandbox.faults import Dice, TokenBucket, Verdict
 from vidsearch.sandbox.limits import DAY_S, Clock, OrgLimits, Refusal
 from vidsearch.sandbox.media import Media, describe, image_words
 from vidsearch.sandbox.stats import Stats
-from vidsearch.sandbox.tasks import Task, TaskStore, rfc3339
+from vidsearch.sandbox.tasks import Task, TaskStore, bounds_error, rfc3339
 from vidsearch.sandbox.validation import SYNC_VIDEO_MAX_S, TaskSpec
 
 RATE_LIMIT_MESSAGE = (
@@ -122,7 +122,7 @@ class Sandbox:
     def covered_s(self, spec: TaskSpec) -> float:
         """Seconds of media a task for ``spec`` processes (0 when the source is not media)."""
         media = self.media(spec.source, spec.url)
-        if media.error:
+        if media.error or bounds_error(spec.api, media):
             return 0.0
         end = spec.end_sec if spec.end_sec is not None else media.duration
         return max(0.0, min(end, media.duration) - spec.start_sec)

@@ -45,6 +45,7 @@ def line(client: redis.Redis, **settings: Any) -> Line:
     s = load_settings(redis_prefix=prefix, **settings)
     jobs = JobStore(client, Keys(prefix))
     scheduler = Scheduler(client, jobs, Quota(client, jobs.keys.quota, 6000, 1000), s)
+    scheduler.limits.learn({})  # an answer was heard: admission is not down to one probe
     return Line(scheduler, jobs, scheduler.book, s)
 
 
@@ -127,3 +128,22 @@ def test_duration_and_coverage_helpers() -> None:
     assert duration_minutes("not json") is None
     assert covered_minutes([]) == 0.0
     assert covered_minutes([(30.0, 36.0), (0.0, 6.0)]) == pytest.approx(0.6)
+
+
+def test_until_an_answer_is_heard_one_create_goes_alone(redis_client: redis.Redis) -> None:
+    f = line(redis_client)
+    redis_client.hdel(f.jobs.keys.limits, "heard")
+    f.submit(5)
+    assert len(admitted(f)) == 1
+    assert admitted(f) == []  # the probe is still creating: nothing more
+    f.scheduler.limits.learn({"x-ratelimit-limit": "100"})  # its answer came back
+    assert len(admitted(f)) == 4
+
+
+def test_under_a_media_limit_guessed_minutes_go_one_create_at_a_time(redis_client: redis.Redis) -> None:
+    f = line(redis_client, media_minutes_per_hour=1000)
+    job = f.submit(4)  # no duration_s, nothing finished yet: every estimate is a guess
+    assert len(admitted(f)) == 1 and admitted(f) == []
+    redis_client.hset(f.jobs.keys.media(f.jobs.collection(job)), mapping={"n": 1, "sum_s": 600})
+    redis_client.delete(f.jobs.keys.creating)  # the probe was created
+    assert len(admitted(f)) == 3  # the estimate is known now: the rest go together

@@ -243,7 +243,8 @@ def test_the_limit_holding_admission_is_a_gauge_of_seconds_until_it_frees(
     spec = EmbeddingSpec.from_settings(settings)
     _submit(jobs, spec, [f"https://cdn.example.com/h{i}.mp4" for i in range(3)])
     held = load_settings(redis_url=settings.redis_url, redis_prefix="m", rate_limit_per_day=1)
-    assert len(Scheduler(redis_client, jobs, Quota(redis_client, "m:quota", 6000, 50), held)
-               ._admit(time.time())) == 1
+    scheduler = Scheduler(redis_client, jobs, Quota(redis_client, "m:quota", 6000, 50), held)
+    scheduler.limits.learn({})
+    assert len(scheduler._admit(time.time())) == 1
     seconds = value(scrape(exporter.port), "vidsearch_admission_hold_seconds", dimension="requests-day")
     assert 0 < seconds <= 86400
