@@ -3,7 +3,9 @@ daily spend budget, in one Redis hash shared by every worker on every host.
 
 Twelve Labs counts requests per minute (``pipeline/state/quota.py``'s token bucket) and per day,
 and minutes of media per hour and per day, per organisation; exceeding any one is a 429. Here
-each other dimension is a fixed window (``used`` of ``limit`` until ``reset``):
+each other dimension is a fixed window (``used`` of ``limit`` until ``reset``; a limited window
+admits nothing in its last two tick intervals, whose creates would reach the service in the next
+window):
 
 * the limit and the window come from settings (the plan's figures), and are learned from the
   ``X-Ratelimit-*`` headers of every answer that names its dimension (``X-Ratelimit-Resource``):
@@ -60,19 +62,24 @@ local function limit_of(h, d, setting)
 end
 """
 
-# KEYS: hash. ARGV: commit (0/1), D, then D x (name, unit, window_s, limit), then amounts (minutes).
-# Returns {how many amounts fit in order, the refusing dimension or '', its reset}.
+# KEYS: hash. ARGV: commit (0/1), guard_s, D, then D x (name, unit, window_s, limit), then amounts
+# (minutes). Returns {how many amounts fit in order, the refusing dimension or '', its reset}.
+# A limited window admits nothing in its last guard_s: a create admitted then would reach the
+# service in its next window, which we would not have charged.
 _FIT = _LIB + """
-local h, commit, D = KEYS[1], ARGV[1] == '1', tonumber(ARGV[2])
+local h, commit, guard, D = KEYS[1], ARGV[1] == '1', tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_s()
-local fit, held, held_until = #ARGV - 2 - 4 * D, '', '0'
+local first = 4 + 4 * D
+local fit, held, held_until = #ARGV - first + 1, '', '0'
 for i = 0, D - 1 do
-  local d, unit, w = ARGV[3 + 4 * i], ARGV[4 + 4 * i], tonumber(ARGV[5 + 4 * i])
-  local lim = limit_of(h, d, ARGV[6 + 4 * i])
+  local d, unit, w = ARGV[4 + 4 * i], ARGV[5 + 4 * i], tonumber(ARGV[6 + 4 * i])
+  local lim = limit_of(h, d, ARGV[7 + 4 * i])
   local reset, used = roll(h, d, w, now)
-  if lim > 0 then
+  if lim > 0 and reset - now < guard then
+    fit, held, held_until = 0, d, tostring(reset)
+  elseif lim > 0 then
     local k, total = 0, used
-    for j = 3 + 4 * D, #ARGV do
+    for j = first, #ARGV do
       local amount = unit == 'requests' and 1 or tonumber(ARGV[j])
       if total + amount > lim and not (unit == 'minutes' and total == 0) then break end
       total, k = total + amount, k + 1
@@ -82,9 +89,9 @@ for i = 0, D - 1 do
 end
 if commit then
   for i = 0, D - 1 do
-    local d, unit = ARGV[3 + 4 * i], ARGV[4 + 4 * i]
+    local d, unit = ARGV[4 + 4 * i], ARGV[5 + 4 * i]
     local add = 0
-    for j = 3 + 4 * D, 2 + 4 * D + fit do
+    for j = first, first + fit - 1 do
       add = add + (unit == 'requests' and 1 or tonumber(ARGV[j]))
     end
     if add ~= 0 then redis.call('HINCRBYFLOAT', h, d .. ':used', add) end
@@ -159,11 +166,13 @@ class Limits:
         self.r = client
         self.key = key
         self.dims = dimensions(settings)
+        self.guard_s = 2 * settings.tick_interval_s
+        """A limited window admits nothing in its last ``guard_s`` (see ``_FIT``)."""
         self._fit = client.register_script(_FIT)
         self._learn = client.register_script(_LEARN)
 
     def _args(self, commit: bool, amounts: Sequence[float]) -> list[Any]:
-        args: list[Any] = ["1" if commit else "0", len(self.dims)]
+        args: list[Any] = ["1" if commit else "0", self.guard_s, len(self.dims)]
         for d in self.dims:
             args += [d.name, d.unit, d.window_s, d.limit]
         return args + [f"{a:.4f}" for a in amounts]

@@ -51,10 +51,18 @@ def test_the_daily_budget_is_its_own_window(redis_client: redis.Redis) -> None:
 
 
 def test_a_window_frees_at_its_reset(redis_client: redis.Redis) -> None:
-    lim = limits(redis_client, media_minutes_per_hour=10, media_window_s=1)
-    assert lim.charge([10.0, 10.0]).count == 1
-    time.sleep(1.1)
+    lim = limits(redis_client, media_minutes_per_hour=10, media_window_s=2, tick_interval_s=0.01)
+    fit = lim.charge([10.0, 10.0])
+    assert fit.count == 1 and fit.hold is not None
+    time.sleep(max(0.0, fit.hold.until - time.time()) + 0.05)
     assert lim.charge([10.0]).count == 1
+
+
+def test_a_window_admits_nothing_in_its_last_two_tick_intervals(redis_client: redis.Redis) -> None:
+    lim = limits(redis_client, media_minutes_per_hour=1000, media_window_s=100, tick_interval_s=60)
+    fit = lim.fit([1.0])  # a guard of 120 s in a 100 s window: always inside it
+    assert fit.count == 0 and fit.hold is not None and fit.hold.dimension == "media-minutes-hour"
+    assert fit.hold.until % 100 == 0
 
 
 def test_headers_teach_the_limit_the_used_and_the_reset(redis_client: redis.Redis) -> None:
