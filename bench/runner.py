@@ -15,6 +15,8 @@ Sections (each a module of bench/, each compared with a baseline measured in the
    the separate command ``python -m bench.engines --rows 1000000``)
 10. corpus analytics quality on a planted collection (bench/analytics.py; its scale figure is a
    separate command, ``python -m bench.analytics --videos 100000 --milvus server``)
+11. a media-minutes limit as the binding dimension (bench/media_limits.py; not in the default set:
+   ``--only 11``, or ``python -m bench.media_limits``)
 
 The table and the machine go to stdout, the full results (every sample) to
 bench/results/<timestamp>[-quick].json.
@@ -196,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
             from bench import analytics
 
             rows += guarded("section 10: analytics", lambda: analytics.run(tmp, quick), "10")
+        if "11" in only:
+            from bench import media_limits
+
+            rows += guarded("section 11: media minutes", lambda: media_limits.run(
+                tmp / "media", 30 if quick else 60, 100.0, 20.0), "11")
     rows.sort(key=lambda r: r.section)
     meta["seconds"] = time.monotonic() - started
     path = write_results(rows, meta, time.strftime("%Y%m%d-%H%M%S") + ("-quick" if quick else "") + ".json")
