@@ -88,11 +88,12 @@ class Scheduler:
         if wanted <= 0:
             return []
         heads = self.book.within_budgets(self.book.head(wanted))
-        if heads and self._probing(heads[0].guessed):  # one create at a time, to learn from it
-            heads = heads[: 0 if self.r.zcard(self.jobs.keys.creating) else 1]
         fit = self.limits.fit([h.minutes for h in heads])
-        grant = self.quota.take(fit.count)
-        self._note_hold(fit.hold if fit.count < len(heads) else None, grant.granted, len(heads))
+        count = fit.count
+        if heads and self._probing(heads[0].guessed):  # one create at a time, to learn from it
+            count = min(count, 0 if self.r.zcard(self.jobs.keys.creating) else 1)
+        grant = self.quota.take(count)
+        self._note_hold(fit.hold if fit.count < len(heads) else None, grant.granted, count)
         chosen = heads[: self.limits.charge([h.minutes for h in heads[: grant.granted]]).count]
         admitted = self.jobs.admit(len(chosen), now + s.create_lease_s)
         self.book.charged(chosen, admitted)

@@ -34,17 +34,18 @@ def status(stack: Stack, job_id: str) -> dict[str, object]:
 
 def test_a_media_window_the_governor_over_admits_into_fails_nothing(stack: Stack, tmp_path: Path) -> None:
     stack.sandbox_config(**ONE_MINUTE, media_minutes_per_hour=3, media_window_s=6, no_retry_after=True)
-    env = {"VIDSEARCH_MEDIA_WINDOW_S": "6", "VIDSEARCH_DEFAULT_MEDIA_MINUTES": "0.1",
-           "VIDSEARCH_MAX_ITEM_ATTEMPTS": "1", "VIDSEARCH_RETRY_TOTAL_S": "1"}
+    env = {"VIDSEARCH_MEDIA_WINDOW_S": "6", "VIDSEARCH_MAX_ITEM_ATTEMPTS": "1",
+           "VIDSEARCH_RETRY_TOTAL_S": "1"}
     start_worker(stack, "m1", beat=True, env=env)
-    proc = stack.vidsearch("submit", str(manifest(tmp_path / "m.csv", "window", 9)), "--json", env=env)
+    wrong = manifest(tmp_path / "m.csv", "window", 9, duration_s=6)  # the manifest says 6 s: it lies
+    proc = stack.vidsearch("submit", str(wrong), "--json", env=env)
     job_id = json.loads(proc.stdout)["job_id"]
     done = wait_job(stack, job_id, 240)
     stats = stack.sandbox_stats()
     assert stats["rate_limited_org"].get("media-minutes-hour", 0) > 0  # it did run into the limit
     assert (done.counters["done"], done.counters["failed"]) == (9, 0)
     assert set(stats["tasks_by_url"].values()) == {1} and stats["tasks_created"] == 9
-    assert status(stack, job_id)["media_minutes"] == pytest.approx(9.0)  # settled: actual minutes
+    assert status(stack, job_id)["media_minutes"] == pytest.approx(9.0)  # settled: what was covered
 
 
 def test_the_daily_request_limit_holds_admission_and_status_says_until_when(
