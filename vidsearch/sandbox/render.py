@@ -188,7 +188,21 @@ def v2_sync(
                                       "embedding_scope": None, "start_sec": None, "end_sec": None}]}
     if request.model == "marengo3.5":
         body["metadata"] = {"input_type": "multi_input", "embedding_dimension": request.dimension}
+        body["usage"] = usage(request)
     return dumps(body)
+
+
+def usage(request: SyncRequest) -> dict[str, Any]:
+    """The ``usage`` object Marengo 3.5 answers: tokens per content type, truncation."""
+    tokens: dict[str, int] = {}
+    if request.text:
+        tokens["text"] = min(request.tokens, len(request.text.split()))
+    if request.urls:
+        tokens["image"] = 256 * len(request.urls)
+    out: dict[str, Any] = {"input_tokens": tokens, "truncated": request.truncated}
+    if request.truncated:
+        out["truncation_reason"] = "model_context_window"
+    return out
 
 
 def v2_sync_video(task: Task) -> bytes:
