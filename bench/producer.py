@@ -98,7 +98,8 @@ def memory_breakdown(client: redis.Redis, waiting: int) -> dict[str, float]:
 
 def index_cost(client: redis.Redis, job_id: str, used_before: int) -> dict[str, float]:
     """Admit every waiting item (as the tick does) and measure the job's index of item keys
-    (``{prefix}:job:{job}:items``, appended at admission, read by ``verify``) per item."""
+    (``{prefix}:job:{job}:keys``, 16 bytes a key appended at admission, read by ``verify``) per
+    item."""
     from pipeline.ledger.store import JobStore
     from pipeline.state.keys import Keys
 
@@ -106,10 +107,10 @@ def index_cost(client: redis.Redis, job_id: str, used_before: int) -> dict[str, 
     admitted = 0
     while batch := jobs.admit(10_000, time.time() + 3600):
         admitted += len(batch)
-    index = Keys("vs").items(job_id)
+    index = Keys("vs").item_index(job_id)
     index_bytes = int(client.memory_usage(index, samples=0) or 0)
     return {"admitted": admitted, "index_bytes_per_item": index_bytes / max(admitted, 1),
-            "index_list_length": int(client.llen(index)),
+            "index_list_length": int(client.strlen(index)) // 16,
             "admitted_growth_per_item": (int(client.info("memory")["used_memory"]) - used_before)
             / max(admitted, 1)}
 

@@ -18,7 +18,9 @@ Queries, each labelled with its target video and scene:
 Against the tutorial's method (the raw top-10 segments of one query vector, no grouping, no
 fusion, a video's rank = its first segment's): video R@1, R@10 and MRR per query kind; moments
 (mean IoU of the top hit's best moment with the target scene, R@1 at IoU >= 0.5 and >= 0.7) against
-the tutorial's top segment; the hybrid subset against each of its parts; Milvus WeightedRanker /
+the tutorial's top segment; the score floor (the scores of the target videos against those of videos
+sharing no word with the query, from which ``search_min_score`` is chosen); the hybrid subset
+against each of its parts; Milvus WeightedRanker /
 RRFRanker against client-side fusion; the result cache (hit latency, embed and Milvus calls of a
 hit, and a hit turning into a miss when a matching video is written and flushed).
 """
@@ -338,6 +340,50 @@ def moment_rows(mine: dict[str, float], base: dict[str, float]) -> list[Row]:
     ]
 
 
+FLOOR_TOP_K = 30
+"""Hits per query the floor measurement looks at (enough to reach the unrelated videos)."""
+
+
+def _scene_words(lib: Library, case: Case) -> set[str]:
+    video = next(v for v in lib.videos if v.url == case.target)
+    return {w for s in video.scenes if (s.start, s.end) == case.scene for w in s.words}
+
+
+def floor_scores(searcher: Searcher, lib: Library) -> dict[str, list[float]]:
+    """Scores of the text, clip and image queries' hits (floor lifted, ``FLOOR_TOP_K`` each):
+    ``target`` the labelled video, ``partial`` videos sharing a word with the target scene,
+    ``unrelated`` videos sharing none (what a floor must hide)."""
+    scores: dict[str, list[float]] = {"target": [], "partial": [], "unrelated": []}
+    by_url = {v.url: {w for s in v.scenes for w in s.words} for v in lib.videos}
+    for case in (c for c in lib.cases if c.kind in ("text", "clip", "image")):
+        words = _scene_words(lib, case)
+        query = replace(case.query, top_k=FLOOR_TOP_K, min_score=-1.0)
+        for hit in searcher.search(query).hits:
+            kind = "target" if hit.url == case.target else \
+                "partial" if by_url.get(hit.url, set()) & words else "unrelated"
+            scores[kind].append(hit.score)
+    return scores
+
+
+def floor_rows(searcher: Searcher, lib: Library, floor: float) -> list[Row]:
+    """The distributions and what the floor ``floor`` keeps and hides of them."""
+    s = floor_scores(searcher, lib)
+    t, p, u = s["target"], s["partial"], s["unrelated"]
+    kept = sum(x >= floor for x in t) / max(1, len(t))
+    hidden = sum(x < floor for x in u) / max(1, len(u))
+    return [
+        Row("7", f"score floor: target hits (text, clip, image; {len(t)}): min / p5 / p50",
+            f"{min(t, default=0):.3f} / {pct(t, 5):.3f} / {pct(t, 50):.3f}", "", "", "reported", None),
+        Row("7", f"  partial matches (share a word; {len(p)}): min / p50 / max",
+            f"{min(p, default=0):.3f} / {pct(p, 50):.3f} / {max(p, default=0):.3f}", "", "", "reported",
+            None),
+        Row("7", f"  unrelated hits (no shared word; {len(u)}): p50 / p99 / max",
+            f"{pct(u, 50):.3f} / {pct(u, 99):.3f} / {max(u, default=0):.3f}", "", "", "reported", None),
+        Row("7", f"  search_min_score {floor:g}: targets kept / unrelated hidden",
+            f"{kept:.2f} / {hidden:.2f}", "", "", "1.00 / 1.00", kept == 1.0 and hidden == 1.0),
+    ]
+
+
 def hybrid_rows(searchers: dict[str, Searcher], cases: Sequence[Case]) -> list[Row]:
     client = searchers["client"]
     text = evaluate(lambda c: ours(client, c, c.parts["text"]), cases)
@@ -441,6 +487,8 @@ def measure(settings: Settings, lib: Library) -> list[Row]:
             if kind == "text":
                 text_moments = [replace(c, query=replace(c.query, moments=True)) for c in cases]
                 rows += moment_rows(evaluate(lambda c: ours(moments, c), text_moments), base)
+    with section("quality: score floor"):
+        rows += floor_rows(mine, lib, settings.search_min_score)
     with section("quality: hybrid queries, three fusions"):
         rows += hybrid_rows(searchers, [c for c in lib.cases if c.kind == "hybrid"])
     with section("quality: result cache"):
@@ -448,7 +496,17 @@ def measure(settings: Settings, lib: Library) -> list[Row]:
     return rows
 
 
-def run(videos: int, queries: dict[str, int], tmp: Path) -> list[Row]:
+def measure_floor(settings: Settings, lib: Library) -> list[Row]:
+    """Only the score floor rows (``--floor``: recalibrating ``search_min_score``)."""
+    store = MilvusStore(settings, timeout_s=600)
+    client = redis.Redis.from_url(settings.redis_url)
+    uncached = settings.model_copy(update={"result_cache_ttl_s": 0})
+    searcher = Searcher(uncached, client, store, TwelveLabsGateway(settings).embed_part)
+    with section("quality: score floor"):
+        return floor_rows(searcher, lib, settings.search_min_score)
+
+
+def run(videos: int, queries: dict[str, int], tmp: Path, floor_only: bool = False) -> list[Row]:
     lib = build_library(videos, queries)
     tmp.mkdir(parents=True, exist_ok=True)
     catalog = tmp / "quality-catalog.json"
@@ -471,7 +529,7 @@ def run(videos: int, queries: dict[str, int], tmp: Path) -> list[Row]:
         store.close()
         return [Row("7", f"library: {videos} videos of 60-600 s, {rows:,} rows; queries "
                     + ", ".join(f"{k} {v}" for k, v in queries.items()), "", "", "", "", None),
-                *measure(settings, lib)]
+                *(measure_floor if floor_only else measure)(settings, lib)]
     finally:
         for service in reversed(services):
             service.stop()
@@ -489,10 +547,11 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--floor", action="store_true", help="only the score floor rows")
     args = parser.parse_args()
     videos, queries = sizes(args.quick)
     with tempfile.TemporaryDirectory() as tmp:
-        print(table(run(videos, queries, Path(tmp))))
+        print(table(run(videos, queries, Path(tmp), args.floor)))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ rejected line and that never travels past it.
     +-- StopRequestedError          Ctrl-C or SIGTERM while the embedded stack was starting
     +-- LeaseLostError              a lock's lease ran out and another holder owns it now
     +-- AnalyticsError              corpus analytics on bad input (no videos, k or threshold out of range)
+    +-- PosterError                 a poster frame cannot be had (unreachable, not a video, a limit hit)
 
 A task that ends ``failed`` or outlives its deadline is not an exception: the poller records it as
 the item's failure reason (``JobStore.fail``). Vendor exceptions (twelvelabs and httpx, pymilvus and
@@ -144,3 +145,8 @@ class LeaseLostError(VidsearchError):
 
 class AnalyticsError(VidsearchError):
     """Corpus analytics cannot run on this input (no videos, k or a threshold out of range)."""
+
+
+class PosterError(VidsearchError):
+    """A poster frame cannot be had (unreachable, not a video, over a byte or time limit): the
+    poster route answers its placeholder instead."""

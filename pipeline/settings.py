@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     writer_max_wait_s: float = Field(1.0, ge=0, description="Longest a segment waits for a batch")
     writer_claim_idle_s: float = Field(120.0, gt=0, description="Reclaim a dead writer's entries after")
     writer_max_deliveries: int = Field(5, ge=1, description="Deliveries before dead-lettering")
+    dead_letter_max_entries: int = Field(
+        10000, ge=1, description="Dead letters kept (the oldest beyond are dropped and counted)"
+    )
     writer_flush_interval_s: float = Field(
         10.0, ge=0, description="During a long drain, flush at most this often (a drain flushes at its end)"
     )
@@ -189,6 +192,11 @@ class Settings(BaseSettings):
     moment_tolerance: float = Field(
         0.5, ge=0, le=1, description="Share of a video's best-to-lowest segment score gap a moment may drop"
     )
+    search_min_score: float = Field(
+        0.25, ge=-1, le=1, description="Relevance floor: hits scored below it are not results "
+        "(a request may lift it: --min-score, min_score; -1 shows every hit). Chosen from the "
+        "score distributions of bench/quality.py (docs/search.md)"
+    )
     search_collapse_duplicates: bool = Field(
         False, description="Search keeps only the best-ranked video of each duplicate group "
         "(a request may override it: --collapse-duplicates, collapse_duplicates)"
@@ -215,6 +223,11 @@ class Settings(BaseSettings):
     api_manifest_dir: Path | None = Field(
         None, description="POST /v1/jobs may name server-side manifests under this directory (unset: off)"
     )
+    poster_max_bytes: int = Field(
+        32 * 2**20, ge=65536, description="Most bytes of a video one poster frame may read (GET /v1/posters)"
+    )
+    poster_timeout_s: float = Field(10.0, gt=0, description="Longest one poster frame may take")
+    poster_concurrency: int = Field(2, ge=1, description="Poster fetches one server runs at once")
 
     # --- Celery ------------------------------------------------------------------------------------
     visibility_timeout_s: int = Field(3600, ge=60, description="Redis broker visibility timeout")

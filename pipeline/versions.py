@@ -29,8 +29,8 @@ import redis
 
 from pipeline.errors import BadInputError
 from pipeline.ledger.records import Item
-from pipeline.ledger.store import Admission, JobStore, SubmitMode, read_items
-from pipeline.milvus.filters import equals
+from pipeline.ledger.store import Admission, JobStore, SubmitMode, job_item_keys, read_items
+from pipeline.milvus.filters import equals, one_of
 from pipeline.settings import EmbeddingOption, ModelName, Settings
 from pipeline.spec import EmbeddingSpec, collection_name, item_key
 from pipeline.state.keys import Keys
@@ -192,28 +192,38 @@ class Versions:
                 found.append(job_id)
         return found
 
-    def items(self, version: Version) -> Iterator[Item]:
-        """The version's admitted items, each once, read from its jobs' item indexes."""
+    def items(self, version: Version, store: MilvusStore | None = None) -> Iterator[Item]:
+        """The version's admitted items, each once, read from its jobs' item indexes.
+
+        A done item's ledger record keeps no URL, title or metadata (``ledger/records.py``): with
+        ``store`` they are read from the item's rows in the version's collection (an item done
+        with no rows then has no URL); without, such items come with an empty URL."""
         seen: set[str] = set()
         for job_id in self.jobs_of(version):
-            keys = [k.decode() for k in self.r.lrange(self.keys.items(job_id), 0, -1)]
-            fresh = [k for k in keys if k not in seen]
-            seen.update(fresh)
-            yield from self._read_items(fresh)
+            for batch in job_item_keys(self.r, self.keys, job_id):
+                fresh = [k for k in dict.fromkeys(batch) if k not in seen]
+                seen.update(fresh)
+                yield from self._read_items(fresh, version, store)
 
-    def _read_items(self, keys: Sequence[str]) -> Iterator[Item]:
+    def _read_items(
+        self, keys: Sequence[str], version: Version, store: MilvusStore | None
+    ) -> Iterator[Item]:
         for start in range(0, len(keys), SUBMIT_BATCH):
-            items = read_items(self.r, self.keys, keys[start:start + SUBMIT_BATCH])
-            yield from (i for i in items if i is not None and i.url)
+            items = [i for i in read_items(self.r, self.keys, keys[start:start + SUBMIT_BATCH]) if i]
+            bare = [i.key for i in items if not i.url]
+            found = item_details(store, version.collection, bare) if store and bare else {}
+            yield from (_with_details(i, found.get(i.key)) for i in items)
 
     def progress(self, version: Version) -> Progress:
         states = [item.state for item in self.items(version)]
         return Progress(len(states), states.count("done"), states.count("failed"))
 
-    def coverage(self, live: Version, target: Version) -> tuple[int, int]:
+    def coverage(
+        self, live: Version, target: Version, store: MilvusStore | None = None
+    ) -> tuple[int, int]:
         """(videos done in both, videos done in ``live``): how complete ``target`` is."""
-        wanted = {i.url for i in self.items(live) if i.state == "done"}
-        have = {i.url for i in self.items(target) if i.state == "done"}
+        wanted = {i.url for i in self.items(live, store) if i.state == "done" and i.url}
+        have = {i.url for i in self.items(target, store) if i.state == "done" and i.url}
         return len(wanted & have), len(wanted)
 
     # --- pointers ------------------------------------------------------------------------------
@@ -229,6 +239,40 @@ class Versions:
 
 
 # --- operations (Redis and Milvus) ------------------------------------------------------------------
+DETAIL_FIELDS = ("item_key", "url", "category", "title", "metadata")
+DETAIL_CHUNK = 200
+"""Item keys per Milvus filter when done items' details are read from their rows."""
+
+
+def _with_details(item: Item, details: Item | None) -> Item:
+    """``item`` with the URL, category, title and metadata of ``details`` when it lacks them."""
+    if item.url or details is None:
+        return item
+    return replace(item, url=details.url, category=item.category or details.category,
+                   title=details.title, metadata=details.metadata)
+
+
+def item_details(store: MilvusStore, collection: str, keys: Sequence[str]) -> dict[str, Item]:
+    """Done items of ``keys`` with the URL, category, title and metadata of their rows in
+    ``collection`` (one row each is enough; items without rows are left out)."""
+    found: dict[str, Item] = {}
+    if not store.has_collection(collection):
+        return found
+    for start in range(0, len(keys), DETAIL_CHUNK):
+        where = one_of("item_key", keys[start:start + DETAIL_CHUNK])
+        for row in store.iter_rows(collection, where, DETAIL_FIELDS):
+            key = str(row["item_key"])
+            if key not in found:
+                found[key] = Item(
+                    key=key, state="done", job_id="", url=str(row["url"]),
+                    category=str(row["category"]), title=str(row.get("title") or ""),
+                    metadata=json.dumps(row.get("metadata") or {}, ensure_ascii=False),
+                    task_id=None, attempts=0, reason=None, submitted_at=None, polls=0,
+                    create_attempted_at=None,
+                )
+    return found
+
+
 def _adoptable(settings: Settings) -> Version:
     """The first version: the settings' spec and the collection it always had."""
     spec = EmbeddingSpec.from_settings(settings)
@@ -289,7 +333,7 @@ def plan_reembed(versions: Versions, store: MilvusStore, model: str, dimension: 
     building = versions.building()
     if building is not None:
         raise BadInputError(f"a re-embed into {building.id} is running; promote or drop it first")
-    wanted = [i for i in versions.items(live) if i.state != "failed"]
+    wanted = [i for i in versions.items(live, store) if i.state != "failed" and i.url]
     media_s = _media_seconds(store, live)
     quota_s = 60.0 * len(wanted) / versions.settings.rate_limit_per_min
     return ReembedPlan(live, target, wanted, media_s, quota_s)
@@ -336,7 +380,7 @@ def promote(versions: Versions, store: MilvusStore, version_id: str,
     target = versions.require(version_id)
     if target.id == live.id:
         raise BadInputError(f"version {target.id} is live already")
-    have, wanted = versions.coverage(live, target)
+    have, wanted = versions.coverage(live, target, store)
     pct = 100.0 * have / wanted if wanted else 100.0
     needed = 100.0 if allow_partial_pct is None else allow_partial_pct
     if pct < needed:

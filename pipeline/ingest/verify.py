@@ -1,8 +1,9 @@
 """Compare a job's items (the Redis ledger) with what Milvus holds: ``vidsearch verify JOB``.
 
-The ledger side: the job's index of item keys (``{prefix}:job:{job}:items``, appended when an
-item is admitted), each item that still names the job as its owner (``j``) with its state,
-category and ``exp`` (segments its Twelve Labs task produced). Items not admitted yet are counted
+The ledger side: the job's index of item keys (``{prefix}:job:{job}:keys``, appended when an
+item is admitted; ``ledger.store.job_item_keys``), each item that still names the job as its owner
+(``j``) with its state, category and ``exp`` (segments its Twelve Labs task produced), from its
+hash or, once done, its compact done record. Items not admitted yet are counted
 from the job's counters. The Milvus side: the
 rows of those items (queried by ``item_key`` in chunks), their primary keys and categories, and
 ``count(*)`` of the same filters. Discrepancies:
@@ -14,7 +15,7 @@ rows of those items (queried by ``item_key`` in chunks), their primary keys and 
 * per category, rows differing from the sum of ``exp`` of the done items of that category.
 
 Items a later job took over (``--force`` or a repeat) belong to that job and are checked there.
-Cost: the job's own items only (one LRANGE and one pipelined HMGET per ``INDEX_BATCH`` keys), plus
+Cost: the job's own items only (one GETRANGE and one pipelined read per ``READ_BATCH`` keys), plus
 one Milvus query per ``CHUNK`` items; other jobs' items are never read.
 """
 
@@ -27,12 +28,11 @@ from typing import Any, Protocol
 
 from pipeline.errors import VidsearchError
 from pipeline.ledger.records import Item
-from pipeline.ledger.store import JobStore, read_items
+from pipeline.ledger.store import JobStore, job_item_keys, read_items
 from pipeline.milvus.filters import one_of
 
 CHUNK = 200
 """Item keys per Milvus filter (``item_key in [...]``)."""
-INDEX_BATCH = 1000
 MAX_LISTED = 50
 """Discrepancies listed in full; the rest are counted."""
 
@@ -95,24 +95,12 @@ def job_items(jobs: JobStore, job_id: str) -> list[Item]:
     """Every admitted item the job still owns, from the job's index of item keys."""
     found: list[Item] = []
     seen: set[str] = set()
-    for batch in _index_batches(jobs, job_id):
+    for batch in job_item_keys(jobs.r, jobs.keys, job_id):
         keys = [k for k in dict.fromkeys(batch) if k not in seen]
         seen.update(keys)
         items = read_items(jobs.r, jobs.keys, keys)
         found += [i for i in items if i is not None and i.job_id == job_id]
     return found
-
-
-def _index_batches(jobs: JobStore, job_id: str) -> Iterator[list[str]]:
-    index = jobs.keys.items(job_id)
-    start = 0
-    while True:
-        keys = jobs.r.lrange(index, start, start + INDEX_BATCH - 1)
-        if keys:
-            yield [_text(k) for k in keys]
-        if len(keys) < INDEX_BATCH:
-            return
-        start += INDEX_BATCH
 
 
 def _text(value: Any) -> str:
@@ -170,17 +158,22 @@ def _check_items(report: VerifyReport, items: Sequence[Item], tally: _Tally) -> 
         rows = tally.by_item.get(item.key, 0)
         if item.state != "done":
             if rows:
-                report.flag(f"item {item.key} ({item.url}) is {item.state} but has {rows} row(s)")
+                report.flag(f"item {_name(item)} is {item.state} but has {rows} row(s)")
             continue
         expected = item.expected
         if expected is None:
-            report.flag(f"item {item.key} ({item.url}) is done but records no expected segments")
+            report.flag(f"item {_name(item)} is done but records no expected segments")
             continue
         report.expected_rows += expected
         if rows == 0 and expected > 0:
-            report.flag(f"item {item.key} ({item.url}) is done but has no rows (expected {expected})")
+            report.flag(f"item {_name(item)} is done but has no rows (expected {expected})")
         elif rows != expected:
-            report.flag(f"item {item.key} ({item.url}) has {rows} row(s), expected {expected}")
+            report.flag(f"item {_name(item)} has {rows} row(s), expected {expected}")
+
+
+def _name(item: Item) -> str:
+    """The item's key, and its URL while the ledger holds it (a done item's is in Milvus)."""
+    return f"{item.key} ({item.url})" if item.url else item.key
 
 
 def _check_duplicates(report: VerifyReport, tally: _Tally) -> None:

@@ -4,7 +4,9 @@ Segments wait in the Redis stream ``{prefix}:segments`` (consumer group ``writer
 them with XREADGROUP, groups them into batches (one model, dimension and target collection per
 batch, duplicates of a primary key removed with the last occurrence kept, bounded by rows and
 bytes), upserts each batch, records the written ``(item_key, pk)`` pairs in the ledger and only
-then XACKs: an entry leaves the stream only after Milvus accepted it.
+then acknowledges and deletes the entries in one transaction (``stream.settle``): an entry leaves
+the stream only after Milvus accepted it, and then it leaves Redis. Every drain ends by trimming
+what an earlier writer acknowledged without deleting (``stream.trim_settled``).
 
 Failures:
 
@@ -15,9 +17,11 @@ Failures:
   them with XAUTOCLAIM once they have been idle ``writer_claim_idle_s``. A drain first checks that
   Milvus answers before it claims anything, so an outage does not inflate delivery counts.
 * A segment that can never be written (wrong vector dimension, malformed entry or metadata,
-  over-long field) is dead-lettered: XADD to ``{prefix}:segments:dead`` with its fields plus
-  ``reason``, ``ledger.record_dead``, then XACK. Segments are checked against their collection
-  before the upsert, so the rest of the batch is still written.
+  over-long field) is dead-lettered: ``ledger.record_dead``, then one script adds its ids and
+  ``reason`` to ``{prefix}:segments:dead`` (capped at ``dead_letter_max_entries``; what the cap
+  pushes out is counted and logged) and acknowledges and deletes the entry
+  (``stream.dead_letter``). Segments are checked against their collection before the upsert, so
+  the rest of the batch is still written.
 * Milvus rejects a batch for another reason (``StoreRejectedError``): the batch is split in halves
   until the rejected rows are isolated; a single row rejected while its neighbours were accepted
   is dead-lettered with Milvus's message.
@@ -57,7 +61,8 @@ else:
     Redis = redis.Redis
 
 from pipeline.errors import SchemaMismatchError, StoreError, StoreRejectedError
-from pipeline.ingest.stream import GROUP
+from pipeline.ingest.stream import GROUP, dead_letter, dead_record, settle, trim_settled
+from pipeline.logs import get_logger
 from pipeline.metrics.recorder import MetricsRecorder
 from pipeline.milvus.columns import Columns
 from pipeline.milvus.store import MilvusStore
@@ -65,6 +70,8 @@ from pipeline.segments import Segment
 from pipeline.settings import Settings
 from pipeline.state.generation import bump_generation
 from pipeline.state.keys import Keys
+
+log = get_logger("vidsearch.writer")
 
 MODEL_DEFAULT_DIMENSION = 512
 """Dimension of a model other than ``settings.model`` (every Marengo 3.x defaults to 512)."""
@@ -118,6 +125,8 @@ class DrainStats:
     dead: int = 0
     reclaimed: int = 0
     flushes: int = 0
+    trimmed: int = 0
+    """Entries acknowledged earlier but still in the stream, removed at the drain's end."""
     seconds: float = 0.0
     error: str | None = None
 
@@ -295,20 +304,20 @@ class SegmentWriter:
                 counts[_text(row["message_id"])] = int(row["times_delivered"])
         return counts
 
-    def _ack(self, ids: Sequence[str]) -> None:
-        if ids:
-            self._redis.xack(self.stream, GROUP, *ids)  # type: ignore[no-untyped-call]
+    def _settle(self, ids: Sequence[str]) -> None:
+        """Acknowledge and delete (one transaction): the entries leave Redis."""
+        settle(self._redis, self.stream, ids)
 
     def _dead_letter(self, entry_id: str, fields: Fields, reason: str, stats: DrainStats) -> None:
-        """XADD to the dead stream with the reason, tell the ledger, then XACK."""
-        record = dict(fields)
-        record[b"reason"] = reason.encode()
-        record[b"entry_id"] = entry_id.encode()
-        self._redis.xadd(self.dead_stream, record)
+        """Tell the ledger, then add the dead letter and settle the entry (one script)."""
         item_key = fields.get(ITEM_KEY_FIELD)
         if item_key is not None:
             self._ledger.record_dead(_text(item_key), reason)
-        self._ack([entry_id])
+        cap = self._settings.dead_letter_max_entries
+        dropped = dead_letter(self._redis, self._keys, entry_id, dead_record(fields, entry_id, reason), cap)
+        if dropped:
+            log.warning("dead_letters_dropped", dropped=dropped, cap=cap, stream=self.dead_stream,
+                        setting="dead_letter_max_entries")
         stats.dead += 1
 
     # --- drain ------------------------------------------------------------------------------------
@@ -332,6 +341,7 @@ class SegmentWriter:
         except StoreError as exc:  # unreachable, or a refusal outside an upsert: stop, ack nothing
             stats.error = str(exc)
         self._flush(force=True, stats=stats)
+        stats.trimmed = trim_settled(self._redis, self.stream)
         stats.seconds = self._clock() - start
         return stats
 
@@ -415,7 +425,7 @@ class SegmentWriter:
         self._unflushed.setdefault(collection, self._clock())
         segments = [batch.segments[i] for i in kept]
         self._ledger.record_written([(s.item_key, s.pk) for s in segments])
-        self._ack([e for i in kept for e in batch.entry_ids[i]])
+        self._settle([e for i in kept for e in batch.entry_ids[i]])
         stats.rows += len(segments)
 
     def _flush(self, *, force: bool, stats: DrainStats) -> None:

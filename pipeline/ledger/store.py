@@ -12,28 +12,31 @@ KEYS, ARGV and returns documented there), read once per process at import (``lua
 
 from __future__ import annotations
 
+import itertools
 import json
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from pipeline.ledger import lua
-from pipeline.ledger.records import COUNTERS, ITEM_FIELDS, Item, Job
+from pipeline.ledger.records import COUNTERS, DONE_SEP, ITEM_FIELDS, Item, Job
 from pipeline.spec import EmbeddingSpec
 from pipeline.state.keys import Keys
 from pipeline.state.locks import FencedLock
 
 SEP = "\x1f"
+KEY_BYTES = 16
+"""An item key (32 hex digits) in a job's packed index."""
 BUSY_SAMPLE = 500
 """Items in flight for another job that one look at a job checks for having settled."""
 READ_BATCH = 1000
 """Items ``read_items`` asks for in one pipelined round trip."""
 SCRIPTS = ("submit", "admit", "claim_due", "created", "fail", "written", "retry", "pull_forward",
-           "settle_busy", "note_create")
+           "settle_busy", "note_create", "compact", "compact_index")
 """The store's Lua scripts (files in ``scripts/``)."""
 _SOURCES = {name: lua.source(name) for name in SCRIPTS}
 
@@ -195,7 +198,7 @@ class JobStore:
         return BatchResult(int(q), int(d), int(s), int(b), int(f))
 
     def get_item(self, key: str) -> Item | None:
-        return Item.from_fields(key, self.r.hmget(self.keys.item(key), ITEM_FIELDS))
+        return read_items(self.r, self.keys, [key])[0]
 
     def admit(self, n: int, lease_until: float) -> list[str]:
         keys = self.scripts["admit"](args=[self.keys.prefix, n, lease_until])
@@ -247,17 +250,19 @@ class JobStore:
         ik = self.keys.item(key)
         with self.r.pipeline(transaction=True) as pipe:
             pipe.watch(ik)
-            state, current, job = self.r.hmget(ik, "s", "tl", "j")
+            state, current, job, category, skipped_by = self.r.hmget(ik, "s", "tl", "j", "cat", "sj")
             if state != b"processing" or current != task_id.encode():
                 pipe.unwatch()
                 return False
             pipe.multi()
             for fields in entries:
                 pipe.xadd(stream, fields)  # type: ignore[arg-type,unused-ignore]  # bytes keys are fine
-            pipe.hset(ik, mapping={"s": "writing", "exp": len(entries), "w": 0})
             pipe.zrem(self.keys.inflight, key)
-            if not entries:
-                pipe.hset(ik, "s", "done")
+            if entries:
+                pipe.hset(ik, mapping={"s": "writing", "exp": len(entries), "w": 0})
+            else:  # done at once: the compact record, as scripts/done.lua writes it
+                pipe.hset(*self.keys.done(key), done_record(job, 0, category, skipped_by))
+                pipe.delete(ik, self.keys.written(key))
                 if job:
                     pipe.hincrby(self.keys.job(job.decode()), "done", 1)
             pipe.execute()
@@ -285,17 +290,46 @@ class JobStore:
         self.fail(item_key, f"segment dead-lettered: {reason}")
 
 
+def done_record(job: bytes | None, expected: int, category: bytes | None, skipped_by: bytes | None) -> str:
+    """A done item's compact record (``records.DONE_SEP``-separated, as ``scripts/done.lua``)."""
+    parts = (_text(job or b""), str(expected), _text(category or b""), _text(skipped_by or b""))
+    return DONE_SEP.join(parts)
+
+
 def read_items(client: redis.Redis[bytes], keys: Keys, item_keys: Sequence[str]) -> list[Item | None]:
-    """The records of ``item_keys``, in order (None: no such item): one HMGET each, pipelined
-    ``READ_BATCH`` at a time."""
+    """The records of ``item_keys``, in order (None: no such item): one HMGET and one look at the
+    done records each, pipelined ``READ_BATCH`` at a time."""
     found: list[Item | None] = []
     for start in range(0, len(item_keys), READ_BATCH):
         chunk = item_keys[start:start + READ_BATCH]
         pipe = client.pipeline(transaction=False)
         for key in chunk:
             pipe.hmget(keys.item(key), ITEM_FIELDS)
-        found += [Item.from_fields(k, v) for k, v in zip(chunk, pipe.execute(), strict=True)]
+            pipe.hget(*keys.done(key))
+        replies = pipe.execute()
+        for i, key in enumerate(chunk):
+            own, done = replies[2 * i], replies[2 * i + 1]
+            found.append(Item.from_fields(key, own) or Item.from_done(key, done))
     return found
+
+
+def job_item_keys(client: redis.Redis[bytes], keys: Keys, job_id: str) -> Iterator[list[str]]:
+    """The job's admitted item keys in admission order, ``READ_BATCH`` at a time: the packed
+    index (16 bytes a key), after the hex list an older version wrote (until it is compacted)."""
+    legacy = keys.items(job_id)
+    for start in itertools.count(0, READ_BATCH):
+        chunk = client.lrange(legacy, start, start + READ_BATCH - 1)
+        if chunk:
+            yield [_text(k) for k in chunk]
+        if len(chunk) < READ_BATCH:
+            break
+    index, width = keys.item_index(job_id), KEY_BYTES * READ_BATCH
+    for start in itertools.count(0, width):
+        raw: bytes = client.getrange(index, start, start + width - 1)  # type: ignore[no-untyped-call]
+        if raw:
+            yield [raw[i:i + KEY_BYTES].hex() for i in range(0, len(raw), KEY_BYTES)]
+        if len(raw) < width:
+            return
 
 
 def _text(value: bytes | float | int | str) -> str:

@@ -26,7 +26,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from pipeline.ingest.stream import stream_backlog
+from pipeline.ingest.stream import DROPPED_FIELD, stream_backlog
 from pipeline.ledger.records import ACTIVE_STATES, COUNTERS, JOB_STATUSES, job_status
 from pipeline.logs import get_logger
 from pipeline.metrics.recorder import ROWS_BUCKETS, SECONDS_BUCKETS, bucket_label, metrics_key
@@ -195,6 +195,10 @@ def _twelve_labs(recorded: dict[str, float]) -> list[Metric]:
 
 def _writer(recorded: dict[str, float]) -> list[Metric]:
     return [
+        CounterMetricFamily(
+            "vidsearch_dead_letters_dropped", "Dead letters dropped past dead_letter_max_entries",
+            value=recorded.get(DROPPED_FIELD, 0.0),
+        ),
         _histogram("vidsearch_writer_batch_rows", "Rows per Milvus upsert batch", recorded,
                    "rows", ROWS_BUCKETS),
         _histogram("vidsearch_writer_batch_seconds", "Seconds per Milvus upsert batch", recorded,

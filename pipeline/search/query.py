@@ -7,7 +7,9 @@ video, ``like_at_s`` for the segment at that time). Parts are fused with ``weigh
 ``text``, ``clip``, ``image``, ``text_image``; default 1 each) and segment rows of different
 embedding options with ``modality_weights`` (keys ``visual``, ``audio``, ``transcription``).
 ``collapse_duplicates`` keeps only the best-ranked video of each duplicate group (None: the
-``search_collapse_duplicates`` setting decides).
+``search_collapse_duplicates`` setting decides). ``min_score`` is the relevance floor: hits scored
+below it are not results (None: the ``search_min_score`` setting; -1 lifts it, every cosine clears
+it). The floor is applied to the answer, so it is no part of the result cache's key material.
 
 ``Query(...)`` checks itself and ``Query.from_mapping`` parses strings (CLI flags, HTTP query
 parameters, JSON); both raise :class:`QueryError` with a message naming the bad field.
@@ -28,8 +30,8 @@ from pipeline.errors import QueryError
 from pipeline.media import PART_KINDS, QueryPart
 
 __all__ = [  # QueryPart is pipeline/media.py's, named here too for search callers
-    "DEFAULT_MAX_MOMENTS", "MAX_MOMENTS", "MAX_TOP_K", "MODALITIES", "PART_KINDS", "SYNC_VIDEO_MAX_S",
-    "Query", "QueryPart", "check_media_url", "normalize_text", "parse_weights",
+    "DEFAULT_MAX_MOMENTS", "MAX_MOMENTS", "MAX_TOP_K", "MIN_SCORE_LOWEST", "MODALITIES", "PART_KINDS",
+    "SYNC_VIDEO_MAX_S", "Query", "QueryPart", "check_media_url", "normalize_text", "parse_weights",
 ]
 
 MODALITIES = ("visual", "audio", "transcription")
@@ -38,6 +40,8 @@ SYNC_VIDEO_MAX_S = 600.0
 MAX_TOP_K = 1000
 MAX_MOMENTS = 20
 DEFAULT_MAX_MOMENTS = 3
+MIN_SCORE_LOWEST = -1.0
+"""The lowest floor: every cosine clears it (a floor lifted)."""
 
 
 def normalize_text(text: str) -> str:
@@ -119,6 +123,7 @@ class Query:
     option: str | None = None
     text_image: bool = False
     collapse_duplicates: bool | None = None  # None: the search_collapse_duplicates setting
+    min_score: float | None = None  # None: the search_min_score setting
 
     def __post_init__(self) -> None:
         text = normalize_text(self.text) if self.text is not None else None
@@ -179,6 +184,8 @@ class Query:
             raise QueryError("--option and --modality-weights exclude each other")
         if self.modality_weights and sum(self.modality_weights.values()) <= 0:
             raise QueryError("the modality weights are all zero")
+        if self.min_score is not None and not MIN_SCORE_LOWEST <= self.min_score <= 1:
+            raise QueryError(f"min_score must be between {MIN_SCORE_LOWEST:g} and 1, got {self.min_score}")
 
     # --- derived ---------------------------------------------------------------------------
     def part_kinds(self) -> tuple[str, ...]:
@@ -218,9 +225,12 @@ class Query:
         return dict.fromkeys(available, 1.0)
 
     def canonical(self) -> dict[str, Any]:
-        """Every field in a stable, JSON-ready form (the result cache's key material)."""
+        """Every field but the floor in a stable, JSON-ready form (the result cache's key material:
+        one cached answer serves every floor)."""
         out: dict[str, Any] = {}
         for f in fields(self):
+            if f.name == "min_score":
+                continue
             value = getattr(self, f.name)
             if isinstance(value, Mapping):
                 value = dict(sorted(value.items()))
@@ -313,4 +323,5 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "max_moments": ("max_moments", _int), "segments": ("segments", _bool),
     "option": ("option", _str),
     "collapse_duplicates": ("collapse_duplicates", _bool),
+    "min_score": ("min_score", _float),
 }

@@ -50,7 +50,7 @@ from pipeline.search.fusion import PartScores, SegmentKey, fuse
 from pipeline.search.moments import ScoredSegment, best_segment, stitch
 from pipeline.search.query import Query, QueryPart, normalize_text
 from pipeline.search.result_cache import ResultCache
-from pipeline.search.results import SearchResult, VideoHit, result_to_json
+from pipeline.search.results import SearchResult, VideoHit, apply_floor, result_to_json
 from pipeline.segments import pack_vector, unpack_vector
 from pipeline.settings import Settings
 from pipeline.state.keys import Keys
@@ -124,7 +124,12 @@ class Searcher:
 
     # --- the search --------------------------------------------------------------------------
     def search(self, query: Query) -> SearchResult:
-        """The best ``query.top_k`` videos (or segments) for ``query``, best first."""
+        """The best ``query.top_k`` videos (or segments) for ``query`` that clear the floor
+        (``query.min_score``, else the ``search_min_score`` setting), best first."""
+        floor = self._settings.search_min_score if query.min_score is None else query.min_score
+        return apply_floor(self._unfloored(query), floor)
+
+    def _unfloored(self, query: Query) -> SearchResult:
         key = self.results.key(self._written, self._cache_material(query)) \
             if self.results.enabled else None
         if key is not None:

@@ -25,8 +25,13 @@ class Keys:
         return f"{self.prefix}:job:{job_id}:failed"
 
     def items(self, job_id: str) -> str:
-        """The job's index of item keys (a list, appended at admission; read by verify)."""
+        """The job's index of item keys as a list of hex keys: written before the index was
+        packed (``item_index``); read, and converted by ``vidsearch ledger compact``."""
         return f"{self.prefix}:job:{job_id}:items"
+
+    def item_index(self, job_id: str) -> str:
+        """The job's index of item keys: a string of 16-byte binary keys, appended at admission."""
+        return f"{self.prefix}:job:{job_id}:keys"
 
     def previously_failed(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:pfailed"
@@ -36,6 +41,11 @@ class Keys:
 
     def item(self, item_key: str) -> str:
         return f"{self.prefix}:item:{item_key}"
+
+    def done(self, item_key: str) -> tuple[str, str]:
+        """Where a done item's compact record lives: one of 4,096 shared hashes (by the key's first
+        3 hex digits) and its field (the other 29)."""
+        return f"{self.prefix}:done:{item_key[:3]}", item_key[3:]
 
     def written(self, item_key: str) -> str:
         return f"{self.prefix}:item:{item_key}:w"

@@ -1,9 +1,11 @@
-"""A writer that SIGKILLs itself between the Milvus write and the stream acknowledgement (drill 4).
+"""A writer that SIGKILLs itself between the Milvus write and the entries' deletion (drills 4, 4b).
 
-``python -m tests.drills.crashing_writer after-upsert|after-ledger``: the production SegmentWriter,
-its MilvusStore and JobStore, except that the process kills itself right after the upsert returned
-(before the ledger and the XACK) or right after the ledger recorded the rows (before the XACK).
-Test code only: nothing in the pipeline knows about it.
+``python -m tests.drills.crashing_writer after-upsert|after-ledger|after-ack``: the production
+SegmentWriter, its MilvusStore and JobStore, except that the process kills itself right after the
+upsert returned (before the ledger and the XACK+XDEL), right after the ledger recorded the rows
+(before the XACK+XDEL), or after acknowledging the batch without deleting it (the production
+writer does both in one transaction; a writer of an older version acknowledged only, so this is
+the state such a writer leaves behind). Test code only: nothing in the pipeline knows about it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 
 import redis
 
+from pipeline.ingest.stream import GROUP
 from pipeline.ingest.writer import SegmentWriter
 from pipeline.ledger.store import JobStore
 from pipeline.milvus.columns import Columns
@@ -39,13 +42,20 @@ class CrashAfterLedger(JobStore):
         _die()
 
 
+class CrashAfterAck(SegmentWriter):
+    def _settle(self, ids: Sequence[str]) -> None:
+        self._redis.xack(self.stream, GROUP, *ids)  # type: ignore[no-untyped-call]
+        _die()
+
+
 def main(mode: str) -> int:
     settings = load_settings()
     client = redis.Redis.from_url(settings.redis_url)
     keys = Keys(settings.redis_prefix)
     store = CrashAfterUpsert(settings) if mode == "after-upsert" else MilvusStore(settings)
     ledger = CrashAfterLedger(client, keys) if mode == "after-ledger" else JobStore(client, keys)
-    writer = SegmentWriter(client, store, ledger, settings, consumer="crasher")
+    kind = CrashAfterAck if mode == "after-ack" else SegmentWriter
+    writer = kind(client, store, ledger, settings, consumer="crasher")
     stats = writer.drain(60)
     print(f"drained without crashing: {stats}", file=sys.stderr)
     return 3

@@ -1,5 +1,6 @@
 """Drill 4: kill the writer between the Milvus write and the acknowledgement; the replay (another
-writer reclaims the entries with XAUTOCLAIM) leaves no duplicate row and no double count."""
+writer reclaims the entries with XAUTOCLAIM) leaves no duplicate row and no double count.
+Drill 4b: kill it between the upsert and the deletion of the entries; no entry stays in Redis."""
 
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ def crash(stack: Stack, mode: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "tests.drills.crashing_writer", mode], env=stack.env,
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == -9, f"the writer did not crash ({proc.returncode}): {proc.stderr[-2000:]}"
+
+
+def length(stack: Stack) -> int:
+    return int(stack.client().xlen(STREAM))
 
 
 def pending(stack: Stack) -> int:
@@ -68,3 +73,30 @@ def test_a_writer_killed_between_write_and_ack_replays_without_duplicates(
     figures = assert_same_counts(stack, job_id, urls, "writer killed after upsert, then after ledger",
                                  recover_s=recover_s)
     assert figures.rows == segments == job(stack, job_id).counters["segments"]
+    assert length(stack) == 0  # acknowledged entries left Redis
+
+
+def test_a_writer_killed_before_deleting_acknowledged_entries_leaves_none_behind(
+    stack: Stack, tmp_path: Path
+) -> None:
+    start_worker(stack, "nowriter", queues="embedding,polling", beat=True)
+    urls = write_manifest(tmp_path / "m.csv", "writer-delete", ITEMS)
+    job_id = submit(stack, tmp_path / "m.csv")
+    jobs = jobs_of(stack)
+    wait_for(lambda: jobs.waiting_count() == 0 and jobs.in_flight_count() == 0, 120,
+             "every item to reach the segment stream")
+    segments = length(stack)
+
+    crash(stack, "after-ack")  # rows in Milvus, ledger done, acknowledged; not deleted
+    written = job(stack, job_id).counters["segments"]
+    assert 0 < written == len(milvus_rows(stack, job_id)) and length(stack) == segments
+    assert pending(stack) == segments - written
+
+    crashed = time.monotonic()
+    start_worker(stack, "writer", queues="writing")
+    recover_s = finish_time(stack, job_id, crashed)
+    wait_for(lambda: length(stack) == 0, 120, "the acknowledged entries to leave the stream")
+    figures = assert_same_counts(stack, job_id, urls, "writer killed between ack and delete",
+                                 recover_s=recover_s)
+    assert figures.rows == segments == job(stack, job_id).counters["segments"]
+    assert pending(stack) == 0 and int(stack.client().xlen(f"{STREAM}:dead")) == 0

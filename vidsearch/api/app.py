@@ -14,7 +14,15 @@ from prometheus_client import CollectorRegistry
 
 from pipeline.metrics.exporter import RedisCollector
 from pipeline.settings import Settings
-from vidsearch.api import openapi, problems, routes_analytics, routes_jobs, routes_ops, routes_search
+from vidsearch.api import (
+    openapi,
+    problems,
+    routes_analytics,
+    routes_jobs,
+    routes_ops,
+    routes_posters,
+    routes_search,
+)
 from vidsearch.api.context import ApiContext
 from vidsearch.api.limits import BodyLimit
 from vidsearch.api.observe import Observe, RequestMetrics
@@ -46,7 +54,8 @@ def create_app(settings: Settings, ctx: ApiContext | None = None) -> FastAPI:
     registry.register(RedisCollector(context.clients.redis, settings))
     app.state.registry = registry
     problems.install(app)
-    for router in (routes_search.router, routes_jobs.router, routes_analytics.router, routes_ops.router):
+    for router in (routes_search.router, routes_posters.router, routes_jobs.router, routes_analytics.router,
+                   routes_ops.router):
         app.include_router(router)
     _page(app)
     app.add_middleware(BodyLimit, body_bytes=settings.api_max_body_bytes,

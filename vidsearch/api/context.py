@@ -16,6 +16,7 @@ from pipeline.clients import Clients
 from pipeline.settings import Settings
 from pipeline.state.quota import Quota
 from vidsearch.api.keys import KeyRing
+from vidsearch.api.posters import Poster
 
 
 @dataclass
@@ -26,6 +27,7 @@ class ApiContext:
     _buckets: dict[str, Quota] = field(default_factory=dict)
     _searcher: Any = None
     _corpus: Any = None
+    _posters: Poster | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -60,6 +62,13 @@ class ApiContext:
 
                 self._corpus = CorpusCache(self.settings, self.clients)
             return self._corpus
+
+    def posters(self) -> Poster:
+        """The process's poster cutter (its cache directory, limits and fetch slots)."""
+        with self._lock:
+            if self._posters is None:
+                self._posters = Poster(self.settings)
+            return self._posters
 
     def warm(self) -> None:
         """Build the clients before the first request (a lazy build is not thread-safe)."""

@@ -1,7 +1,7 @@
 """The OpenAPI document: FastAPI's, with every error answer declared as problem JSON.
 
 Each operation gets the problem answers it can give (401/403/429 where keys apply, 400/413/422
-for input, 404 for unknown jobs, 503 when a dependency fails), all ``application/problem+json``
+for input, 404 for unknown jobs or videos, 503 when a dependency fails), all ``application/problem+json``
 with the ``Problem`` schema, replacing FastAPI's default 422 model.
 
 The document is whole (every ``$ref`` resolves: models only a hand-written request body names,
@@ -38,6 +38,8 @@ BY_TAG = {
     "jobs": {"400": "Unusable manifest", "403": "Needs an admin key, or path not allowed",
              "404": "No such job or manifest", "413": "Manifest too large"},
     "operations": {"503": "Not ready, or Redis cannot be reached"},
+    "posters": {"400": "URL refused by the manifests' address rule (poster-url-refused)",
+                "404": "Not an ingested video (not-ingested)"},
     "analytics": {"400": "Analytics cannot run on this input (no collection or videos, k over the "
                   "videos, unknown or one-video category)", "503": "Milvus failed"},
 }

@@ -2,7 +2,9 @@
 
 The handlers are plain functions: FastAPI runs them in its thread pool, where the Redis and Milvus
 calls of ``Searcher.search`` block nothing else. The answer is ``result_to_json`` (the shape of
-``vidsearch search --json``) with ``X-Vidsearch-Cache: hit`` or ``miss``.
+``vidsearch search --json``) with ``X-Vidsearch-Cache: hit`` or ``miss``, the relevance floor
+applied in ``X-Vidsearch-Min-Score`` and how many hits it hid in ``X-Vidsearch-Below-Min-Score``
+(a page asks again with ``min_score=-1`` to show the near misses).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from pipeline.errors import QueryError, RateLimitedError, StoreError, TransientError, VidsearchError
-from pipeline.search.query import MAX_TOP_K
+from pipeline.search.query import MAX_TOP_K, MIN_SCORE_LOWEST
 from pipeline.search.query import Query as SearchQuery
 from pipeline.search.results import result_to_json
 from vidsearch.api.context import ApiContext
@@ -23,6 +25,7 @@ from vidsearch.api.problems import ProblemError
 from vidsearch.api.schemas import (
     DEFAULT_TOP_K,
     HTTP_URL,
+    MIN_SCORE,
     SETTING,
     TOP_K,
     HitOut,
@@ -34,9 +37,15 @@ from vidsearch.api.security import charge, read_identity
 router = APIRouter(prefix="/v1", tags=["search"])
 Caller = Annotated[ApiKey, Depends(read_identity)]
 CACHE_HEADER = "X-Vidsearch-Cache"
-HITS = {"model": list[HitOut], "headers": {CACHE_HEADER: {
-    "description": "hit when the result came from the result cache, else miss",
-    "schema": {"type": "string", "enum": ["hit", "miss"]}}}}
+FLOOR_HEADER = "X-Vidsearch-Min-Score"
+BELOW_HEADER = "X-Vidsearch-Below-Min-Score"
+HITS = {"model": list[HitOut], "headers": {
+    CACHE_HEADER: {"description": "hit when the result came from the result cache, else miss",
+                   "schema": {"type": "string", "enum": ["hit", "miss"]}},
+    FLOOR_HEADER: {"description": "the relevance floor applied (min_score, else the setting)",
+                   "schema": {"type": "number"}},
+    BELOW_HEADER: {"description": "how many hits scored below the floor and were left out",
+                   "schema": {"type": "integer", "minimum": 0}}}}
 
 
 def check_limits(ctx: ApiContext, data: dict[str, Any]) -> None:
@@ -87,8 +96,9 @@ def run_search(ctx: ApiContext, key: ApiKey, data: dict[str, Any]) -> Response:
     except VidsearchError as exc:  # bad input the query could not see (e.g. a clip Twelve Labs refuses)
         raise ProblemError(400, "invalid-query", "Invalid query", str(exc)) from exc
     body = json.dumps(result_to_json(result), ensure_ascii=False, separators=(",", ":"))
-    return Response(body, media_type="application/json",
-                    headers={CACHE_HEADER: "hit" if result.cached else "miss"})
+    return Response(body, media_type="application/json", headers={
+        CACHE_HEADER: "hit" if result.cached else "miss",
+        FLOOR_HEADER: f"{result.min_score:g}", BELOW_HEADER: str(result.below_floor)})
 
 
 def _mapping(params: SearchParams) -> dict[str, Any]:
@@ -119,6 +129,7 @@ def similar(
                                 json_schema_extra={SETTING: {"maximum": "api_max_top_k"}})] = DEFAULT_TOP_K,
     category: Annotated[list[str] | None, Query(description="restrict (repeatable)")] = None,
     at_s: Annotated[float | None, Query(ge=0, description="the segment at this time")] = None,
+    min_score: Annotated[float | None, Query(ge=MIN_SCORE_LOWEST, le=1, description=MIN_SCORE)] = None,
 ) -> Response:
     data: dict[str, Any] = {"like_url": url}
     if "top_k" in request.query_params:
@@ -127,4 +138,6 @@ def similar(
         data["category"] = category
     if at_s is not None:
         data["like_at_s"] = at_s
+    if min_score is not None:
+        data["min_score"] = min_score
     return run_search(request.app.state.ctx, key, data)

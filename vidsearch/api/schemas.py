@@ -22,6 +22,7 @@ from pipeline.search.query import (
     DEFAULT_MAX_MOMENTS,
     MAX_MOMENTS,
     MAX_TOP_K,
+    MIN_SCORE_LOWEST,
     MODALITIES,
     PART_KINDS,
     SYNC_VIDEO_MAX_S,
@@ -36,6 +37,10 @@ SETTING = "x-setting"
 DEFAULT_TOP_K = 10
 TOP_K = (f"how many videos (or segments); default {DEFAULT_TOP_K}, or the maximum when lower; the "
          f"maximum is this server's api_max_top_k (at most {MAX_TOP_K}); over it: 400 top-k-too-large")
+
+MIN_SCORE = ("relevance floor: hits scored below it are not answered (default: the search_min_score "
+             f"setting; {MIN_SCORE_LOWEST:g} shows every hit); the answer's X-Vidsearch-Min-Score "
+             "header names the floor applied, X-Vidsearch-Below-Min-Score how many hits it hid")
 
 
 def weights_schema(keys: tuple[str, ...], *, allow_object: bool) -> dict[str, Any]:
@@ -91,6 +96,7 @@ class SearchParams(BaseModel):
     collapse_duplicates: bool | None = Field(
         None, description="keep only the best-ranked video of each duplicate group "
         "(default: the search_collapse_duplicates setting)")
+    min_score: float | None = Field(None, ge=MIN_SCORE_LOWEST, le=1, description=MIN_SCORE)
 
 
 class SearchBody(SearchParams):

@@ -15,12 +15,14 @@ from pipeline.clients import Clients
 from pipeline.ingest.manifest import LineRules, read_manifest
 from pipeline.ingest.minutes import MinuteBook, price
 from pipeline.ingest.producer import submit_to_versions
+from pipeline.ingest.stream import dead_letters_dropped
 from pipeline.ledger.records import Job
 from pipeline.ledger.store import JobStore, SubmitMode
 from pipeline.settings import CONFIG_ENV, Settings, get_settings
 from vidsearch.cli.display import (
     iso,
     pricing_text,
+    print_floor,
     print_hits,
     print_json,
     spending,
@@ -160,6 +162,7 @@ def cmd_failures(args: argparse.Namespace) -> int:
              "failed_in_job": i.job_id if i.job_id != job.id else None}
             for i in jobs.failures(job.id)
         ]
+        dropped = dead_letters_dropped(clients.redis, clients.settings.redis_prefix)
     if args.json:
         print_json(rows)
     else:
@@ -167,6 +170,10 @@ def cmd_failures(args: argparse.Namespace) -> int:
             earlier = f", in job {row['failed_in_job']}" if row["failed_in_job"] else ""
             print(f"{row['url']}\n    {row['reason']} (attempts: {row['attempts']}{earlier})")
         print(f"{len(rows)} failed item(s)", file=sys.stderr)
+    if dropped:
+        print(f"{dropped} dead letter(s) dropped, all jobs (the oldest beyond "
+              f"dead_letter_max_entries={clients.settings.dead_letter_max_entries}); "
+              "their items stay listed above while they are failed", file=sys.stderr)
     return EXIT_OK
 
 
@@ -210,10 +217,26 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def cmd_ledger(args: argparse.Namespace) -> int:
+    """``vidsearch ledger compact``: done items to compact records, job indexes packed."""
+    from pipeline.ledger.compact import compact_ledger  # noqa: PLC0415
+
+    with _clients(args) as clients:
+        report = compact_ledger(clients.jobs)
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        freed = (report.bytes_before - report.bytes_after) / 2**20
+        print(f"compacted {report.items} done item(s), packed {report.jobs} job index(es); "
+              f"Redis used_memory {report.bytes_before / 2**20:.1f} -> "
+              f"{report.bytes_after / 2**20:.1f} MiB ({freed:.1f} MiB freed)")
+    return EXIT_OK
+
+
 # --- search ---------------------------------------------------------------------------------------
 SEARCH_FIELDS = ("text", "clip", "clip_start", "clip_end", "image", "text_image", "weights",
                  "modality_weights", "moments", "max_moments", "like", "at", "category", "top_k",
-                 "option", "segments")
+                 "option", "segments", "min_score")
 """``vidsearch search`` arguments, named as ``Query.from_mapping`` takes them."""
 
 
@@ -235,6 +258,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     query = search_query(args)
     with _clients(args) as clients:
         result = build_searcher(clients.settings, clients).search(query)
+    print_floor(result)
     if args.json:
         print_json(result_to_json(result))
         return EXIT_OK

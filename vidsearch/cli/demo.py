@@ -3,13 +3,17 @@
 Starts an ``EmbeddedStack`` on free ports in a throwaway data directory (so it never meets a running
 ``vidsearch up`` or the machine's own Redis), always with the sandbox and the bundled catalog
 (``samples/catalog.yaml``: the sample URLs do not exist, so embeddings are simulated), submits the
-bundled manifest (``samples/demo.csv``), shows progress, runs three example searches, checks that
+bundled manifest (``samples/demo.csv``) with each URL replaced by the address of the sandbox's
+video file of that entry (``catalog.media_url``: real, small MP4s drawn from the catalog's scenes,
+so the page's cards play what a search found; this stack alone accepts its sandbox's loopback
+address, ``allow_private_hosts``), shows progress, runs three example searches, checks that
 each finds the video it should, and tears everything down. Exit 0 only when every item was
 ingested and every search found its video.
 """
 
 from __future__ import annotations
 
+import csv
 import shutil
 import signal
 import sys
@@ -31,10 +35,11 @@ from pipeline.settings import Settings, env_name, load_settings
 from pipeline.spec import EmbeddingSpec
 from vidsearch.cli.display import print_hits, stderr_progress, ticking, wait_for_job
 from vidsearch.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from vidsearch.sandbox.catalog import media_url
 from vidsearch.stack.embedded import EmbeddedStack, stop_signals
 from vidsearch.stack.services import free_port
 
-SAMPLES = Path(__file__).resolve().parent / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 MANIFEST = SAMPLES / "demo.csv"
 CATALOG = SAMPLES / "catalog.yaml"
 
@@ -43,6 +48,7 @@ FAST_FIELDS: dict[str, Any] = {
     "tick_interval_s": 0.3, "poll_initial_s": 0.5, "poll_max_s": 2.0, "writer_max_wait_s": 0.2,
     "writer_flush_interval_s": 0.5, "rate_limit_per_min": 6000.0, "rate_burst": 100,
     "max_in_flight": 100,
+    "allow_private_hosts": True,  # the manifest points at this stack's own sandbox on loopback
 }
 
 
@@ -139,7 +145,7 @@ def _run(settings: Settings, stack: EmbeddedStack) -> int:
           f"  Web page (search, jobs; open it while the demo runs): {urls['page']}\n"
           f"  Flower: {urls['flower']}\n  Logs: {urls['logs']}", flush=True)
     with Clients.from_settings(settings) as clients:
-        job = _ingest(settings, clients)
+        job = _ingest(settings, clients, playable_manifest(settings))
         searched = _search_all(clients)
     return EXIT_OK if job.failures == 0 and searched else EXIT_FAILED
 
@@ -157,12 +163,28 @@ def _stay_up(stack: EmbeddedStack) -> None:
     print(f"vidsearch: error: {stack.dead()} exited; stopping", file=sys.stderr, flush=True)
 
 
-def _ingest(settings: Settings, clients: Clients) -> Job:
+def playable_manifest(settings: Settings) -> Path:
+    """``demo.csv`` with every URL the address of its video file on this stack's sandbox, written
+    into the data directory."""
+    base = str(settings.twelvelabs_base_url).removesuffix("/v1.3")
+    with MANIFEST.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    out = settings.data_dir / MANIFEST.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**row, "url": media_url(base, row["url"])} for row in rows)
+    return out
+
+
+def _ingest(settings: Settings, clients: Clients, manifest: Path) -> Job:
     jobs = clients.jobs
     producer = Producer(jobs, EmbeddingSpec.from_settings(settings), LineRules.from_settings(settings))
     started = time.monotonic()
-    summary = producer.submit([MANIFEST], name="demo")
-    print(f"submitted {summary.accepted} videos from {MANIFEST.name} as job {summary.job_id}", flush=True)
+    summary = producer.submit([manifest], name="demo")
+    print(f"submitted {summary.accepted} videos from {MANIFEST.name} as job {summary.job_id} "
+          f"(playable: each URL a video file on the sandbox)", flush=True)
     job = wait_for_job(jobs, summary.job_id, stderr_progress(settings.progress_interval_s),
                        lambda: ticking(clients))
     c = job.counters

@@ -276,6 +276,19 @@ def stderr_progress(interval_s: float) -> ProgressWriter:
     return ProgressWriter(sys.stderr, interval_s, terminal=sys.stderr.isatty())
 
 
+def print_floor(result: Any) -> None:
+    """On stderr: the floor a search applied, how many hits it hid, and the near misses when
+    nothing cleared it (stdout keeps the hits only, so ``--json`` stays a list of hits)."""
+    if result.min_score is None or not result.below_floor:
+        return
+    print(f"{result.below_floor} hit(s) scored below the floor {result.min_score:g} not shown "
+          "(--min-score -1 shows them)", file=sys.stderr)
+    if not result.hits:
+        print("nothing cleared the floor; the nearest misses:", file=sys.stderr)
+        for h in result.near_misses:
+            print(f"  {h.score:6.3f}  {h.url}", file=sys.stderr)
+
+
 def print_hits(hits: Any) -> None:
     print(f"{'score':>6}  {'time':>13}  {'category':<12} video")
     for h in hits:

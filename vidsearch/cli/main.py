@@ -64,6 +64,11 @@ def _add_ingest(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
              "verify")
     p.add_argument("job", help="job id")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p = _sub(subs, "ledger", "Ledger maintenance", "ledger")
+    actions = p.add_subparsers(dest="ledger_action", required=True, metavar="ACTION")
+    compact = actions.add_parser("compact", help="free a ledger written before done records were "
+                                 "compact (done items' hashes, hex job indexes)")
+    compact.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _add_search(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -90,6 +95,8 @@ def _add_search(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--collapse-duplicates", action=argparse.BooleanOptionalAction, default=None,
                    help="keep only the best-ranked video of each duplicate group "
                    "(default: the search_collapse_duplicates setting)")
+    p.add_argument("--min-score", metavar="S", help="relevance floor: hide hits scored below S "
+                   "(default: the search_min_score setting; -1 shows every hit)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 

@@ -16,6 +16,10 @@ A scene's ``words`` describe it in every modality; ``visual``, ``audio`` and ``s
 seen only by that embedding option (``visual``; ``audio``; ``transcription``).
 
 URLs absent from the catalog get a hashed duration and the words of their file name.
+
+A sandbox serves each entry as a real video file (``video_files.py``) at ``media_url(base, url)``;
+``catalog_url`` maps such an address back to its entry's URL, so a task created for it embeds that
+entry.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 import yaml
 
@@ -64,6 +69,24 @@ class Entry:
 MODALITY_OF = {"visual": "visual", "visual-text": "visual", "audio": "audio",
                "transcription": "speech"}
 """Embedding option -> the scene field of the words only it sees."""
+
+
+MEDIA_PREFIX = "/_sandbox/media/"
+
+
+def media_url(base: str, url: str) -> str:
+    """The address on the sandbox at ``base`` of the video file of catalog entry ``url``."""
+    parts = urlsplit(url)
+    return f"{base.rstrip('/')}{MEDIA_PREFIX}{parts.netloc}{quote(parts.path)}"
+
+
+def catalog_url(url: str) -> str | None:
+    """The catalog URL a sandbox media address stands for (None: not such an address)."""
+    path = urlsplit(url).path
+    if not path.startswith(MEDIA_PREFIX):
+        return None
+    host, _, rest = unquote(path.removeprefix(MEDIA_PREFIX)).partition("/")
+    return f"https://{host}/{rest}" if host and rest else None
 
 
 class CatalogError(ValueError):

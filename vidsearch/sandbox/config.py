@@ -17,7 +17,7 @@ from typing import Any
 DEFAULT_PORT = 8300
 
 # Options that cannot change while the server runs (they shape the process, not its behaviour).
-STARTUP_ONLY = frozenset({"host", "port", "catalog", "log_requests"})
+STARTUP_ONLY = frozenset({"host", "port", "catalog", "log_requests", "media_dir"})
 
 
 @dataclass
@@ -33,6 +33,7 @@ class SandboxConfig:
     min_duration_s: float = 20.0
     max_duration_s: float = 180.0
     catalog: str | None = None
+    media_dir: str | None = None
     seed: int = 0
     create_rpm: int = 0
     embed_rpm: int = 0
@@ -161,6 +162,11 @@ def _add_lifecycle_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--catalog", metavar="FILE", default=None,
         help="JSON or YAML file: url -> {duration, title, scenes: [{start, end, words}], error}",
+    )
+    group.add_argument(
+        "--media-dir", metavar="DIR", default=None,
+        help="where the catalog's video files are rendered and kept (default: "
+        "{tmp}/vidsearch-sandbox-media)",
     )
     group.add_argument("--seed", type=int, default=0,
                        help="seed of every fault roll and task id (default %(default)s)")

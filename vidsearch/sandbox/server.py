@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from vidsearch.sandbox import admin, routes_v1, routes_v2
+from vidsearch.sandbox import admin, routes_v1, routes_v2, video_files
 from vidsearch.sandbox.catalog import CatalogError
 from vidsearch.sandbox.config import SandboxConfig, build_parser, from_args
 from vidsearch.sandbox.errors import ApiFailure, unauthorized
@@ -109,8 +109,9 @@ def make_app(config: SandboxConfig) -> web.Application:
     for prefix in API_PREFIXES:
         for method, path, handler in [*routes_v2.routes(), *routes_v1.routes()]:
             app.router.add_route(method, prefix + path, handler)
-    for method, path, handler in admin.routes():
+    for method, path, handler in [*admin.routes(), *video_files.routes()]:
         app.router.add_route(method, path, handler)
+    app[video_files.LOCKS] = {}
     app.on_startup.append(_announce)
     return app
 

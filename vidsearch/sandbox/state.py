@@ -141,7 +141,7 @@ class Sandbox:
 
     def media(self, source: str, url: str | None) -> Media:
         """What the media behind ``source`` contains (its catalog entry, else its URL)."""
-        return describe(source, url, self.catalog.get(url or ""), self.config.min_duration_s,
+        return describe(source, url, self.entry(url), self.config.min_duration_s,
                         self.config.max_duration_s)
 
     def sync_video(self, spec: TaskSpec) -> Task:
@@ -165,7 +165,16 @@ class Sandbox:
 
     def media_words(self, url: str) -> tuple[str, ...]:
         """The words a sync embed sees in an image or document URL."""
-        return image_words(url, self.catalog.get(url))
+        return image_words(url, self.entry(url))
+
+    def entry(self, url: str | None) -> catalog_file.Entry | None:
+        """The catalog entry of ``url``, or of the entry whose video file ``url`` addresses."""
+        if not url:
+            return None
+        found = self.catalog.get(url)
+        if found is None and (original := catalog_file.catalog_url(url)) is not None:
+            found = self.catalog.get(original) or self.catalog.get("http" + original.removeprefix("https"))
+        return found
 
 
 SANDBOX = web.AppKey("sandbox", Sandbox)

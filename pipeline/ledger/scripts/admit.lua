@@ -1,7 +1,8 @@
--- uses: split
+-- uses: split, pack
 -- JobStore.admit. ARGV: prefix, n, lease_until. Moves up to n waiting records to creating;
--- returns their keys. Each admitted key joins its job's index (``{prefix}:job:{job}:items``, a
--- list read by verify): written here rather than at submit, so a waiting item costs no index bytes.
+-- returns their keys. Each admitted key joins its job's index (``{prefix}:job:{job}:keys``, a
+-- string of 16-byte binary item keys appended in admission order, read by verify and re-embeds):
+-- written here rather than at submit, so a waiting item costs no index bytes. Item keys are 32 hex.
 local p, n, lease = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local out = {}
 if n <= 0 then return out end
@@ -14,7 +15,7 @@ for _, rec in ipairs(recs) do
   if st[1] == 'waiting' then
     redis.call('HSET', ik, 's', 'creating', 'cat', f[2], 'url', f[3], 'title', f[4], 'meta', f[5])
     redis.call('ZADD', p .. ':creating', lease, f[1])
-    redis.call('RPUSH', p .. ':job:' .. st[2] .. ':items', f[1])
+    redis.call('APPEND', p .. ':job:' .. st[2] .. ':keys', pack(f[1]))
     out[#out + 1] = f[1]
   end
 end

@@ -201,7 +201,7 @@ def test_items_deferred_in_the_same_round_come_back_at_different_times(
 ) -> None:
     embedder, jobs, _ = _setup(own_sandbox, redis_client, retry_max_s=5.0, max_item_attempts=5)
     job = jobs.create_job(["m.csv"], EmbeddingSpec.from_settings(embedder.settings))
-    batch = [Admission(key=f"k{i}", category="food", url=f"{URL}?{i}") for i in range(20)]
+    batch = [Admission(key=f"{i:032x}", category="food", url=f"{URL}?{i}") for i in range(20)]
     jobs.submit_batch(job, batch, SubmitMode())
     jobs.admit(100, time.time() + 60)
     for a in batch:

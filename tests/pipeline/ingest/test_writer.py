@@ -17,7 +17,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from pipeline.errors import StoreUnavailableError
-from pipeline.ingest.stream import GROUP, stream_backlog
+from pipeline.ingest.stream import GROUP, dead_letters_dropped, settle, stream_backlog, trim_settled
 from pipeline.ingest.writer import SegmentWriter, assemble_batches
 from pipeline.milvus.columns import Columns
 from pipeline.milvus.store import MilvusStore
@@ -79,6 +79,18 @@ def make_settings(redis_url: str, milvus_uri: str, **overrides: Any) -> Settings
                          collection_prefix=f"w{uuid.uuid4().hex[:10]}", **values)
 
 
+def test_stream_backlog_holds_when_entries_leave_out_of_order(redis_client, cfg) -> None:
+    ids = [i.decode() for i in push(redis_client, cfg, [make_segment(i) for i in range(3)])]
+    writer, _, _ = writer_for(redis_client, cfg)
+    writer.ensure_group()
+    stream = f"{cfg.redis_prefix}:segments"
+    redis_client.xreadgroup(GROUP, "x", {stream: ">"}, count=3)
+    settle(redis_client, stream, ids[1:])  # the first stays pending
+    assert stream_backlog(redis_client, cfg) == 1
+    push(redis_client, cfg, [make_segment(i) for i in range(3, 5)])
+    assert stream_backlog(redis_client, cfg) == 3
+
+
 def make_segment(i: int, *, dim: int = DIM, item: str | None = None, **fields: object) -> Segment:
     item = item or f"{i // 4:032x}"
     values: dict[str, object] = {
@@ -94,6 +106,10 @@ def make_segment(i: int, *, dim: int = DIM, item: str | None = None, **fields: o
 def push(client: redis.Redis[bytes], settings: Settings, segments: Sequence[Segment]) -> list[bytes]:
     stream = f"{settings.redis_prefix}:segments"
     return [client.xadd(stream, s.to_fields()) for s in segments]
+
+
+def length(client: redis.Redis[bytes], settings: Settings) -> int:
+    return int(client.xlen(f"{settings.redis_prefix}:segments"))
 
 
 def pending(client: redis.Redis[bytes], settings: Settings) -> int:
@@ -210,9 +226,10 @@ def test_failed_upsert_is_not_acked_and_is_written_by_a_later_drain(redis_client
     assert first.rows == 0 and ledger.calls == []
     assert pending(redis_client, cfg) == 6
     time.sleep(cfg.writer_claim_idle_s + 0.05)
+    assert length(redis_client, cfg) == 6  # not written: still in the stream
     second = writer.drain(5)
     assert (second.rows, second.reclaimed, second.error) == (6, 6, None)
-    assert pending(redis_client, cfg) == 0
+    assert pending(redis_client, cfg) == 0 and length(redis_client, cfg) == 0
     assert store.count(collection(store)) == 6
 
 
@@ -226,7 +243,7 @@ def test_dead_consumers_pending_entries_are_reclaimed(redis_client, cfg) -> None
     time.sleep(cfg.writer_claim_idle_s + 0.05)
     stats = writer.drain(5)
     assert (stats.reclaimed, stats.rows) == (5, 5)
-    assert pending(redis_client, cfg) == 0
+    assert pending(redis_client, cfg) == 0 and length(redis_client, cfg) == 0
     assert len(ledger.written) == 5
 
 
@@ -244,6 +261,7 @@ def test_wrong_dimension_is_dead_lettered_naming_both_while_the_rest_is_written(
     reason = dead[0][1][b"reason"].decode()
     assert "vector dimension 16" in reason and f"vector dimension {DIM}" in reason
     assert dead[0][1][b"pk"] == poison.pk.encode()
+    assert dead[0][1][b"ik"] == b"f" * 32 and b"v" not in dead[0][1] and b"u" not in dead[0][1]
     assert ledger.dead == [("f" * 32, reason)]
     assert store.count(collection(store)) == 9
     assert pending(redis_client, cfg) == 0
@@ -298,6 +316,55 @@ def test_replayed_accepted_write_reaches_the_ledger_once_and_milvus_once(redis_c
     assert ledger.written == {(s.item_key, s.pk) for s in segments}
     assert Counter(ledger.calls)[(segments[3].item_key, segments[3].pk)] == 1
     assert pending(redis_client, cfg) == 0
+
+
+def test_written_entries_leave_the_stream_once_acknowledged(redis_client, cfg) -> None:
+    push(redis_client, cfg, [make_segment(i) for i in range(30)])
+    writer, store, _ = writer_for(redis_client, cfg)
+    stats = writer.drain(5)
+    assert stats.rows == 30 and store.count(collection(store)) == 30
+    assert length(redis_client, cfg) == 0 and pending(redis_client, cfg) == 0
+
+
+def test_trim_removes_only_acknowledged_entries_an_older_writer_left(redis_client, cfg) -> None:
+    ids = push(redis_client, cfg, [make_segment(i) for i in range(10)])
+    writer, _, _ = writer_for(redis_client, cfg)
+    writer.ensure_group()
+    stream = f"{cfg.redis_prefix}:segments"
+    redis_client.xreadgroup(GROUP, "old", {stream: ">"}, count=6)
+    redis_client.xack(stream, GROUP, *ids[:2], ids[3])  # acked without deleting, as before
+    assert trim_settled(redis_client, stream) == 2  # ids[3] is above the oldest pending, ids[2]
+    assert length(redis_client, cfg) == 8
+    redis_client.xack(stream, GROUP, *ids[2:6])
+    assert trim_settled(redis_client, stream) == 4  # up to the last delivered; 4 never delivered
+    assert [e for e, _ in redis_client.xrange(stream)] == ids[6:]
+    assert stream_backlog(redis_client, cfg) == 4
+    assert writer.drain(5).rows == 4 and length(redis_client, cfg) == 0
+
+
+def test_a_drain_removes_acknowledged_entries_left_by_an_older_writer(redis_client, cfg) -> None:
+    ids = push(redis_client, cfg, [make_segment(i) for i in range(5)])
+    writer, _, _ = writer_for(redis_client, cfg)
+    writer.ensure_group()
+    stream = f"{cfg.redis_prefix}:segments"
+    redis_client.xreadgroup(GROUP, "old", {stream: ">"}, count=5)
+    redis_client.xack(stream, GROUP, *ids)
+    assert writer.drain(1).trimmed == 5 and length(redis_client, cfg) == 0
+
+
+def test_dead_letters_beyond_the_cap_are_dropped_and_counted(redis_url, redis_client, milvus_uri) -> None:
+    settings = make_settings(redis_url, milvus_uri, dead_letter_max_entries=2)
+    stream = f"{settings.redis_prefix}:segments"
+    for i in range(5):
+        redis_client.xadd(stream, {b"ik": f"{i:032x}".encode(), b"pk": b"x", b"v": b"\0" * 64})
+    writer, _, ledger = writer_for(redis_client, settings)
+    stats = writer.drain(5)
+    assert stats.dead == 5 and len(ledger.dead) == 5
+    dead = redis_client.xrange(f"{settings.redis_prefix}:segments:dead")
+    assert [d[1][b"ik"] for d in dead] == [f"{i:032x}".encode() for i in (3, 4)]
+    assert all(b"v" not in d[1] for d in dead)
+    assert dead_letters_dropped(redis_client, settings.redis_prefix) == 3
+    assert length(redis_client, settings) == 0
 
 
 def test_stream_backlog_counts_undelivered_and_pending(redis_client, cfg) -> None:

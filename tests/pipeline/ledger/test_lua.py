@@ -32,8 +32,8 @@ def test_each_helper_function_is_defined_in_its_own_file_only() -> None:
 
 
 def test_a_script_runs_with_the_helpers_it_names_prepended() -> None:
-    assert lua.helpers("admit") == ["split"]
-    assert lua.source("admit") == lua.read("split") + lua.read("admit")
+    assert lua.helpers("admit") == ["split", "pack"]
+    assert lua.source("admit") == lua.read("split") + lua.read("pack") + lua.read("admit")
     assert lua.helpers("claim_due") == []
     assert lua.source("claim_due") == lua.read("claim_due")
 

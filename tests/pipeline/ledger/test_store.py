@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from pipeline.ledger.store import Admission, JobStore, SubmitMode, read_items
+from pipeline.ledger.store import Admission, JobStore, SubmitMode, job_item_keys, read_items
 from pipeline.settings import load_settings
 from pipeline.spec import EmbeddingSpec, item_key
 from pipeline.state.keys import Keys
@@ -329,9 +329,10 @@ def test_admission_indexes_the_item_under_its_job_and_waiting_items_are_not_inde
     jobs = _store(redis_client)
     job = jobs.create_job(["m.csv"], SPEC)
     jobs.submit_batch(job, [_admission(1), _admission(2)], SubmitMode())
-    assert redis_client.llen(jobs.keys.items(job)) == 0
+    assert redis_client.strlen(jobs.keys.item_index(job)) == 0
     admitted = jobs.admit(1, time.time() + 60)
-    assert [k.decode() for k in redis_client.lrange(jobs.keys.items(job), 0, -1)] == admitted
+    assert redis_client.get(jobs.keys.item_index(job)) == bytes.fromhex(admitted[0])
+    assert [k for batch in job_item_keys(redis_client, jobs.keys, job) for k in batch] == admitted
 
 
 # --- one record of an item, one reader (issue 21) ---------------------------------------------------
@@ -362,3 +363,28 @@ def test_an_item_record_carries_the_segments_its_task_produced(redis_client: red
     item = jobs.get_item(a.key)
     assert item is not None and (item.state, item.task_id, item.expected) == (
         "writing", "task-" + a.key[:6], 3)
+
+
+# --- a compact ledger (issue 22) ---------------------------------------------------------------------
+def test_a_done_item_costs_under_100_bytes_of_redis_with_its_index_entry(redis_client: redis.Redis) -> None:
+    """1,600 items finished through the writer's script, 100 in each of 16 done hashes (as
+    ~400,000 random keys fill the 4,096): the ledger's bytes per item (MEMORY USAGE of the done
+    hashes and the job's index; the growth of used_memory at scale is measured in bench/soak.py)."""
+    jobs = _store(redis_client)
+    job = jobs.create_job(["m.csv"], SPEC)
+    keys = [f"{b:03x}{i:029x}" for b in range(16) for i in range(100)]
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        lines = [Admission(k, "news", f"https://cdn.example.com/v/{k}.mp4", "a title",
+                           '{"channel": "c1"}') for k in chunk]
+        jobs.submit_batch(job, lines, SubmitMode())
+        jobs.admit(500, time.time() + 60)
+        for k in chunk:
+            _to_writing(jobs, k, 1)
+        jobs.record_written([(k, k) for k in chunk])
+    held = [*redis_client.scan_iter(match=f"{jobs.keys.prefix}:done:*"), jobs.keys.item_index(job)]
+    per_item = sum(int(redis_client.memory_usage(k, samples=0) or 0) for k in held) / len(keys)
+    print(f"redis bytes per done item: {per_item:.0f}")
+    assert all(i is not None and i.state == "done" for i in read_items(redis_client, jobs.keys, keys))
+    assert not list(redis_client.scan_iter(match=f"{jobs.keys.prefix}:item:*"))
+    assert per_item < 100, per_item

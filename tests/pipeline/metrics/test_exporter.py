@@ -83,6 +83,7 @@ def test_items_jobs_and_queue_depths_come_from_the_pipeline_state_in_redis(
     for n in range(4):
         redis_client.xadd(keys.segments, {"n": n})
     redis_client.xadd(keys.dead, {"reason": "bad"})
+    redis_client.hset("m:metrics", "dl:dropped", 3)
     Quota(redis_client, keys.quota, 60, 5).pause(30)
 
     samples = scrape(exporter.port)
@@ -101,6 +102,7 @@ def test_items_jobs_and_queue_depths_come_from_the_pipeline_state_in_redis(
     assert value(samples, "vidsearch_celery_tasks_in_flight") == 2
     assert value(samples, "vidsearch_segment_backlog") == 4
     assert value(samples, "vidsearch_segments_dead_lettered") == 1
+    assert value(samples, "vidsearch_dead_letters_dropped_total") == 3
     assert 25 < value(samples, "vidsearch_quota_pause_seconds") <= 30
     assert second
 

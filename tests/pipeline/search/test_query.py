@@ -77,3 +77,11 @@ def test_collapse_duplicates_is_unset_unless_given() -> None:
     assert Query.from_mapping({"text": "dog", "collapse_duplicates": "0"}).collapse_duplicates is False
     with pytest.raises(QueryError, match="collapse_duplicates must be true or false"):
         Query.from_mapping({"text": "dog", "collapse_duplicates": "sometimes"})
+
+
+def test_the_floor_is_checked_and_no_part_of_the_cache_key() -> None:
+    assert Query.from_mapping({"text": "dog", "min_score": "-1"}).min_score == -1.0
+    assert Query(text="dog", min_score=0.5).canonical() == Query(text="dog").canonical()
+    for bad in ("1.01", "-1.5"):
+        with pytest.raises(QueryError, match="min_score must be between -1 and 1"):
+            Query.from_mapping({"text": "dog", "min_score": bad})

@@ -70,7 +70,7 @@ def seeded(redis_url: str, milvus_uri: str) -> Iterator[Settings]:
     settings = load_settings(redis_url=redis_url, milvus_uri=milvus_uri, model=MODEL,
                              search_consistency="Strong",
                              embedding_dimension=DIM, collection_prefix=f"s{uuid.uuid4().hex[:10]}",
-                             result_cache_ttl_s=0)
+                             result_cache_ttl_s=0, search_min_score=-1)  # synthetic vectors: no floor
     store = MilvusStore(settings)
     name = store.ensure_collection(MODEL, DIM)
     store.upsert(name, video_segments())

@@ -36,6 +36,10 @@ VIDEOS = {
     "cooking": ["fresh-pasta-rolled-by-hand", "bread-dough-kneading", "curry-in-a-wok",
                 "pancakes-flipped-high"],
 }
+POSTER_SOURCE = "https://media.example.com/posters/red-kite-over-the-cliffs.mp4"
+"""A catalog entry of the stack's sandbox, served as a real video file (``/_sandbox/media/``)."""
+POSTER_CATALOG = {POSTER_SOURCE: {"duration": 60, "title": "Red kite", "scenes": [
+    {"start": 0, "end": 10, "words": "cliffs sea"}, {"start": 10, "end": 60, "words": "red kite hovering"}]}}
 READ_KEY = "vsk_test-read-key-0123456789abcdefghijklmnopqrstuv"
 ADMIN_KEY = "vsk_test-admin-key-0123456789abcdefghijklmnopqrstu"
 
@@ -177,7 +181,10 @@ def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str
 # --- fixtures --------------------------------------------------------------------------------------
 @pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = start_stack(tmp_path_factory.mktemp("api"))
+    root = tmp_path_factory.mktemp("api")
+    (root / "catalog.json").write_text(json.dumps(POSTER_CATALOG), encoding="utf-8")
+    stack = start_stack(root, sandbox_args=["--catalog", str(root / "catalog.json"),
+                                            "--media-dir", str(root / "media")])
     try:
         stack.start_worker("api-w1", "embedding,polling,writing", concurrency=2, beat=True)
         manifest = stack.root / "catalogue.csv"

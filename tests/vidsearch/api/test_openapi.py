@@ -31,7 +31,7 @@ NEEDS: dict[str, dict[str, Any]] = {
     "clip_end_s": {"clip_url": CLIP}, "like_at_s": {"like_url": SURF, "text": None},
 }
 ROUTES = {
-    ("get", "/v1/search"), ("post", "/v1/search"), ("get", "/v1/videos/similar"),
+    ("get", "/v1/search"), ("post", "/v1/search"), ("get", "/v1/videos/similar"), ("get", "/v1/posters"),
     ("post", "/v1/jobs"), ("get", "/v1/jobs"), ("get", "/v1/jobs/{job_id}"),
     ("get", "/v1/jobs/{job_id}/failures"), ("get", "/v1/jobs/{job_id}/rejects"),
     ("post", "/v1/jobs/{job_id}/retry"), ("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"),

@@ -1,7 +1,8 @@
 """The web page in headless Chromium (Debian's ``chromium``, driven by Playwright) against a real
 server on the real stack: search, cards playing each hit at its moment (``#t=start,end``), "more
-like this", a manifest submitted from the jobs view until its job is done, and the analytics view
-(cluster map, trends plot and lists)."""
+like this", a manifest submitted from the jobs view until its job is done, the analytics view
+(cluster map, trends plot and lists), and every view's state in the address (deep links, reloads,
+back and forward)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,21 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.vidsearch.api.conftest import Server, video_url
+from tests.vidsearch.api.conftest import VIDEOS, Server, video_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+expect.set_options(timeout=60_000)  # a loaded machine answers late; a wait is no timing assertion
 FRAGMENT = re.compile(r"^https://cdn\.example\.com/.+\.mp4#t=\d+(\.\d+)?,\d+(\.\d+)?$")
 SURF = video_url("animals", "surfing-dog-at-the-beach")
+PASTA = video_url("cooking", "fresh-pasta-rolled-by-hand")
 SCREENSHOT_ENV = "VIDSEARCH_PAGE_SCREENSHOT"
-"""Where to keep the results page screenshot (docs/page-results.png is made this way)."""
+"""Where to keep the results page screenshot (of this catalogue; docs/page-results.png is the demo's,
+made by tests/vidsearch/cli/test_demo.py)."""
 ANALYTICS_SCREENSHOT_ENV = "VIDSEARCH_ANALYTICS_SCREENSHOT"
 """Where to keep the analytics view screenshot (the one in docs/page-analytics.png is of the demo's 66
 videos, taken in Chromium with `vidsearch demo --keep` running)."""
@@ -60,14 +65,32 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser, open_server: Server) -> Iterator[Page]:
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+def blank(browser: Browser) -> Iterator[Page]:
+    """A fresh browser page (its own context: no history, no storage) that has opened nothing yet."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
     page.set_default_timeout(60_000)
     page.route(re.compile(r"^https://cdn\.example\.com/"), lambda route: route.abort())
-    page.goto(open_server.url + "/")
-    expect(page.locator("body[data-ready='1']")).to_have_count(1)
     yield page
-    page.close()
+    context.close()
+
+
+@pytest.fixture
+def page(blank: Page, open_server: Server) -> Page:
+    blank.goto(open_server.url + "/")
+    expect(blank.locator("body[data-ready='1']")).to_have_count(1)
+    return blank
+
+
+def search(page: Page, text: str) -> None:
+    page.fill("#q", text)
+    page.press("#q", "Enter")
+
+
+def first_url(page: Page) -> str:
+    first = page.locator("#results .card").first
+    expect(first).to_be_visible()
+    return first.get_attribute("data-url") or ""
 
 
 def test_a_query_shows_cards_that_play_each_video_at_its_moment(page: Page, tmp_path: Path) -> None:
@@ -88,24 +111,65 @@ def test_a_query_shows_cards_that_play_each_video_at_its_moment(page: Page, tmp_
     assert shot.stat().st_size > 10_000
 
 
+def test_a_card_whose_video_cannot_be_fetched_shows_the_placeholder_poster(page: Page) -> None:
+    search(page, "surfing dog")  # the catalogue's URLs are on a host that does not exist
+    card = page.locator("#results .card").first
+    expect(card).to_have_attribute("data-poster", "placeholder")
+    assert (card.locator("video").get_attribute("poster") or "").startswith("blob:")
+
+
 def test_the_category_filter_restricts_the_cards(page: Page) -> None:
     page.click("#more-options summary")
     page.fill("#category", "sports")
+    page.fill("#min-score", "-1")  # every sports video, however unrelated
     page.fill("#q", "surfing dog")
     page.click("#search-button")
     categories = page.locator("#results .card .category")
-    expect(categories.first).to_be_visible()
+    expect(categories).to_have_count(len(VIDEOS["sports"]))
     assert set(categories.all_inner_texts()) == {"sports"}
 
 
-def test_more_like_this_shows_other_videos(page: Page) -> None:
-    page.fill("#q", "surfing dog")
+def test_the_relevance_floor_hides_the_noise(page: Page) -> None:
+    page.click("#more-options summary")
+    page.fill("#top-k", "12")
+    search(page, "surfing dog")
+    expect(page.locator("#search-status")).to_contain_text("below the relevance floor 0.25")
+    cards = page.locator("#results .card")
+    assert [c.get_attribute("data-url") for c in cards.all()] == [SURF]
+    assert float(cards.first.locator(".score").inner_text().split()[1]) >= 0.25
+    expect(page.locator("#near")).to_be_hidden()
+    hidden = int(page.inner_text("#search-status").split("; ")[1].split()[0])
+    page.fill("#min-score", "-1")  # lifted: the noise comes back, scored below the floor
     page.press("#q", "Enter")
+    expect(cards).to_have_count(1 + hidden)
+    assert parse_qs(urlsplit(page.url).query)["min_score"] == ["-1"]
+    scores = [float(t.split()[1]) for t in cards.locator(".score").all_inner_texts()]
+    assert scores[0] >= 0.25 > max(scores[1:]), scores
+
+
+def test_when_nothing_clears_the_floor_the_page_says_so_and_shows_near_misses(page: Page) -> None:
+    page.click("#more-options summary")
+    page.fill("#category", "sports")
+    search(page, "surfing dog")
+    expect(page.locator("#near-title")).to_contain_text("Nothing cleared the relevance floor (score 0.25)")
+    expect(page.locator("#search-status")).to_contain_text("0 result(s)")
+    assert page.locator("#results .card").count() == 0
+    near = page.locator("#near-misses .card")
+    expect(near).to_have_count(3)
+    assert set(near.locator(".category").all_inner_texts()) == {"sports"}
+    assert all(float(t.split()[1]) < 0.25 for t in near.locator(".score").all_inner_texts())
+
+
+def test_more_like_this_shows_other_videos(page: Page) -> None:
+    search(page, "surfing dog")
     first = page.locator("#results .card").first
     expect(first).to_have_attribute("data-url", SURF)
     first.locator("button.more").click()
     expect(page.locator("#search-status")).to_contain_text("more like surfing-dog-at-the-beach.mp4")
-    urls = [c.get_attribute("data-url") for c in page.locator("#results .card").all()]
+    assert parse_qs(urlsplit(page.url).query)["like"] == [SURF]
+    # no video of this catalogue shares a word with it: all are near misses, none is the video
+    expect(page.locator("#near-misses .card").first).to_be_visible()
+    urls = [c.get_attribute("data-url") for c in page.locator("#results .card, #near-misses .card").all()]
     assert urls and SURF not in urls
 
 
@@ -127,6 +191,9 @@ def test_a_manifest_submitted_from_the_jobs_view_reaches_done(page: Page, tmp_pa
     assert row.locator("td.rate").inner_text().endswith("/s")
     assert row.locator("td.rejected").inner_text() == "1"
     row.click()
+    expect(page.locator("#job-detail .failures")).to_contain_text("browser-upload.csv:4")
+    assert parse_qs(urlsplit(page.url).query) == {"view": ["jobs"], "job": [job_id]}
+    page.reload()  # the job's detail is in the address
     expect(page.locator("#job-detail .failures")).to_contain_text("browser-upload.csv:4")
 
 
@@ -160,3 +227,62 @@ def test_a_bad_analytics_parameter_shows_the_problem(page: Page) -> None:
     page.fill("#an-k", "999")
     page.click("#analytics-button")
     expect(page.locator("#analytics-status.error")).to_contain_text("k must be between 1")
+
+
+# --- the address ------------------------------------------------------------------------------------
+def test_a_deep_link_to_a_search_shows_its_results(blank: Page, open_server: Server) -> None:
+    blank.goto(open_server.url + "/?q=surfing+dog&category=animals&top_k=3")
+    expect(blank.locator("#results .card").first).to_have_attribute("data-url", SURF)
+    assert blank.input_value("#q") == "surfing dog"
+    assert blank.input_value("#category") == "animals"
+    assert blank.input_value("#top-k") == "3"
+    assert set(blank.locator("#results .card .category").all_inner_texts()) == {"animals"}
+    assert blank.locator("#results .card").count() <= 3
+
+
+def test_a_search_writes_its_options_into_the_address(page: Page) -> None:
+    page.click("#more-options summary")
+    page.fill("#category", "cooking")
+    page.check("#moments")
+    search(page, "fresh pasta")
+    expect(page.locator("#results .card").first).to_have_attribute("data-url", PASTA)
+    query = parse_qs(urlsplit(page.url).query)
+    assert query == {"q": ["fresh pasta"], "category": ["cooking"], "moments": ["1"]}, page.url
+
+
+def test_back_and_forward_move_between_searches(page: Page) -> None:
+    search(page, "surfing dog")
+    expect(page.locator("#results .card").first).to_have_attribute("data-url", SURF)
+    search(page, "fresh pasta")
+    expect(page.locator("#results .card").first).to_have_attribute("data-url", PASTA)
+    page.go_back()
+    expect(page.locator("#results .card").first).to_have_attribute("data-url", SURF)
+    assert page.input_value("#q") == "surfing dog"
+    assert parse_qs(urlsplit(page.url).query)["q"] == ["surfing dog"]
+    page.go_forward()
+    expect(page.locator("#results .card").first).to_have_attribute("data-url", PASTA)
+    assert page.input_value("#q") == "fresh pasta"
+    page.reload()
+    expect(page.locator("#results .card").first).to_have_attribute("data-url", PASTA)
+
+
+def test_a_deep_link_to_more_like_this_shows_the_similar_videos(blank: Page, open_server: Server) -> None:
+    blank.goto(f"{open_server.url}/?{urlencode({'like': SURF, 'top_k': '5'})}")
+    expect(blank.locator("#search-status")).to_contain_text("more like surfing-dog-at-the-beach.mp4")
+    blank.go_back()  # the history of this context holds only the deep link: back leaves it
+    assert blank.url == "about:blank"
+
+
+def test_deep_links_open_the_jobs_and_analytics_views(blank: Page, open_server: Server) -> None:
+    blank.goto(open_server.url + "/?view=analytics&k=3")
+    expect(blank.locator("#analytics-status")).to_contain_text("k = 3 (given)", timeout=180_000)
+    assert blank.is_visible("#view-analytics") and not blank.is_visible("#view-search")
+    assert blank.input_value("#an-k") == "3"
+    blank.click("#tab-jobs")
+    assert parse_qs(urlsplit(blank.url).query) == {"view": ["jobs"]}
+    expect(blank.locator("#jobs-status")).to_contain_text("job(s)")
+    blank.go_back()
+    expect(blank.locator("#view-analytics")).to_be_visible()
+    blank.goto(open_server.url + "/?view=jobs")
+    expect(blank.locator("#view-jobs")).to_be_visible()
+    expect(blank.locator("#jobs tbody tr").first).to_be_visible()

@@ -60,10 +60,33 @@ def test_an_unknown_parameter_is_a_422_problem(reader: Api) -> None:
 
 
 def test_similar_videos_are_the_like_search_without_the_video_itself(reader: Api) -> None:
-    response = reader.get("/v1/videos/similar", params={"url": SURF, "top_k": 4})
-    assert response.status_code == 200
+    floored = reader.get("/v1/videos/similar", params={"url": SURF, "top_k": 4})
+    assert floored.status_code == 200  # no video of this catalogue shares a word with it
+    response = reader.get("/v1/videos/similar", params={"url": SURF, "top_k": 4, "min_score": -1})
     urls = [h["url"] for h in response.json()]
     assert urls and SURF not in urls
+    assert floored.json() == [] and floored.headers["x-vidsearch-below-min-score"] == str(len(urls))
+
+
+def test_the_relevance_floor_hides_noise_reports_itself_and_can_be_lifted(reader: Api) -> None:
+    floored = reader.get("/v1/search", params={"text": "surfing dog", "top_k": 12})
+    assert [h["url"] for h in floored.json()] == [SURF]
+    assert floored.headers["x-vidsearch-min-score"] == "0.25"
+    lifted = reader.post("/v1/search", json={"text": "surfing dog", "top_k": 12, "min_score": -1})
+    hits = lifted.json()
+    assert len(hits) > 1 and hits[0]["url"] == SURF
+    assert floored.headers["x-vidsearch-below-min-score"] == str(len(hits) - 1)
+    assert all(h["score"] < 0.25 for h in hits[1:])
+    assert lifted.headers["x-vidsearch-min-score"] == "-1"
+    assert lifted.headers["x-vidsearch-below-min-score"] == "0"
+    raised = reader.get("/v1/search", params={"text": "surfing dog", "top_k": 12, "min_score": 0.99})
+    assert raised.json() == [] and raised.headers["x-vidsearch-below-min-score"] == str(len(hits))
+
+
+def test_a_floor_out_of_range_is_a_422_problem(reader: Api) -> None:
+    response = reader.get("/v1/search", params={"text": "dog", "min_score": 2})
+    problem = assert_problem(response, 422, "invalid-request")
+    assert problem["errors"][0]["loc"][-1] == "min_score"
 
 
 def test_similar_needs_an_http_url(reader: Api) -> None:

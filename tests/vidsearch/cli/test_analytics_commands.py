@@ -169,7 +169,7 @@ def test_an_empty_collection_is_exit_2(stack: Stack) -> None:
 
 
 def search_urls(stack: Stack, text: str, *args: str, **env: str) -> list[str]:
-    proc = stack.vidsearch("search", text, "--top-k", "8", "--json", *args, env=env)
+    proc = stack.vidsearch("search", text, "--top-k", "8", "--min-score", "-1", "--json", *args, env=env)
     assert proc.returncode == 0, proc.stderr
     return [h["url"] for h in json.loads(proc.stdout)]
 

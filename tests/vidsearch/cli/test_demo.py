@@ -15,18 +15,24 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from pipeline.ingest.manifest import LineRules, ManifestLine, read_manifest
 from pipeline.search.query import Query
 from pipeline.search.results import SearchResult, VideoHit
 from pipeline.settings import load_settings
 from tests.stack import wait_for
+from tests.vidsearch.api.test_page import chromium_path
 from vidsearch.cli.demo import CATALOG, MANIFEST, SEARCHES, DemoSearch, _search
 from vidsearch.sandbox.catalog import load
 from vidsearch.stack.services import port_open
 
 SAMPLE_URL = re.compile(r"^https://media\.example\.com/(?P<category>[a-z]+)/[a-z0-9]+(-[a-z0-9]+)+\.mp4$")
 TIME_RANGE = re.compile(r"\d+\.\d-\s*\d+\.\d")
+DEMO_SCREENSHOT_ENV = "VIDSEARCH_DEMO_SCREENSHOT"
+"""Where to keep the demo page's screenshot (docs/page-results.png is made this way)."""
+NEAR_SCREENSHOT_ENV = "VIDSEARCH_NEAR_SCREENSHOT"
+"""Where to keep the near-misses screenshot (docs/page-near-misses.png)."""
 
 
 def test_the_sample_manifest_is_60_plus_good_videos_in_5_plus_categories_all_in_the_catalog() -> None:
@@ -112,8 +118,11 @@ def test_the_demo_ingests_the_sample_searches_with_time_ranges_and_tears_everyth
 
 @pytest.mark.integration
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_with_keep_the_demo_stays_up_serving_its_page_until_sigint(tmp_path: Path) -> None:
-    """Started with SIGINT ignored, as a shell's background job is: SIGINT still stops it."""
+    """Started with SIGINT ignored, as a shell's background job is: SIGINT still stops it. While it
+    is up, its page in Chromium finds the surfing dog alone, shows its poster, and plays it from
+    the moment found."""
     data_dir = tmp_path / "kept"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDSEARCH_", "TWELVE", "FLOWER_"))}
     out_path = tmp_path / "demo.out"
@@ -134,6 +143,7 @@ def test_with_keep_the_demo_stays_up_serving_its_page_until_sigint(tmp_path: Pat
         query = urllib.parse.urlencode({"text": "a dog surfing on a wave", "top_k": 3})
         with urllib.request.urlopen(f"{page[1]}v1/search?{query}", timeout=60) as response:
             assert "surfing-dog-at-the-beach" in json.loads(response.read())[0]["url"]
+        _the_page_plays_the_moment(page[1], tmp_path)
         assert proc.poll() is None
         proc.send_signal(signal.SIGINT)
         assert proc.wait(150) == 0
@@ -146,6 +156,39 @@ def test_with_keep_the_demo_stays_up_serving_its_page_until_sigint(tmp_path: Pat
         for pid in _processes_mentioning(str(data_dir)):  # a killed demo's services run on
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def _the_page_plays_the_moment(base: str, tmp_path: Path) -> None:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True,
+                                             args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(f"{base}?{urllib.parse.urlencode({'q': 'surfing dog'})}")
+            cards = page.locator("#results .card")
+            expect(cards.first).to_have_attribute("data-url", re.compile("surfing-dog-at-the-beach"))
+            # the floor hid the noise: what is left scores like a match (other surfing videos)
+            expect(page.locator("#search-status")).to_contain_text("below the relevance floor 0.25")
+            scores = [float(t.split()[1]) for t in cards.locator(".score").all_inner_texts()]
+            assert scores[0] > 0.7 and min(scores) >= 0.25 and len(scores) < 12, scores
+            for card in cards.all():
+                expect(card).to_have_attribute("data-poster", "frame")
+            video = cards.first.locator("video")
+            start, end = map(float, (video.get_attribute("src") or "").split("#t=")[1].split(","))
+            assert (video.get_attribute("src") or "").startswith("http://127.0.0.1:")
+            video.evaluate("v => v.play()")
+            page.wait_for_function("([v, s]) => !v.paused && v.currentTime > s + 0.5",
+                                   arg=[video.element_handle(), start])
+            at = float(video.evaluate("v => v.currentTime"))
+            assert start <= at <= end + 0.5, (start, at, end)
+            page.screenshot(path=os.environ.get(DEMO_SCREENSHOT_ENV) or str(tmp_path / "demo.png"))
+            page.goto(f"{base}?{urllib.parse.urlencode({'q': 'a red tractor ploughing a field'})}")
+            expect(page.locator("#near-misses .card")).to_have_count(3)
+            expect(page.locator("#near-misses .card").first).to_have_attribute("data-poster", "frame")
+            page.screenshot(path=os.environ.get(NEAR_SCREENSHOT_ENV) or str(tmp_path / "near.png"))
+        finally:
+            browser.close()
 
 
 def _processes_mentioning(text: str) -> list[int]:

@@ -79,3 +79,19 @@ def test_submit_dry_run_prices_the_manifest_and_records_no_job(
     text = _run("submit", str(manifest), "--dry-run", **env).stdout
     assert "minutes    16.5: 11.5 from 2 lines with duration_s, 5.0 assumed for 1 without" in text
     assert redis_client.keys("*") == []
+
+
+def test_failures_says_how_many_dead_letters_the_cap_dropped(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("url,category\nhttps://cdn.example.com/a.mp4,news\n", encoding="utf-8")
+    submitted = _run("submit", str(manifest), "--json", VIDSEARCH_REDIS_URL=redis_url)
+    job_id = json.loads(submitted.stdout)["job_id"]
+    quiet = _run("failures", job_id, VIDSEARCH_REDIS_URL=redis_url)
+    assert quiet.returncode == 0 and "dead letter" not in quiet.stderr
+    redis_client.hset("vs:metrics", "dl:dropped", 7)  # as the writer's dead-letter script counts
+    proc = _run("failures", job_id, VIDSEARCH_REDIS_URL=redis_url,
+                VIDSEARCH_DEAD_LETTER_MAX_ENTRIES="100")
+    assert proc.returncode == 0
+    assert "7 dead letter(s) dropped" in proc.stderr and "dead_letter_max_entries=100" in proc.stderr

@@ -118,3 +118,19 @@ def test_the_table_shows_hits_and_a_clip_query_works(env: dict[str, str]) -> Non
     lines = proc.stdout.splitlines()
     assert lines[0].split()[:2] == ["score", "time"]
     assert DOG in lines[1]
+
+
+def test_the_floor_hides_unrelated_videos_says_so_on_stderr_and_can_be_lifted(env: dict[str, str]) -> None:
+    floored = run("surfing dog wave", "--json", "--category", "news", **env)
+    assert floored.returncode == 0, floored.stderr
+    assert json.loads(floored.stdout) == []
+    assert "1 hit(s) scored below the floor 0.25 not shown" in floored.stderr
+    assert "nothing cleared the floor" in floored.stderr and CITY in floored.stderr
+    lifted = json.loads(run("surfing dog wave", "--json", "--category", "news", "--min-score", "-1",
+                            **env).stdout)
+    assert [h["url"] for h in lifted] == [CITY] and lifted[0]["score"] < 0.25
+
+
+def test_a_floor_out_of_range_is_exit_2(env: dict[str, str]) -> None:
+    proc = run("dog", "--min-score", "1.5", **env)
+    assert proc.returncode == 2 and "min_score must be between -1 and 1" in proc.stderr

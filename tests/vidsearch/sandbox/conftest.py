@@ -29,6 +29,8 @@ from twelvelabs.types import (
 )
 
 from tests.conftest import SANDBOX_API_KEY
+from vidsearch.sandbox.config import SandboxConfig
+from vidsearch.sandbox.media import hashed_duration
 from vidsearch.stack.services import Service, start_sandbox
 
 
@@ -67,6 +69,19 @@ def admin(service: Service, path: str, body: Any = None) -> Any:
 def video_url(*words: str) -> str:
     """A unique media URL whose file name carries ``words``."""
     return f"https://cdn.example.com/{uuid.uuid4().hex[:8]}/{'-'.join(words)}.mp4"
+
+
+def video_url_lasting(at_least_s: float, *words: str) -> str:
+    """A unique media URL (as ``video_url``) whose simulated duration is at least ``at_least_s``.
+
+    Without a catalog entry the sandbox derives a URL's duration from its hash within the default
+    [min_duration_s, max_duration_s]; a test that needs a minimum length draws until it has one.
+    """
+    defaults = SandboxConfig()
+    while True:
+        url = video_url(*words)
+        if hashed_duration(url, defaults.min_duration_s, defaults.max_duration_s) >= at_least_s:
+            return url
 
 
 def v2_body(url: str, model: str = "marengo3.0", **video: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import pytest
 from twelvelabs import TwelveLabs
 from twelvelabs.errors import BadRequestError
 
-from tests.vidsearch.sandbox.conftest import video_url, wait_done
+from tests.vidsearch.sandbox.conftest import video_url, video_url_lasting, wait_done
 
 
 def v1_done(client: TwelveLabs, task_id: str):
@@ -16,8 +16,9 @@ def v1_done(client: TwelveLabs, task_id: str):
 
 
 def test_v1_marengo27_task_gives_1024_dims_and_drops_a_last_clip_under_2s(client: TwelveLabs):
-    task = client.embed.tasks.create(model_name="Marengo-retrieval-2.7", video_url=video_url("owl"),
-                                     video_start_offset_sec=0, video_end_offset_sec=31,
+    task = client.embed.tasks.create(model_name="Marengo-retrieval-2.7",
+                                     video_url=video_url_lasting(31, "owl"), video_start_offset_sec=0,
+                                     video_end_offset_sec=31,
                                      video_clip_length=6, video_embedding_scope=["clip", "video"])
     status = v1_done(client, task.id)
     assert status.model_name == "Marengo-retrieval-2.7"

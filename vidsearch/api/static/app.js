@@ -1,11 +1,15 @@
 // vidsearch web page: search (text, category, clip/image URL, weights), result cards that play each
 // video at its moment (media fragment #t=start,end), "more like this", the jobs view, and the
 // analytics view (cluster map, trends plot, clusters, outliers and duplicate groups).
+// Every view keeps its state in the address (?q=...&top_k=..., ?like=URL, ?view=jobs&job=ID,
+// ?view=analytics&k=...): a submit or a click pushes it (history.pushState), and a load, a reload
+// or back/forward (popstate) reads it, fills the forms and shows that view.
 // Plain browser JavaScript, no build step. Talks to the same server's /v1 API.
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
 const KEY_STORE = "vidsearch.apiKey";
+const NEAR_MISSES = 3;
 let jobsTimer = null;
 
 function headers(extra = {}) {
@@ -58,56 +62,117 @@ function searchBody() {
   if ($("#option").value) body.option = $("#option").value;
   if ($("#moments").checked) body.moments = true;
   if ($("#collapse").checked) body.collapse_duplicates = true;
+  const floor = $("#min-score").value.trim();
+  if (floor) body.min_score = Number(floor);
   return body;
 }
 
-async function runSearch(event) {
-  if (event) event.preventDefault();
+function lifted(body) {
+  // the same search with the floor lifted, for the best few below it
+  return { ...body, min_score: -1, top_k: NEAR_MISSES };
+}
+
+function post(body) {
+  return ["/v1/search", { method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json" } }];
+}
+
+async function runSearch() {
   const body = searchBody();
-  await show("/v1/search", { method: "POST", body: JSON.stringify(body),
-    headers: { "Content-Type": "application/json" } }, `“${body.text || body.clip_url || body.image_url || ""}”`);
+  await show(post(body), post(lifted(body)), `“${body.text || body.clip_url || body.image_url || ""}”`);
 }
 
 async function moreLike(url) {
   const params = new URLSearchParams({ url, top_k: String(Number($("#top-k").value) || 12) });
-  await show(`/v1/videos/similar?${params}`, {}, `more like ${url.split("/").pop()}`);
+  const floor = $("#min-score").value.trim();
+  if (floor) params.set("min_score", floor);
+  const near = new URLSearchParams({ url, top_k: String(NEAR_MISSES), min_score: "-1" });
+  await show([`/v1/videos/similar?${params}`, {}], [`/v1/videos/similar?${near}`, {}],
+    `more like ${url.split("/").pop()}`);
 }
 
-async function show(path, options, label) {
+let searchSeq = 0; // only the latest search may fill the page (back/forward can overtake one)
+
+async function show([path, options], nearRequest, label) {
+  const seq = ++searchSeq;
   const status = $("#search-status");
   status.textContent = "Searching…";
   status.className = "status";
+  $("#near").hidden = true;
   const started = performance.now();
   try {
     const { body, response } = await api(path, options);
+    if (seq !== searchSeq) return;
     const cache = response.headers.get("x-vidsearch-cache");
+    const floor = response.headers.get("x-vidsearch-min-score");
+    const below = Number(response.headers.get("x-vidsearch-below-min-score") || 0);
     const ms = Math.round(performance.now() - started);
-    status.textContent = `${body.length} result(s) for ${label} in ${ms} ms${cache === "hit" ? " (cached)" : ""}`;
-    renderCards(body);
+    status.textContent = `${body.length} result(s) for ${label} in ${ms} ms${cache === "hit" ? " (cached)" : ""}`
+      + (below ? `; ${below} scored below the relevance floor ${floor} and are not shown` : "");
+    $("#results").replaceChildren(...renderCards(body));
+    rememberCategories(body);
+    if (!body.length && below) await showNearMisses(nearRequest, floor);
   } catch (error) {
+    if (seq !== searchSeq) return;
     status.textContent = error.message;
     status.className = "status error";
     $("#results").replaceChildren();
   }
 }
 
+async function showNearMisses([path, options], floor) {
+  const seq = searchSeq;
+  const { body } = await api(path, options);
+  if (seq !== searchSeq) return;
+  $("#near-title").textContent = `Nothing cleared the relevance floor (score ${floor}). `
+    + `The nearest misses, probably unrelated:`;
+  $("#near-misses").replaceChildren(...renderCards(body));
+  $("#near").hidden = false;
+}
+
 function renderCards(hits) {
-  const cards = hits.map((hit) => {
+  return hits.map((hit) => {
     const card = $("#card").content.firstElementChild.cloneNode(true);
     const video = card.querySelector("video");
     video.src = `${hit.url}#t=${hit.start_s},${hit.end_s}`;
     video.title = `${hit.title || hit.url} at ${fmtTime(hit.start_s)}`;
+    // a server without range requests ignores #t=: seek there once the metadata is in
+    video.addEventListener("loadedmetadata", () => {
+      if (video.currentTime < hit.start_s) video.currentTime = hit.start_s;
+    }, { once: true });
     const title = card.querySelector(".title");
     title.textContent = hit.title || hit.url.split("/").pop();
     title.href = `${hit.url}#t=${hit.start_s},${hit.end_s}`;
     card.querySelector(".category").textContent = hit.category;
     card.querySelector(".time").textContent = `${fmtTime(hit.start_s)}–${fmtTime(hit.end_s)}`;
     card.querySelector(".score").textContent = `score ${hit.score.toFixed(3)}`;
-    card.querySelector(".more").addEventListener("click", () => moreLike(hit.url));
+    card.querySelector(".more").addEventListener("click", () => navigate(new URLSearchParams(
+      { like: hit.url, top_k: String(Number($("#top-k").value) || 12) })));
     card.dataset.url = hit.url;
+    loadPoster(card, video, hit);
     return card;
   });
-  $("#results").replaceChildren(...cards);
+}
+
+async function loadPoster(card, video, hit) {
+  // after the cards are shown: the frame at the moment, or the placeholder the server answers
+  // when the video cannot be fetched (fetched with the key header, shown from a blob URL)
+  const params = new URLSearchParams({ url: hit.url, t: String(hit.start_s) });
+  try {
+    const response = await fetch(`/v1/posters?${params}`, { headers: headers() });
+    if (!response.ok) throw new Error(String(response.status));
+    const kind = response.headers.get("x-vidsearch-poster") || "placeholder";
+    const url = URL.createObjectURL(await response.blob());
+    const image = new Image();
+    image.src = url;
+    await image.decode();
+    video.poster = url;
+    card.dataset.poster = kind;
+  } catch (error) {
+    card.dataset.poster = "none";
+  }
+}
+
+function rememberCategories(hits) {
   const known = new Set([...$("#known-categories").options].map((o) => o.value));
   hits.forEach((h) => known.add(h.category));
   $("#known-categories").replaceChildren(...[...known].sort().map((c) => new Option(c, c)));
@@ -138,7 +203,7 @@ function jobRow(job) {
     cell.className = ["id", "name", "status", "progress", "rate", "eta", "failed", "rejected"][i];
     row.append(cell);
   });
-  row.addEventListener("click", () => showJob(job));
+  row.addEventListener("click", () => navigate(new URLSearchParams({ view: "jobs", job: job.id })));
   return row;
 }
 
@@ -241,8 +306,7 @@ function fillList(list, entries, empty) {
   list.replaceChildren(...items);
 }
 
-async function runAnalytics(event) {
-  if (event) event.preventDefault();
+async function runAnalytics() {
   const status = $("#analytics-status");
   status.textContent = "Analysing…";
   status.className = "status";
@@ -271,13 +335,83 @@ async function runAnalytics(event) {
   }
 }
 
+// --- the address: every view's state ------------------------------------------------------------
+// field id -> URL parameter, per view; a parameter is written only when it differs from the default
+const SEARCH_FIELDS = { q: "q", category: "category", "top-k": "top_k", "clip-url": "clip",
+  "image-url": "image", "w-text": "w_text", "w-clip": "w_clip", "w-image": "w_image", option: "option",
+  moments: "moments", collapse: "collapse", "min-score": "min_score" };
+const ANALYTICS_FIELDS = { "an-k": "k", "an-category": "category", "an-by": "by", "an-threshold": "threshold" };
+const DEFAULTS = {};
+
+function fieldValue(el) {
+  if (el.type === "checkbox") return el.checked ? "1" : "";
+  return el.value.trim();
+}
+
+function setField(el, value) {
+  if (el.type === "checkbox") el.checked = value === "1";
+  else el.value = value;
+}
+
+function formParams(view) {
+  const params = new URLSearchParams();
+  if (view !== "search") params.set("view", view);
+  const fields = view === "analytics" ? ANALYTICS_FIELDS : view === "search" ? SEARCH_FIELDS : {};
+  for (const [id, name] of Object.entries(fields)) {
+    const value = fieldValue(document.getElementById(id));
+    if (value !== DEFAULTS[id]) params.set(name, value);
+  }
+  return params;
+}
+
+function fillForms(params) {
+  const view = params.get("view") || "search";
+  const fields = view === "analytics" ? ANALYTICS_FIELDS : view === "search" ? SEARCH_FIELDS : {};
+  for (const [id, name] of Object.entries(fields)) {
+    setField(document.getElementById(id), params.has(name) ? params.get(name) : DEFAULTS[id]);
+  }
+}
+
+function navigate(params) {
+  // a new entry in the history unless the address already says this (then just show it again)
+  const search = params.toString();
+  if (search !== location.search.replace(/^\?/, "")) history.pushState(null, "", search ? `/?${search}` : "/");
+  render();
+}
+
+let lastAnalytics = null;
+
+async function render() {
+  const params = new URLSearchParams(location.search);
+  const view = ["jobs", "analytics"].includes(params.get("view")) ? params.get("view") : "search";
+  fillForms(params);
+  selectView(view);
+  if (view === "analytics") {
+    const wanted = params.toString();
+    if (wanted !== lastAnalytics) {
+      lastAnalytics = wanted;
+      await runAnalytics();
+    }
+  } else if (view === "jobs") {
+    if (params.get("job")) await showJob({ id: params.get("job") });
+    else $("#job-detail").replaceChildren();
+  } else if (params.get("like")) {
+    await moreLike(params.get("like"));
+  } else if (params.get("q") || params.get("clip") || params.get("image")) {
+    await runSearch();
+  } else {
+    $("#results").replaceChildren();
+    $("#search-status").textContent = "";
+  }
+  document.body.dataset.rendered = location.search || "?";
+}
+
 // --- views ----------------------------------------------------------------------------------------
 function selectView(name) {
   document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.dataset.view === name));
   $("#view-search").hidden = name !== "search";
   $("#view-jobs").hidden = name !== "jobs";
   $("#view-analytics").hidden = name !== "analytics";
-  if (name === "analytics" && document.body.dataset.analytics !== "1") runAnalytics();
   clearInterval(jobsTimer);
   if (name === "jobs") {
     refreshJobs();
@@ -288,9 +422,19 @@ function selectView(name) {
 document.addEventListener("DOMContentLoaded", () => {
   $("#api-key").value = sessionStorage.getItem(KEY_STORE) || "";
   $("#api-key").addEventListener("change", () => sessionStorage.setItem(KEY_STORE, $("#api-key").value.trim()));
-  $("#search-form").addEventListener("submit", runSearch);
+  for (const id of [...Object.keys(SEARCH_FIELDS), ...Object.keys(ANALYTICS_FIELDS)]) {
+    DEFAULTS[id] = fieldValue(document.getElementById(id));
+  }
+  const submitted = (view) => (event) => {
+    event.preventDefault();
+    if (view === "analytics") lastAnalytics = null; // "Show" always asks again
+    navigate(formParams(view));
+  };
+  $("#search-form").addEventListener("submit", submitted("search"));
   $("#job-form").addEventListener("submit", submitJob);
-  $("#analytics-form").addEventListener("submit", runAnalytics);
-  document.querySelectorAll(".tab").forEach((t) => t.addEventListener("click", () => selectView(t.dataset.view)));
+  $("#analytics-form").addEventListener("submit", submitted("analytics"));
+  document.querySelectorAll(".tab").forEach((t) => t.addEventListener("click", () => navigate(formParams(t.dataset.view))));
+  window.addEventListener("popstate", render);
   document.body.dataset.ready = "1";
+  render();
 });
