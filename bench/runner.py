@@ -17,6 +17,8 @@ Sections (each a module of bench/, each compared with a baseline measured in the
    the separate command ``python -m bench.engines --rows 1000000``)
 10. corpus analytics quality on a planted collection (bench/analytics.py; its scale figure is a
    separate command, ``python -m bench.analytics --videos 100000 --milvus server``)
+11. a media-minutes limit as the binding dimension (bench/media_limits.py; not in the default set:
+   ``--only 11``, or ``python -m bench.media_limits``)
 
 The table and the machine go to stdout, the full results (every sample) to
 bench/results/<timestamp>[-quick].json.
@@ -152,6 +154,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def quality_sections(quick: bool, tmp: Path) -> list[Row]:
+    """Section 7: the short library's search quality, then the long-form mixes."""
+    from bench import longform, quality
+
+    videos, queries = quality.sizes(quick)
+    rows = guarded("section 7: search quality", lambda: quality.run(videos, queries, tmp / "quality"), "7")
+    per_mix, asked = longform.sizes(quick)
+    return rows + guarded("section 7: long-form search",
+                          lambda: longform.run(per_mix, asked, tmp / "longform"), "7")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     only = set(args.only.split(",")) if args.only else {"1", "3", "4", "5", "7", "8", "9", "10"}
@@ -185,16 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             rows += guarded("section 5: search",
                             lambda: search.run(sizes, 20 if quick else 50, tmp, budget)[0], "5")
         if "7" in only:
-            from bench import quality
-
-            videos, queries = quality.sizes(quick)
-            rows += guarded("section 7: search quality",
-                            lambda: quality.run(videos, queries, tmp / "quality"), "7")
-            from bench import longform
-
-            per_mix, asked = longform.sizes(quick)
-            rows += guarded("section 7: long-form search",
-                            lambda: longform.run(per_mix, asked, tmp / "longform"), "7")
+            rows += quality_sections(quick, tmp)
         if "8" in only:
             from bench import api
 
@@ -203,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
             from bench import analytics
 
             rows += guarded("section 10: analytics", lambda: analytics.run(tmp, quick), "10")
+        if "11" in only:
+            from bench import media_limits
+
+            rows += guarded("section 11: media minutes", lambda: media_limits.run(
+                tmp / "media", 30 if quick else 60, 100.0, 20.0), "11")
     rows.sort(key=lambda r: r.section)
     meta["seconds"] = time.monotonic() - started
     path = write_results(rows, meta, time.strftime("%Y%m%d-%H%M%S") + ("-quick" if quick else "") + ".json")

@@ -21,6 +21,7 @@ import redis
 from pipeline.ledger.store import JobStore
 from pipeline.settings import Settings
 from pipeline.state.keys import Keys
+from pipeline.state.limits import Limits
 from pipeline.state.quota import Quota
 from pipeline.versions import Versions
 
@@ -71,7 +72,12 @@ class Clients:
     def gateway(self) -> TwelveLabsGateway:
         from pipeline.twelvelabs import TwelveLabsGateway  # noqa: PLC0415  (the SDK loads slowly)
 
-        return TwelveLabsGateway(self.settings, self.quota)
+        return TwelveLabsGateway(self.settings, self.quota, limits=self.limits)
+
+    @cached_property
+    def limits(self) -> Limits:
+        """The quota's window dimensions (``pipeline/state/limits.py``)."""
+        return Limits(self.redis, self.keys.limits, self.settings)
 
     @cached_property
     def store(self) -> MilvusStore:

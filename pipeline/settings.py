@@ -101,6 +101,32 @@ class Settings(BaseSettings):
     # --- quota and admission ---------------------------------------------------------------------
     rate_limit_per_min: float = Field(60.0, gt=0, description="Global Twelve Labs requests per minute")
     rate_burst: int = Field(10, ge=1, description="Token bucket capacity")
+    rate_limit_per_day: int = Field(
+        0, ge=0, description="Twelve Labs embedding requests per UTC day (the plan's; 0: none known)"
+    )
+    media_minutes_per_hour: float = Field(
+        0.0, ge=0, description="Twelve Labs minutes of media per media_window_s (the plan's; 0: none known)"
+    )
+    media_window_s: float = Field(
+        3600.0, gt=0, description="The media-minutes window (an hour; X-Ratelimit-Reset overrides its end)"
+    )
+    media_minutes_per_day: float = Field(
+        0.0, ge=0, description="Twelve Labs minutes of media per UTC day (the plan's; 0: none known)"
+    )
+    daily_media_minutes_budget: float = Field(
+        0.0, ge=0, description="Most minutes of media all jobs may send per UTC day (0: no budget)"
+    )
+    job_max_media_minutes: float = Field(
+        0.0, ge=0, description="Default budget of one job in minutes of media (submit/backfill "
+        "--max-minutes; 0: none)"
+    )
+    default_media_minutes: float = Field(
+        5.0, gt=0, description="Media minutes assumed for a video with no duration_s column and no "
+        "finished task to learn from"
+    )
+    price_per_media_minute: float = Field(
+        0.0, ge=0, description="Price of one minute of media, for the spend status reports (0: not shown)"
+    )
     max_in_flight: int = Field(50, ge=1, description="Cap on Twelve Labs tasks in flight")
     admit_batch: int = Field(200, ge=1, description="Most items admitted per tick")
     tick_interval_s: float = Field(1.0, gt=0, le=60, description="Scheduler tick period")

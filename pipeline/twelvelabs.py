@@ -4,8 +4,8 @@ Every exception a call through the SDK raises is translated here (``translate``)
 own tree; nothing from the SDK, httpx or pydantic travels further up (the original is chained):
 
 * an HTTP answer (the SDK's ``ApiError`` or ``httpx.HTTPStatusError``): 429 -> ``RateLimitedError``
-  (with Retry-After), 408 / 409 / 5xx -> ``TransientError``, other 4xx -> ``ApiRejectedError`` with
-  the API's code and message;
+  (with Retry-After, else the seconds until ``X-Ratelimit-Reset``), 408 / 409 / 5xx ->
+  ``TransientError``, other 4xx -> ``ApiRejectedError`` with the API's code and message;
 * not sent (``ConnectError``, ``ConnectTimeout``, ``PoolTimeout``, ``ProxyError``) -> ``TransientError``;
 * sent, then cut off or unreadable (any other ``TransportError``: timeouts, dropped connections,
   remote protocol errors; ``DecodingError``) -> ``OutcomeUnknownError``;
@@ -19,13 +19,17 @@ own tree; nothing from the SDK, httpx or pydantic travels further up (the origin
 
 Retries: one tenacity policy per operation (``retrying``): transient errors only, exponential
 backoff with full jitter capped at ``retry_max_s``, a server's Retry-After wins, and the whole
-operation is bounded by ``retry_total_s``. Paid calls (task creation, sync embeds) take a token
-from the global quota before every attempt; a 429 pauses that quota for everyone.
+operation is bounded by ``retry_total_s`` (a 429 whose wait would pass that bound ends it at once:
+the caller waits for the window elsewhere). Paid calls (task creation, sync embeds) take a token
+from the global quota before every attempt. Every answer's ``X-Ratelimit-*`` headers teach the
+quota's windows (``pipeline/state/limits.py``); a 429 that names a media-minutes or daily window
+marks it spent until its reset, any other 429 pauses the request bucket for everyone.
 """
 
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -61,6 +65,7 @@ from pipeline.media import QueryPart
 from pipeline.metrics.recorder import MetricsRecorder
 from pipeline.settings import Settings
 from pipeline.spec import EmbeddingSpec
+from pipeline.state.limits import Limits, retry_after_reset
 from pipeline.state.quota import Quota
 
 T = TypeVar("T")
@@ -133,7 +138,10 @@ def translate(exc: Exception, *, sent: bool = True) -> VidsearchError:
 def _from_status(status: int, headers: dict[str, Any] | None, body: Any) -> VidsearchError:
     code, message = _code_and_message(body)
     if status == 429:
-        return RateLimitedError(f"Twelve Labs 429 {code}: {message}", _retry_after(headers))
+        wait = _retry_after(headers)
+        if wait is None:
+            wait = retry_after_reset(headers, time.time())
+        return RateLimitedError(f"Twelve Labs 429 {code}: {message}", wait)
     if status in (408, 409) or status >= 500:
         return TransientError(f"Twelve Labs {status} {code}: {message}")
     return ApiRejectedError(status, code, message)
@@ -180,15 +188,31 @@ class _Wait(tenacity.wait.wait_base):
         return random.uniform(self.initial_s / 2, ceiling)
 
 
+class _LongWait(tenacity.stop.stop_base):
+    """Stop at once when a 429's wait would outlast the operation's total bound."""
+
+    def __init__(self, total_s: float) -> None:
+        self.total_s = total_s
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if not isinstance(exc, RateLimitedError) or exc.retry_after_s is None:
+            return False
+        elapsed = retry_state.seconds_since_start or 0.0
+        return elapsed + exc.retry_after_s > self.total_s
+
+
 class TwelveLabsGateway:
     """Twelve Labs calls the pipeline makes, with translation, retries and the global quota."""
 
     def __init__(
-        self, settings: Settings, quota: Quota | None = None, metrics: MetricsRecorder | None = None
+        self, settings: Settings, quota: Quota | None = None, metrics: MetricsRecorder | None = None,
+        limits: Limits | None = None,
     ) -> None:
         key = settings.twelve_labs_api_key
         self.settings = settings
         self.quota = quota
+        self.limits = limits
         self.metrics = metrics or MetricsRecorder.from_settings(settings)
         self.client = TwelveLabs(
             api_key=key.get_secret_value() if key else SANDBOX_KEY,
@@ -212,7 +236,7 @@ class TwelveLabsGateway:
         policy = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(TransientError),
             wait=_Wait(s.retry_initial_s, s.retry_max_s),
-            stop=tenacity.stop_after_delay(s.retry_total_s),
+            stop=tenacity.stop_after_delay(s.retry_total_s) | _LongWait(s.retry_total_s),
             before_sleep=partial(_log_retry, operation),
             reraise=True,
         )
@@ -220,7 +244,8 @@ class TwelveLabsGateway:
 
     def _charge(self) -> None:
         if self.quota and not self.quota.acquire(self.settings.retry_total_s):
-            raise TransientError("global Twelve Labs quota exhausted for the whole retry budget")
+            wait = max(self.quota.paused_until() - time.time(), self.settings.retry_initial_s)
+            raise RateLimitedError("global Twelve Labs quota exhausted for the whole retry budget", wait)
 
     def _call(self, operation: str, fn: Callable[[], T]) -> T:
         """One HTTP request through the SDK: counted, translated, a 429 pausing the quota."""
@@ -230,13 +255,24 @@ class TwelveLabsGateway:
         except Exception as exc:  # whatever the SDK raises is translated (``translate``)
             err = translate(exc)
             self.metrics.twelve_labs_call(operation, err)
-            if isinstance(err, RateLimitedError) and self.quota:
-                self.quota.pause(err.retry_after_s or self.settings.retry_initial_s)
+            if isinstance(err, RateLimitedError):
+                self._rate_limited(err, getattr(exc, "headers", None))
             if err is exc:
                 raise
             raise err from exc
         self.metrics.twelve_labs_call(operation, None)
         return result
+
+    def _rate_limited(self, err: RateLimitedError, headers: Any) -> None:
+        """A 429: a named window is spent until its reset; any other limit pauses the bucket."""
+        if self.limits and self.limits.spent(headers if isinstance(headers, dict) else None):
+            return
+        if self.quota:
+            self.quota.pause(err.retry_after_s or self.settings.retry_initial_s)
+
+    def _learn(self, headers: dict[str, str]) -> None:
+        if self.limits:
+            self.limits.learn(headers)
 
     # --- operations ----------------------------------------------------------------------------
     def create_task(self, url: str, spec: EmbeddingSpec) -> str:
@@ -253,8 +289,9 @@ class TwelveLabsGateway:
         }
         if spec.dimension is not None:
             kwargs["embedding_dimension"] = spec.dimension
-        created = self._call("create", lambda: self.client.embed.v_2.tasks.create(**kwargs))
-        return str(created.id)
+        raw = self._call("create", lambda: self.client.embed.v_2.tasks.with_raw_response.create(**kwargs))
+        self._learn(raw.headers)
+        return str(raw.data.id)
 
     def retrieve(self, task_id: str) -> TaskResult:
         """The task's status and, when ready, its segments."""
@@ -306,8 +343,10 @@ class TwelveLabsGateway:
         A clip answers one embedding per segment and option; the query vector is their mean.
         """
         kwargs = self._sync_body(part, spec or EmbeddingSpec.from_settings(self.settings))
-        call: Callable[[], Any] = lambda: self.client.embed.v_2.create(**kwargs)  # noqa: E731
-        response = self.retrying("embed", partial(self._call, "embed", call), paid=True)
+        call: Callable[[], Any] = lambda: self.client.embed.v_2.with_raw_response.create(**kwargs)  # noqa: E731
+        raw = self.retrying("embed", partial(self._call, "embed", call), paid=True)
+        self._learn(raw.headers)
+        response = raw.data
         vectors = [list(d.embedding) for d in response.data or []]
         if not vectors:
             raise TransientError("Twelve Labs answered a sync embed without embeddings")

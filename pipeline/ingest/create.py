@@ -5,6 +5,10 @@ outcome is unknown (a crash, a dropped connection, a 5xx), the next attempt firs
 task through the list endpoint and adopts it; only when none is found does it create again.
 A 429 or another 4xx proves nothing was created, so the mark is cleared.
 
+Our own pacing never fails an item: a create whose 429 (or whose wait for the global quota)
+outlasts its retries goes back to wait until the limit frees, without spending one of its
+``max_item_attempts`` rounds; only other transient errors spend them.
+
 The create lock is fenced (``pipeline/state/locks.py``): each attempt first extends our own lease, and
 the ``ca`` mark is written only while the lock is still ours and the item still ``creating``. A
 worker paused past its lease (SIGSTOP, a long GC, a slow lookup) finds that out before it sends
@@ -112,6 +116,11 @@ class Embedder:
             raise
 
     def _defer(self, item: Item, exc: TransientError) -> CreateOutcome:
+        if isinstance(exc, RateLimitedError):  # our pacing: wait for the limit, spend no round
+            wait = exc.retry_after_s or self.settings.retry_initial_s
+            spread = random.uniform(0, self.settings.tick_interval_s)
+            self.jobs.defer_create(item.key, time.time() + wait + spread)
+            return CreateOutcome("deferred", reason=f"rate limited for {wait:.0f} s: {exc}")
         redrives = int(self.r.hincrby(self.jobs.keys.item(item.key), "rd", 1))
         if redrives >= self.settings.max_item_attempts:
             reason = f"gave up after {redrives} rounds of retries: {exc}"

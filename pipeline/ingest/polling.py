@@ -16,12 +16,14 @@ import time
 import redis
 
 from pipeline.errors import ApiRejectedError, TransientError
+from pipeline.ingest.minutes import MinuteBook
 from pipeline.ledger.records import Item
 from pipeline.ledger.store import JobStore
 from pipeline.segments import Segment, pack_vector
 from pipeline.settings import Settings
 from pipeline.spec import EmbeddingSpec, segment_pk
 from pipeline.state.keys import Keys
+from pipeline.state.limits import Limits
 from pipeline.twelvelabs import TaskResult, TwelveLabsGateway
 
 EWMA_WEIGHT = 0.2
@@ -59,6 +61,7 @@ class Poller:
         self.jobs = jobs
         self.gateway = gateway
         self.settings = settings
+        self.book = MinuteBook(client, jobs, Limits(client, jobs.keys.limits, settings), settings)
 
     def poll(self, key: str) -> str:
         """Check the item's task once; returns what happened (for logs and tests)."""
@@ -103,6 +106,7 @@ class Poller:
             return "skipped"
         took = result.processing_s if result.processing_s is not None else elapsed
         self._learn(spec.model, took)
+        self.book.settle(item, [(seg.start_s, seg.end_s) for seg in result.segments])
         return "ready"
 
     def _segments(self, item: Item, spec: EmbeddingSpec, result: TaskResult) -> list[Segment]:

@@ -42,14 +42,17 @@ class SubmitSummary:
 
 class Producer:
     def __init__(
-        self, jobs: JobStore, spec: EmbeddingSpec, rules: LineRules, collection: str = ""
+        self, jobs: JobStore, spec: EmbeddingSpec, rules: LineRules, collection: str = "",
+        max_minutes: float = 0.0,
     ) -> None:
         """``collection``: the model version's collection its jobs write to (default: the
-        model's collection, ``MilvusStore.collection_for``)."""
+        model's collection, ``MilvusStore.collection_for``); ``max_minutes``: each job's budget in
+        media minutes (0: none), recorded before its first item can be admitted."""
         self.jobs = jobs
         self.spec = spec
         self.rules = rules
         self.collection = collection
+        self.max_minutes = max_minutes
 
     def submit(
         self, paths: Sequence[Path], mode: SubmitMode = DEFAULT_MODE, name: str = "",
@@ -63,7 +66,7 @@ class Producer:
         """
         names = list(labels) if labels is not None else [str(p) for p in paths]
         readers = [read_manifest(path, self.rules, label) for path, label in zip(paths, names, strict=True)]
-        job_id = self.jobs.create_job(names, self.spec, name, self.collection)
+        job_id = self.jobs.create_job(names, self.spec, name, self.collection, self.max_minutes)
         summary = SubmitSummary(job_id)
         for records in readers:
             self._submit_file(records, summary, mode)
@@ -120,18 +123,21 @@ def _reject_dicts(rejects: Iterable[Rejected]) -> list[dict[str, object]]:
 def submit_to_versions(
     jobs: JobStore, versions: Versions, settings: Settings, rules: LineRules,
     paths: Sequence[Path], *, mode: SubmitMode = DEFAULT_MODE, name: str = "",
-    labels: Sequence[str] | None = None,
+    labels: Sequence[str] | None = None, max_minutes: float | None = None,
 ) -> list[SubmitSummary]:
     """Submit ``paths`` once per model version a new ingest goes to (``versions.ingest_targets``):
     the live one first, then the one a re-embed is building, so it is complete at promotion.
-    Before any version exists: one job with the settings' spec, as always."""
+    Before any version exists: one job with the settings' spec, as always. Each job's budget is
+    ``max_minutes`` (None: ``job_max_media_minutes``)."""
+    budget = settings.job_max_media_minutes if max_minutes is None else max_minutes
     targets = ingest_targets(versions)
     if not targets:
-        producer = Producer(jobs, EmbeddingSpec.from_settings(settings), rules)
+        producer = Producer(jobs, EmbeddingSpec.from_settings(settings), rules, max_minutes=budget)
         return [producer.submit(paths, mode, name, labels)]
     summaries = []
     for version in targets:
-        summary = Producer(jobs, version.spec, rules, version.collection).submit(paths, mode, name, labels)
+        producer = Producer(jobs, version.spec, rules, version.collection, budget)
+        summary = producer.submit(paths, mode, name, labels)
         versions.add_job(version.id, summary.job_id)
         summaries.append(summary)
     return summaries

@@ -7,8 +7,11 @@ runs under a fenced lock and leaves a heartbeat (``{prefix}:tick``, expiring aft
 nothing is ticking.
 
 1. creates whose lease expired (a lost message, a dead worker, a deferred retry) are re-driven;
-2. waiting items are admitted, as many as the in-flight cap and the global quota allow
-   (their first request's token is taken here, so the create task starts at once);
+2. waiting items are admitted, as many as the in-flight cap, their jobs' budgets and every
+   dimension of the global quota allow (their first request's token and their estimated media
+   minutes are taken here, so the create task starts at once: ``pipeline/ingest/minutes.py``);
+   when a dimension is spent, admission holds for every worker until its window frees, and
+   ``{prefix}:quota:hold`` says which limit holds and until when (``admission_hold``);
 3. in-flight items whose next check is due are claimed for polling;
 4. a writing task is asked for when the segment stream has a backlog and no writer drains it.
 Every claim pushes a lease forward, so a dispatched message that is lost is re-driven later.
@@ -21,9 +24,12 @@ from dataclasses import dataclass, field
 
 import redis
 
+from pipeline.ingest.minutes import MinuteBook
 from pipeline.ingest.stream import stream_backlog
 from pipeline.ledger.store import JobStore
 from pipeline.settings import Settings
+from pipeline.state.keys import Keys
+from pipeline.state.limits import PAUSE, Hold, Limits
 from pipeline.state.locks import FencedLock
 from pipeline.state.quota import Quota
 
@@ -47,6 +53,8 @@ class Scheduler:
         self.jobs = jobs
         self.quota = quota
         self.settings = settings
+        self.limits = Limits(client, jobs.keys.limits, settings)
+        self.book = MinuteBook(client, jobs, self.limits, settings)
 
     def tick(self) -> TickPlan | None:
         """Plan one tick, or None when another tick is running."""
@@ -79,9 +87,32 @@ class Scheduler:
         wanted = min(s.admit_batch, room, self.jobs.waiting_count())
         if wanted <= 0:
             return []
-        grant = self.quota.take(wanted)
-        admitted = self.jobs.admit(grant.granted, now + s.create_lease_s)
+        heads = self.book.within_budgets(self.book.head(wanted))
+        fit = self.limits.fit([h.minutes for h in heads])
+        count = fit.count
+        if heads and self._probing(heads[0].guessed):  # one create at a time, to learn from it
+            count = min(count, 0 if self.r.zcard(self.jobs.keys.creating) else 1)
+        grant = self.quota.take(count)
+        self._note_hold(fit.hold if fit.count < len(heads) else None, grant.granted, count)
+        chosen = heads[: self.limits.charge([h.minutes for h in heads[: grant.granted]]).count]
+        admitted = self.jobs.admit(len(chosen), now + s.create_lease_s)
+        self.book.charged(chosen, admitted)
         return admitted
+
+    def _probing(self, guessed: bool) -> bool:
+        """Whether admission goes one create at a time (``pipeline/state/limits.py``)."""
+        return not self.limits.heard() or (guessed and self.limits.media_limited())
+
+    def _note_hold(self, hold: Hold | None, granted: int, wanted: int) -> None:
+        """Record which limit holds admission (a window, else a 429's pause), or that none does."""
+        if hold is None and granted < wanted:
+            until = self.quota.paused_until()
+            hold = Hold(PAUSE, until) if until > time.time() else None
+        if hold is None:
+            self.r.delete(self.jobs.keys.hold)
+            return
+        ttl_ms = max(1, int((hold.until - time.time()) * 1000))
+        self.r.set(self.jobs.keys.hold, f"{hold.dimension}|{hold.until:.3f}", px=ttl_ms)
 
     def _want_drain(self) -> str | None:
         if stream_backlog(self.r, self.settings) <= 0:
@@ -113,6 +144,15 @@ class Leadership:
 
     def resign(self) -> None:
         self.lock.release()
+
+
+def admission_hold(client: redis.Redis[bytes], keys: Keys) -> Hold | None:
+    """The limit that holds admission and when it frees, or None when admission is free."""
+    raw = client.get(keys.hold)
+    if raw is None:
+        return None
+    name, _, until = raw.decode().partition("|")
+    return Hold(name, float(until))
 
 
 def last_tick(client: redis.Redis[bytes], jobs: JobStore) -> float | None:

@@ -1,7 +1,10 @@
 """The ledger's records: a job and its status, an item, and the one parser of each Redis hash.
 
 A job's hash (``{prefix}:job:{id}``) holds ``id``, ``created_at``, ``name``, ``manifests`` (JSON),
-``spec`` (JSON), ``sealed`` (0/1), optionally ``collection``, and the ``COUNTERS``.
+``spec`` (JSON), ``sealed`` (0/1), optionally ``collection``, the ``COUNTERS`` (``held``: items
+waiting aside because the job reached its budget), and, once it has spent any, ``minutes`` (media
+minutes charged: estimates for tasks in flight, actual ones for finished tasks) and
+``max_minutes`` (its budget; absent or 0: none) (``pipeline/ingest/minutes.py``).
 
 An item's hash (``{prefix}:item:{key}``) holds, by field:
 
@@ -14,6 +17,7 @@ An item's hash (``{prefix}:item:{key}``) holds, by field:
 ``sub`` when the task was created (epoch seconds); ``polls``: status checks so far
 ``ca``  when a create was last sent with its outcome not yet recorded
 ``att`` creates sent; ``rd``: redrive rounds after transient create errors
+``em``  media minutes charged for it: the estimate at admission, the actual once its task is ready
 ``why`` the reason of a failure; ``ft``: 1 when it was transient (retries ran out)
 ``exp`` segments the task produced; ``w``: segments Milvus accepted (``:w`` holds their pks)
 ======= ===============================================================================
@@ -42,9 +46,9 @@ from pipeline.spec import EmbeddingSpec
 ACTIVE_STATES = ("waiting", "creating", "processing", "writing")
 COUNTERS = (
     "lines", "accepted", "rejected", "duplicates", "skipped", "in_progress",
-    "previously_failed", "queued", "done", "failed", "failed_elsewhere", "segments",
+    "previously_failed", "queued", "done", "failed", "failed_elsewhere", "segments", "held",
 )
-JOB_STATUSES = ("running", "done", "done with failures", "failed")
+JOB_STATUSES = ("running", "done", "done with failures", "failed", "stopped at budget")
 ITEM_FIELDS = ("s", "j", "url", "cat", "title", "meta", "tl", "att", "why", "sub", "polls", "ca",
                "exp")
 """The item fields a record holds, in the order ``Item.from_fields`` reads them (an HMGET)."""
@@ -53,8 +57,10 @@ DONE_SEP = "\x1f"
 
 
 def job_finished(sealed: bool, counters: Mapping[str, int], open_elsewhere: int = 0) -> bool:
-    """Sealed, every queued item settled, and nothing it waits for open in another job."""
-    own = counters.get("done", 0) + counters.get("failed", 0) >= counters.get("queued", 0)
+    """Sealed, every queued item settled (or held at the job's budget), and nothing it waits for
+    open in another job."""
+    settled = counters.get("done", 0) + counters.get("failed", 0) + counters.get("held", 0)
+    own = settled >= counters.get("queued", 0)
     return sealed and own and open_elsewhere == 0
 
 
@@ -65,9 +71,12 @@ def job_failures(counters: Mapping[str, int]) -> int:
 
 def job_status(sealed: bool, counters: Mapping[str, int], open_elsewhere: int = 0) -> str:
     """``running`` (still submitting, or items open), ``done``, ``done with failures`` (some
-    items failed, others are in), or ``failed`` (every item that settled failed)."""
+    items failed, others are in), ``failed`` (every item that settled failed), or ``stopped at
+    budget`` (the rest waits for a raised budget)."""
     if not job_finished(sealed, counters, open_elsewhere):
         return "running"
+    if counters.get("held", 0):
+        return "stopped at budget"
     if not job_failures(counters):
         return "done"
     ingested = counters.get("done", 0) + counters.get("skipped", 0)
@@ -87,6 +96,10 @@ class Job:
     counters: dict[str, int] = field(default_factory=dict)
     open_elsewhere: int = 0
     """Accepted items still in flight for another job: the job is not finished before they are."""
+    minutes: float = 0.0
+    """Media minutes charged (estimates for tasks in flight, actual for finished ones)."""
+    max_minutes: float = 0.0
+    """The job's budget in media minutes (0: none)."""
 
     @classmethod
     def from_hash(cls, h: Mapping[bytes, bytes], open_elsewhere: int = 0) -> Job:
@@ -97,6 +110,7 @@ class Job:
             manifests=json.loads(d.get("manifests", "[]")),
             spec=EmbeddingSpec.from_json(d["spec"]), sealed=d.get("sealed") == "1",
             counters={c: int(d.get(c, 0)) for c in COUNTERS}, open_elsewhere=open_elsewhere,
+            minutes=float(d.get("minutes", 0)), max_minutes=float(d.get("max_minutes", 0)),
         )
 
     @property
@@ -118,6 +132,7 @@ class Job:
             "id": self.id, "name": self.name, "created_at": self.created_at,
             "manifests": self.manifests, "status": self.status, "model": self.spec.model,
             **{k: self.counters.get(k, 0) for k in COUNTERS}, "open_elsewhere": self.open_elsewhere,
+            "media_minutes": round(self.minutes, 2), "max_minutes": self.max_minutes or None,
         }
 
 

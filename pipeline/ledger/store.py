@@ -106,9 +106,11 @@ class JobStore:
 
     # --- jobs -----------------------------------------------------------------------------------
     def create_job(
-        self, manifests: Sequence[str], spec: EmbeddingSpec, name: str = "", collection: str = ""
+        self, manifests: Sequence[str], spec: EmbeddingSpec, name: str = "", collection: str = "",
+        max_minutes: float = 0.0,
     ) -> str:
-        """A new job; ``collection`` names its model version's collection (none: the default)."""
+        """A new job; ``collection`` names its model version's collection (none: the default);
+        ``max_minutes``: its budget in media minutes (0: none)."""
         now = time.time()
         job_id = new_job_id(now)
         record: dict[str | bytes, bytes | float | int | str] = {
@@ -118,6 +120,8 @@ class JobStore:
         }
         if collection:
             record["collection"] = collection
+        if max_minutes > 0:
+            record["max_minutes"] = max_minutes
         self.r.hset(self.keys.job(job_id), mapping=record)
         self.r.zadd(self.keys.jobs, {job_id: now})
         return job_id

@@ -117,7 +117,7 @@ class RedisCollector(Collector):
             counts = {name: int(v or 0) for name, v in zip(COUNTERS, row[1:], strict=True)}
             for name, value in counts.items():
                 totals[name] += value
-            settled = counts["done"] + counts["failed"]
+            settled = counts["done"] + counts["failed"] + counts["held"]
             totals["_active"] += max(0, counts["queued"] - settled)
             status = job_status(row[0] == b"1", counts)
             statuses[status] = statuses.get(status, 0) + 1
@@ -132,6 +132,7 @@ class RedisCollector(Collector):
         pipe.hlen(CELERY_UNACKED)
         pipe.xlen(self.keys.dead)
         pipe.hget(self.keys.quota, "pause_until")
+        pipe.get(self.keys.hold)
         pipe.time()
         replies = pipe.execute()
         per_queue = len(CELERY_PRIORITIES) + 1
@@ -140,8 +141,9 @@ class RedisCollector(Collector):
         )
         for i, queue in enumerate(CELERY_QUEUES):
             queues.add_metric([queue], sum(replies[i * per_queue:(i + 1) * per_queue]))
-        unacked, dead, pause_until, now = replies[len(CELERY_QUEUES) * per_queue:]
+        unacked, dead, pause_until, hold, now = replies[len(CELERY_QUEUES) * per_queue:]
         return [
+            _hold(hold, now[0] + now[1] / 1e6),
             queues,
             _gauge("vidsearch_celery_tasks_in_flight", "Celery tasks delivered and not yet acked",
                    unacked),
@@ -151,6 +153,18 @@ class RedisCollector(Collector):
             _gauge("vidsearch_quota_pause_seconds", "Seconds left of a 429 pause of the quota",
                    max(0.0, float(pause_until or 0) - (now[0] + now[1] / 1e6))),
         ]
+
+
+def _hold(raw: bytes | None, now: float) -> GaugeMetricFamily:
+    """Seconds until admission resumes, labelled with the limit that holds it (none: no sample)."""
+    gauge = GaugeMetricFamily(
+        "vidsearch_admission_hold_seconds",
+        "Seconds until admission resumes, by the quota dimension that holds it", labels=["dimension"],
+    )
+    if raw is not None:
+        name, _, until = raw.decode().partition("|")
+        gauge.add_metric([name], max(0.0, float(until) - now))
+    return gauge
 
 
 def _priority_lists(queue: str) -> list[str]:

@@ -75,6 +75,25 @@ class Keys:
         return f"{self.prefix}:quota"
 
     @property
+    def limits(self) -> str:
+        """The quota's window dimensions (``pipeline/state/limits.py``)."""
+        return f"{self.prefix}:quota:limits"
+
+    @property
+    def hold(self) -> str:
+        """Which limit holds admission and until when (``dimension|epoch``; expires then)."""
+        return f"{self.prefix}:quota:hold"
+
+    def media(self, collection: str) -> str:
+        """What finished tasks of ``collection`` taught: ``n`` tasks, ``sum_s`` seconds of media."""
+        return f"{self.prefix}:media:{collection}"
+
+    def held(self, job_id: str) -> str:
+        """Waiting records of a job at its budget (moved off the waiting list; re-queued when the
+        budget is raised)."""
+        return f"{self.prefix}:job:{job_id}:held"
+
+    @property
     def stats(self) -> str:
         return f"{self.prefix}:stats"
 

@@ -57,6 +57,7 @@ class Quota:
     """A token bucket of ``rate_per_min`` requests per minute and ``burst`` capacity."""
 
     def __init__(self, client: redis.Redis[bytes], key: str, rate_per_min: float, burst: int) -> None:
+        self._client = client
         self.key = key
         self.rate_per_s = rate_per_min / 60.0
         self.burst = burst
@@ -81,6 +82,11 @@ class Quota:
             if left <= 0:
                 return False
             time.sleep(min(max(grant.wait_s, 0.01), left))
+
+    def paused_until(self) -> float:
+        """When the current 429 pause ends (epoch seconds; 0 when none was set)."""
+        raw = self._client.hget(self.key, "pause_until")
+        return float(raw) if raw is not None else 0.0
 
     def pause(self, seconds: float) -> None:
         """Stop granting tokens for ``seconds`` (a server's Retry-After)."""

@@ -30,7 +30,10 @@ from tests.stack import Stack, wait_for
 
 CATEGORIES = ("animals", "sports", "cooking", "travel")
 NO_FAULTS = {"rate_429": 0.0, "rate_5xx": 0.0, "drop_after_create_rate": 0.0, "fail_rate": 0.0,
-             "stuck_rate": 0.0, "slow_rate": 0.0, "retry_after_s": 0.0, "create_rpm": 0}
+             "stuck_rate": 0.0, "slow_rate": 0.0, "retry_after_s": 0.0, "create_rpm": 0,
+             "requests_per_minute": 0, "requests_per_day": 0, "media_minutes_per_hour": 0.0,
+             "media_minutes_per_day": 0.0, "media_window_s": 3600.0, "no_retry_after": False,
+             "min_duration_s": 20.0, "max_duration_s": 180.0}
 DRILL_SETTINGS = {
     "VIDSEARCH_CREATE_LEASE_S": "8",
     "VIDSEARCH_POLL_LEASE_S": "5",

@@ -24,6 +24,7 @@ from pipeline.errors import (
 from pipeline.media import QueryPart
 from pipeline.settings import Settings, load_settings
 from pipeline.spec import EmbeddingSpec
+from pipeline.state.limits import Limits
 from pipeline.state.quota import Quota
 from pipeline.twelvelabs import TwelveLabsGateway, translate
 from tests.stack import sandbox_config
@@ -241,3 +242,42 @@ def test_an_unusable_base_url_fails_once_with_a_permanent_error_through_the_sdk(
         gateway.retrieve("task-1")
     assert not isinstance(caught.value.__cause__, VidsearchError | None)
     assert gateway.calls == {"retrieve": 1}
+
+
+def _windows(own_sandbox: Service, redis_client: redis.Redis, **settings: object) -> TwelveLabsGateway:
+    """A gateway with the quota's windows, on a sandbox whose every URL is a 10-minute video and
+    whose organisation allows 15 media minutes per hour, answering 429s without Retry-After."""
+    sandbox_config(own_sandbox, min_duration_s=600.0, max_duration_s=600.0, media_minutes_per_hour=15,
+                   no_retry_after=True)
+    s = _settings(own_sandbox, media_minutes_per_hour=1000, **settings)
+    prefix = f"t{time.monotonic_ns()}"
+    quota = Quota(redis_client, f"{prefix}:quota", rate_per_min=6000, burst=10)
+    return TwelveLabsGateway(s, quota, limits=Limits(redis_client, f"{prefix}:limits", s))
+
+
+def test_a_create_answer_teaches_the_windows_its_limit_and_use(
+    own_sandbox: Service, redis_client: redis.Redis,
+) -> None:
+    gateway = _windows(own_sandbox, redis_client)
+    gateway.create_task(URL, EmbeddingSpec.from_settings(gateway.settings))
+    assert gateway.limits is not None
+    window = gateway.limits.snapshot()["media-minutes-hour"]
+    assert (window["limit"], window["used"]) == (15.0, 10.0)
+    assert window["reset"] % 3600 == 0
+
+
+def test_a_429_without_retry_after_waits_for_the_reset_and_spends_its_window_not_the_bucket(
+    own_sandbox: Service, redis_client: redis.Redis,
+) -> None:
+    gateway = _windows(own_sandbox, redis_client)
+    spec = EmbeddingSpec.from_settings(gateway.settings)
+    gateway.create_task(URL, spec)
+    started = time.monotonic()
+    with pytest.raises(RateLimitedError) as caught:
+        gateway.retrying("create", lambda: gateway.create_task(URL + "?2", spec), paid=False)
+    assert time.monotonic() - started < gateway.settings.retry_total_s  # no sleep toward the reset
+    wait = caught.value.retry_after_s
+    assert wait is not None and 0 < wait <= 3600
+    assert gateway.limits is not None and gateway.limits.fit([1.0]).count == 0
+    assert gateway.quota is not None and gateway.quota.take(1).granted == 1  # queries still go
+    assert gateway.calls["create"] == 2  # one refused answer, not retried into the window

@@ -40,7 +40,7 @@ from vidsearch.api.schemas import (
     job_out,
 )
 from vidsearch.api.security import admin_access
-from vidsearch.cli.display import status_dict, ticking
+from vidsearch.cli.display import spending, status_dict, ticking
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(admin_access)])
 JobId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="job id")]
@@ -160,7 +160,7 @@ def _job(ctx: ApiContext, job_id: str) -> Job:
 def _out(ctx: ApiContext, jobs: list[Job]) -> list[JobOut]:
     """Counters plus rate, ETA and the tick's state, as ``vidsearch status --json`` has them."""
     tick, now = ticking(ctx.clients), time.time()
-    return [job_out(status_dict(job, tick, now)) for job in jobs]
+    return [job_out(status_dict(job, tick, now, spending(ctx.clients, job))) for job in jobs]
 
 
 @router.get("", response_model=list[JobOut], summary="Recent jobs, newest first")

@@ -142,7 +142,7 @@ class JobOut(BaseModel):
     name: str
     created_at: float
     manifests: list[str]
-    status: Literal["running", "done", "done with failures", "failed"]
+    status: Literal["running", "done", "done with failures", "failed", "stopped at budget"]
     model: str
     lines: int
     accepted: int
@@ -162,6 +162,13 @@ class JobOut(BaseModel):
     progress: float = Field(description="finished (done + failed) / queued, 0..1")
     rate_per_s: float | None = Field(None, description="items settled per second since creation")
     eta_s: float | None = Field(None, description="seconds until every queued item is finished")
+    held: int = Field(0, description="items waiting aside because the job reached its budget")
+    media_minutes: float = Field(0.0, description="media minutes charged (estimates for tasks in "
+                                 "flight, actual for finished ones)")
+    max_minutes: float | None = Field(None, description="the job's budget in media minutes")
+    spend: float | None = Field(None, description="media_minutes x price_per_media_minute (unset: no price)")
+    held_by: str | None = Field(None, description="the quota dimension that holds admission now")
+    resumes_at: float | None = Field(None, description="when that limit frees (epoch seconds)")
 
 
 class SubmitOut(BaseModel):

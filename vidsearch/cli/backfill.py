@@ -152,7 +152,7 @@ def _locked_run(args: argparse.Namespace, clients: Clients, manifests: list[Path
         rules = LineRules.from_settings(settings, default_category=args.category)
         mode = SubmitMode(retry_transient=settings.resubmit_transient_failures)
         summary = submit_to_versions(jobs, clients.versions, settings, rules, manifests, mode=mode,
-                                     name=args.name)[0]
+                                     name=args.name, max_minutes=args.max_minutes)[0]
         log.info("backfill_submitted", name=args.name, manifests=[str(p) for p in manifests],
                  **summary.to_dict())
         job = _wait(jobs, summary.job_id, args.wait_timeout)

@@ -12,7 +12,8 @@ import time
 from typing import Any
 
 from pipeline.clients import Clients
-from pipeline.ingest.manifest import LineRules
+from pipeline.ingest.manifest import LineRules, read_manifest
+from pipeline.ingest.minutes import MinuteBook, price
 from pipeline.ingest.producer import submit_to_versions
 from pipeline.ingest.stream import dead_letters_dropped
 from pipeline.ledger.records import Job
@@ -20,9 +21,11 @@ from pipeline.ledger.store import JobStore, SubmitMode
 from pipeline.settings import CONFIG_ENV, Settings, get_settings
 from vidsearch.cli.display import (
     iso,
+    pricing_text,
     print_floor,
     print_hits,
     print_json,
+    spending,
     status_dict,
     status_lines,
     stderr_progress,
@@ -55,10 +58,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def _submit(args: argparse.Namespace, clients: Clients) -> int:
     settings, jobs = clients.settings, clients.jobs
     rules = LineRules.from_settings(settings, default_category=args.category)
+    if args.dry_run:
+        return _dry_run(args, rules, settings)
     mode = SubmitMode(force=args.force, retry_failed=args.retry_failed,
                       retry_transient=settings.resubmit_transient_failures)
     summary, *building = submit_to_versions(jobs, clients.versions, settings, rules,
-                                            args.manifests, mode=mode, name=args.name)
+                                            args.manifests, mode=mode, name=args.name,
+                                            max_minutes=args.max_minutes)
     if not args.json:
         print(summary.job_id)
         print(_summary_line(summary.to_dict()), file=sys.stderr)
@@ -73,6 +79,26 @@ def _submit(args: argparse.Namespace, clients: Clients) -> int:
     if args.json:
         print_json({"job_id": job.id, **job.to_dict(), "rejects": jobs.rejects(job.id, 99)})
     return EXIT_FAILED if job.failures else EXIT_OK
+
+
+def _dry_run(args: argparse.Namespace, rules: LineRules, settings: Settings) -> int:
+    lines = (line for path in args.manifests for line in read_manifest(path, rules))
+    priced = price(lines, settings).to_dict()
+    if args.json:
+        print_json(priced)
+        return EXIT_OK
+    print(pricing_text(priced, settings.default_media_minutes))
+    return EXIT_OK
+
+
+def cmd_budget(args: argparse.Namespace) -> int:
+    with _clients(args) as clients:
+        job = _job_or_latest(clients.jobs, args.job)
+        book = MinuteBook(clients.redis, clients.jobs, clients.limits, clients.settings)
+        moved = book.raise_budget(job.id, args.max_minutes)
+    budget = f"{args.max_minutes:g} minutes" if args.max_minutes > 0 else "none"
+    print(f"job {job.id}: budget {budget}; {moved} held items queued again")
+    return EXIT_OK
 
 
 def _summary_line(d: dict[str, Any]) -> str:
@@ -104,10 +130,11 @@ def _status(args: argparse.Namespace, clients: Clients) -> int:
         progress = None if args.json else stderr_progress(clients.settings.progress_interval_s)
         job = wait_for_job(jobs, job.id, progress, lambda: ticking(clients))
     now = time.time()
+    spend = spending(clients, job)
     if args.json:
-        print_json(status_dict(job, ticking(clients), now))
+        print_json(status_dict(job, ticking(clients), now, spend))
     else:
-        print("\n".join(status_lines(job, ticking(clients), now)))
+        print("\n".join(status_lines(job, ticking(clients), now, spend)))
     return EXIT_FAILED if job.finished and job.failures else EXIT_OK
 
 

@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from pipeline.clients import Clients
-from pipeline.ingest.scheduler import last_tick
+from pipeline.ingest.scheduler import admission_hold, last_tick
 from pipeline.ledger.records import Job
 from pipeline.ledger.store import JobStore
+from pipeline.state.limits import Hold
 
 STALL_HINT = (
     "no scheduler tick for more than {stall:.0f} s: nothing is admitting or polling this job's "
@@ -61,6 +62,13 @@ class Ticking:
     stalled: bool
     last_tick_at: float | None
     stall_s: float
+    hold: Hold | None = None
+    """The quota limit holding admission, if one does (``submit --wait`` says so)."""
+
+    def held(self, job: Job) -> str:
+        if self.hold is None or job.finished:
+            return ""
+        return f"; {self.hold.dimension} spent, admission resumes at {iso(self.hold.until)}"
 
     def warning(self) -> str:
         return "WARNING: " + STALL_HINT.format(stall=self.stall_s)
@@ -68,6 +76,57 @@ class Ticking:
 
 ALIVE = Ticking(stalled=False, last_tick_at=None, stall_s=0.0)
 """For callers that do not check the tick."""
+
+
+@dataclass(frozen=True, slots=True)
+class Spending:
+    """What a job consumed and spent, and which limit holds admission (``status``, the job API)."""
+
+    price_per_minute: float = 0.0
+    held_by: str | None = None
+    resumes_at: float | None = None
+
+    def fields(self, job: Job) -> dict[str, Any]:
+        spend = round(job.minutes * self.price_per_minute, 2) if self.price_per_minute else None
+        return {"spend": spend, "held_by": self.held_by, "resumes_at": self.resumes_at}
+
+    def lines(self, job: Job, now: float) -> list[str]:
+        budget = f" of a budget of {job.max_minutes:g}" if job.max_minutes else ""
+        spend = f", spend {job.minutes * self.price_per_minute:.2f}" if self.price_per_minute else ""
+        out = [f"media      {job.minutes:.1f} minutes{budget}{spend}"]
+        if job.counters.get("held"):
+            out.append(f"budget     reached: {job.counters['held']} items wait (`vidsearch budget "
+                       f"{job.id} --max-minutes M` queues them again)")
+        if self.held_by and self.resumes_at:
+            out.append(f"limit      {self.held_by} is spent: admission resumes at "
+                       f"{iso(self.resumes_at)} (in {age(self.resumes_at - now)})")
+        return out
+
+
+NO_SPENDING = Spending()
+
+
+def spending(clients: Clients, job: Job) -> Spending:
+    """The job's spending view: the configured price, and the limit holding admission (if the
+    job still has items to admit)."""
+    hold = admission_hold(clients.redis, clients.keys) if not job.finished else None
+    price = clients.settings.price_per_media_minute
+    return Spending(price, hold.dimension if hold else None, hold.until if hold else None)
+
+
+def pricing_text(priced: dict[str, Any], default_minutes: float) -> str:
+    """``submit --dry-run`` for people."""
+    lines = [
+        f"lines      {priced['lines']} ({priced['rejected']} rejected)",
+        f"minutes    {priced['minutes']:.1f}: {priced['known_minutes']:.1f} from "
+        f"{priced['with_duration']} lines with duration_s, {priced['assumed_minutes']:.1f} assumed "
+        f"for {priced['without_duration']} without ({default_minutes:g} each)",
+    ]
+    if priced["spend"] is not None:
+        lines.append(f"spend      {priced['spend']:.2f}")
+    if priced["hours_at_media_limit"] is not None:
+        lines.append(f"time       {priced['hours_at_media_limit']:.1f} h at media_minutes_per_hour")
+    return "\n".join(lines)
 
 
 def print_json(value: Any) -> None:
@@ -79,7 +138,8 @@ def ticking(clients: Clients) -> Ticking:
     """Whether the scheduler tick is alive (its heartbeat key, ``pipeline/ingest/scheduler.py``)."""
     s = clients.settings
     last = last_tick(clients.redis, clients.jobs)
-    return Ticking(last is None, last, s.tick_interval_s * s.tick_stall_intervals)
+    hold = admission_hold(clients.redis, clients.keys)
+    return Ticking(last is None, last, s.tick_interval_s * s.tick_stall_intervals, hold)
 
 
 def iso(ts: float) -> str:
@@ -102,11 +162,13 @@ def duration(seconds: float | None) -> str:
     return "unknown" if seconds is None else age(seconds)
 
 
-def status_dict(job: Job, ticking: Ticking, now: float) -> dict[str, Any]:
-    """``status --json``: the job's machine fields (epoch seconds) plus rate, ETA and the tick."""
+def status_dict(job: Job, ticking: Ticking, now: float, spend: Spending = NO_SPENDING) -> dict[str, Any]:
+    """``status --json``: the job's machine fields (epoch seconds) plus rate, ETA, the tick, its
+    spend and the limit holding admission."""
     p = Progress.of(job, now)
     return {
         **job.to_dict(),
+        **spend.fields(job),
         "rate_per_s": round(p.rate_per_s, 3) if p.rate_per_s is not None else None,
         "eta_s": round(p.eta_s, 1) if p.eta_s is not None else None,
         "tick_stalled": ticking.stalled and not job.finished,
@@ -114,7 +176,7 @@ def status_dict(job: Job, ticking: Ticking, now: float) -> dict[str, Any]:
     }
 
 
-def status_lines(job: Job, ticking: Ticking, now: float) -> list[str]:
+def status_lines(job: Job, ticking: Ticking, now: float, spend: Spending = NO_SPENDING) -> list[str]:
     """``status`` for people."""
     c = job.counters
     name = f"  ({job.name})" if job.name else ""
@@ -133,6 +195,7 @@ def status_lines(job: Job, ticking: Ticking, now: float) -> list[str]:
         f"{c['previously_failed']}",
         f"results    done {c['done']}, failed {c['failed']}, failed in another job "
         f"{c['failed_elsewhere']}, segments {c['segments']}",
+        *spend.lines(job, now),
     ]
     if c["previously_failed"]:
         lines.append(f"hint       `vidsearch retry {job.id}` re-drives the previously failed items")
@@ -166,10 +229,11 @@ class ProgressWriter:
 
     def show(self, job: Job, ticking: Ticking, now: float) -> None:
         self._warn(ticking, job, now)
+        line = bar(job, now) + ticking.held(job)
         if self.terminal:
-            print("\r" + bar(job, now), end="", file=self.stream, flush=True)
+            print("\r" + line, end="", file=self.stream, flush=True)
         elif job.finished or now >= self._next_line_at:
-            print(f"{iso(now)} job {job.id}: {bar(job, now)}", file=self.stream, flush=True)
+            print(f"{iso(now)} job {job.id}: {line}", file=self.stream, flush=True)
             self._next_line_at = now + self.interval_s
 
     def _warn(self, ticking: Ticking, job: Job, now: float) -> None:

@@ -34,6 +34,16 @@ def _add_ingest(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--wait", action="store_true", help="wait until every item is done or failed")
     p.add_argument("--json", action="store_true", help="print one JSON summary")
     p.add_argument("--name", default="", help="a name for the job")
+    p.add_argument("--max-minutes", type=float, metavar="M",
+                   help="the job's budget in minutes of media: it stops admitting there, the rest "
+                   "waits (default: job_max_media_minutes)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="price the manifests (their duration_s column) and submit nothing")
+    p = _sub(subs, "budget", "Set a job's budget in media minutes; items held at the old one queue "
+             "again", "budget")
+    p.add_argument("job", help="job id")
+    p.add_argument("--max-minutes", type=float, required=True, metavar="M",
+                   help="the new budget (0: none)")
     p = _sub(subs, "status", "Show a job's progress (default: the latest job)", "status")
     p.add_argument("job", nargs="?", help="job id")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -216,6 +226,8 @@ def _add_ops(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--name", default="backfill", help="job name and lock name (runs never overlap)")
     p.add_argument("--category", help="category for lines that have none")
     p.add_argument("--wait-timeout", type=float, metavar="S", help="stop waiting after S seconds")
+    p.add_argument("--max-minutes", type=float, metavar="M",
+                   help="the run's budget in minutes of media (default: job_max_media_minutes)")
     p.add_argument("--lock-ttl", type=float, default=60.0, metavar="S",
                    help="the lock expires S seconds after its holder dies")
     p = _sub(subs, "serve", "Serve the HTTP API and the web page (loopback only without API keys)",

@@ -10,6 +10,7 @@ JSON or YAML, either a mapping ``url -> entry`` or a list of entries that carry 
         - {start: 20, end: 40, words: "surfing dog"}
         - {start: 40, end: 60, words: [crowd], audio: [cheering], speech: "what a goal"}
       error: null            # optional: the task ends failed with this message
+      size_mb: 120           # optional: the file's size (over the limit, the task ends failed)
 
 A scene's ``words`` describe it in every modality; ``visual``, ``audio`` and ``speech`` add words
 seen only by that embedding option (``visual``; ``audio``; ``transcription``).
@@ -62,6 +63,7 @@ class Entry:
     title: str | None = None
     scenes: tuple[Scene, ...] = field(default_factory=tuple)
     error: str | None = None
+    size_mb: float | None = None
 
 
 MODALITY_OF = {"visual": "visual", "visual-text": "visual", "audio": "audio",
@@ -121,6 +123,7 @@ def _entry(url: str, value: Any) -> Entry:
         title=value.get("title"),
         scenes=scenes,
         error=value.get("error"),
+        size_mb=float(value["size_mb"]) if value.get("size_mb") is not None else None,
     )
 
 

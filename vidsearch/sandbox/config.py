@@ -38,6 +38,13 @@ class SandboxConfig:
     create_rpm: int = 0
     embed_rpm: int = 0
     retry_after_s: float = 0.0
+    requests_per_minute: int = 0
+    requests_per_day: int = 0
+    media_minutes_per_hour: float = 0.0
+    media_window_s: float = 3600.0
+    media_minutes_per_day: float = 0.0
+    no_retry_after: bool = False
+    retention_days: float = 7.0
     rate_429: float = 0.0
     rate_5xx: float = 0.0
     slow_rate: float = 0.0
@@ -104,8 +111,12 @@ def _check(config: SandboxConfig) -> None:
         raise ValueError("speed must be positive")
     if not 0 < config.min_duration_s <= config.max_duration_s:
         raise ValueError("need 0 < min_duration_s <= max_duration_s")
-    if config.create_rpm < 0 or config.embed_rpm < 0:
-        raise ValueError("rpm limits must be >= 0")
+    limits = ("create_rpm", "embed_rpm", "requests_per_minute", "requests_per_day",
+              "media_minutes_per_hour", "media_minutes_per_day")
+    if any(getattr(config, name) < 0 for name in limits):
+        raise ValueError("rate limits must be >= 0")
+    if config.media_window_s <= 0 or config.retention_days <= 0:
+        raise ValueError("media_window_s and retention_days must be positive")
     if config.error_style not in ("flat", "nested"):
         raise ValueError("error_style is flat or nested")
 
@@ -171,6 +182,27 @@ def _add_quota_options(parser: argparse.ArgumentParser) -> None:
         "--retry-after-s", type=float, default=0.0,
         help="Retry-After sent with a 429 (0 = time until the next token; injected 429s use 1)",
     )
+    _add_org_limit_options(parser)
+
+
+def _add_org_limit_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "organisation limits (one counter shared by every embedding endpoint, v1 and v2, sync and "
+        "async; 0 = unlimited)")
+    group.add_argument("--requests-per-minute", type=int, default=0, help="embedding requests per minute")
+    group.add_argument("--requests-per-day", type=int, default=0, help="embedding requests per UTC day")
+    group.add_argument("--media-minutes-per-hour", type=float, default=0.0,
+                       help="minutes of video/audio per --media-window-s")
+    group.add_argument("--media-window-s", type=float, default=3600.0,
+                       help="the media-minutes window (default %(default)s: an hour, as documented; "
+                       "shorter for benchmarks)")
+    group.add_argument("--media-minutes-per-day", type=float, default=0.0,
+                       help="minutes of video/audio per UTC day")
+    group.add_argument("--no-retry-after", action="store_true",
+                       help="answer an organisation-limit 429 without Retry-After (X-Ratelimit-Reset only)")
+    group.add_argument("--retention-days", type=float, default=7.0,
+                       help="days a task's results are kept, and the task list's default window "
+                       "(default %(default)s)")
 
 
 def _add_fault_options(parser: argparse.ArgumentParser) -> None:

@@ -46,6 +46,7 @@ class Media:
     title_words: tuple[str, ...] = ()
     scenes: tuple[Scene, ...] = field(default_factory=tuple)
     error: str | None = None
+    size_mb: float | None = None
 
     def concepts(self, start: float, end: float, option: str | None = None) -> dict[str, float]:
         """Concept word -> weight over [start, end], as embedding option ``option`` sees it."""
@@ -104,7 +105,7 @@ def describe(source: str, url: str | None, entry: Entry | None, low: float, high
     title = tuple(words(entry.title)) if entry.title else url_words(url or "")
     duration = entry.duration or hashed_duration(source, low, high)
     return Media(source=source, url=url, duration=duration, title_words=title,
-                 scenes=entry.scenes, error=entry.error)
+                 scenes=entry.scenes, error=entry.error, size_mb=entry.size_mb)
 
 
 def _from_url(source: str, url: str | None, low: float, high: float) -> Media:

@@ -106,6 +106,16 @@ def v2_task(task: Task, status: str) -> bytes:
     return data
 
 
+EXPIRED_MESSAGE = "The embedding result is no longer available and cannot be retrieved."
+
+
+def v2_expired(task: Task) -> bytes:
+    """Body of GET embed-v2/tasks/{id} after the retention period: failed, results gone."""
+    return dumps({"_id": task.id, "status": "failed", "created_at": rfc3339(task.created_epoch),
+                  "updated_at": rfc3339(task.created_epoch), "data": None,
+                  "error": {"message": EXPIRED_MESSAGE}})
+
+
 def _v1_metadata(task: Task) -> dict[str, Any]:
     return {
         "input_url": task.spec.url,
@@ -178,7 +188,21 @@ def v2_sync(
                                       "embedding_scope": None, "start_sec": None, "end_sec": None}]}
     if request.model == "marengo3.5":
         body["metadata"] = {"input_type": "multi_input", "embedding_dimension": request.dimension}
+        body["usage"] = usage(request)
     return dumps(body)
+
+
+def usage(request: SyncRequest) -> dict[str, Any]:
+    """The ``usage`` object Marengo 3.5 answers: tokens per content type, truncation."""
+    tokens: dict[str, int] = {}
+    if request.text:
+        tokens["text"] = min(request.tokens, len(request.text.split()))
+    if request.urls:
+        tokens["image"] = 256 * len(request.urls)
+    out: dict[str, Any] = {"input_tokens": tokens, "truncated": request.truncated}
+    if request.truncated:
+        out["truncation_reason"] = "model_context_window"
+    return out
 
 
 def v2_sync_video(task: Task) -> bytes:

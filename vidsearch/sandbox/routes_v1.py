@@ -36,6 +36,7 @@ async def create_task(request: web.Request) -> web.StreamResponse:
     headers = box.charge("create")
     form = await _form(request)
     spec = validation.v1_task(_plain(form), list(form.getall("video_embedding_scope", [])))
+    headers.update(box.limit(box.covered_s(spec)))
     task = box.create_task(spec)
     if maybe_drop(request, box):
         raise web.HTTPServiceUnavailable  # never sent: the connection is gone
@@ -55,7 +56,7 @@ def _task(request: web.Request) -> Task:
 async def task_status(request: web.Request) -> web.Response:
     """GET embed/tasks/{task_id}/status."""
     task = _task(request)
-    return web.Response(body=render.v1_status(task, task.status()), content_type=JSON)
+    return web.Response(body=render.v1_status(task, _sandbox(request).status(task)), content_type=JSON)
 
 
 async def retrieve_task(request: web.Request) -> web.Response:
@@ -66,7 +67,7 @@ async def retrieve_task(request: web.Request) -> web.Response:
     if bad:
         raise invalid(f"embedding_option {bad} is not available for {task.spec.model}; "
                       f"allowed: {', '.join(task.spec.options)}.")
-    return web.Response(body=render.v1_task(task, task.status(), wanted), content_type=JSON)
+    return web.Response(body=render.v1_task(task, _sandbox(request).status(task), wanted), content_type=JSON)
 
 
 async def list_tasks(request: web.Request) -> web.Response:
@@ -79,6 +80,7 @@ async def sync_embed(request: web.Request) -> web.Response:
     box = _sandbox(request)
     headers = box.charge("embed")
     query = validation.v1_sync(_plain(await _form(request)))
+    headers.update(box.limit())
     return web.Response(body=render.v1_sync(query), content_type=JSON, headers=headers)
 
 

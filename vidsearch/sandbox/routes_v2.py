@@ -11,6 +11,7 @@ from aiohttp import web
 
 from vidsearch.sandbox import render, validation
 from vidsearch.sandbox.errors import invalid, not_found
+from vidsearch.sandbox.limits import DAY_S
 from vidsearch.sandbox.state import SANDBOX, Sandbox
 from vidsearch.sandbox.tasks import Task
 
@@ -45,6 +46,7 @@ async def create_task(request: web.Request) -> web.StreamResponse:
     box = _sandbox(request)
     headers = box.charge("create")
     spec = validation.v2_task(await json_body(request))
+    headers.update(box.limit(box.covered_s(spec)))
     task = box.create_task(spec)
     if maybe_drop(request, box):
         raise web.HTTPServiceUnavailable  # never sent: the connection is gone
@@ -60,7 +62,9 @@ async def retrieve_task(request: web.Request) -> web.Response:
     task = box.store.get(task_id, "v2")
     if task is None:
         raise not_found(task_id)
-    return web.Response(body=render.v2_task(task, task.status()), content_type=JSON)
+    if box.expired(task):
+        return web.Response(body=render.v2_expired(task), content_type=JSON)
+    return web.Response(body=render.v2_task(task, box.status(task)), content_type=JSON)
 
 
 def _time_arg(query: Any, name: str) -> float | None:
@@ -74,13 +78,16 @@ def _time_arg(query: Any, name: str) -> float | None:
 
 
 def filtered(box: Sandbox, api: str, query: Any) -> Iterator[tuple[Task, str]]:
-    """(task, status) newest first, filtered by ``status``, ``started_at`` and ``ended_at``."""
+    """(task, status) newest first, filtered by ``status``, ``started_at`` and ``ended_at``
+    (neither: the tasks of the last ``retention_days``)."""
     wanted = query.get("status")
     if wanted is not None and wanted not in STATUSES:
         raise invalid(f"status must be one of {', '.join(STATUSES)}.")
     after, before = _time_arg(query, "started_at"), _time_arg(query, "ended_at")
+    if after is None and before is None:  # no dates: the retention period, as the API lists
+        after = box.clock.now() - box.config.retention_days * DAY_S
     for task in box.store.newest_first(api):
-        status = task.status()
+        status = box.status(task)
         if wanted and status != wanted:
             continue
         if (after is not None and task.created_epoch < after) or (
@@ -117,10 +124,14 @@ async def sync_embed(request: web.Request) -> web.Response:
     headers = box.charge("embed")
     query = validation.v2_sync(await json_body(request))
     if query.video is not None:
-        body = render.v2_sync_video(box.sync_video(query.video))
+        task = box.sync_video(query.video)
+        headers.update(box.limit(task.end - task.start))
+        body = render.v2_sync_video(task)
     else:
-        for source in query.video_urls:
-            box.check_sync_duration(query.model, box.media(source, source).duration)
+        seconds = [box.media(source, source).duration for source in query.video_urls]
+        for duration in seconds:
+            box.check_sync_duration(query.model, duration)
+        headers.update(box.limit(sum(seconds)))
         body = render.v2_sync(query, box.media_words)
     return web.Response(body=body, content_type=JSON, headers=headers)
 

@@ -23,6 +23,8 @@ class Stats:
     rate_limited: int = 0
     rate_limited_bucket: int = 0
     rate_limited_injected: int = 0
+    rate_limited_org: Counter[str] = field(default_factory=Counter)
+    media_minutes: float = 0.0
     injected_5xx: int = 0
     slowed: int = 0
     dropped_after_create: int = 0
@@ -47,6 +49,8 @@ class Stats:
             "rate_limited": self.rate_limited,
             "rate_limited_bucket": self.rate_limited_bucket,
             "rate_limited_injected": self.rate_limited_injected,
+            "rate_limited_org": dict(self.rate_limited_org),
+            "media_minutes": round(self.media_minutes, 3),
             "injected_5xx": self.injected_5xx,
             "slowed": self.slowed,
             "dropped_after_create": self.dropped_after_create,

@@ -13,16 +13,25 @@ ready task cost a dictionary lookup.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from vidsearch.sandbox.faults import Dice
+from vidsearch.sandbox.limits import Clock
 from vidsearch.sandbox.media import Media
 from vidsearch.sandbox.validation import TaskSpec
 
 FAIL_MESSAGE = "The embedding task failed. Please try again later."
+INPUT_BOUNDS = {"v2": (4.0, 4 * 3600.0, 4096.0), "v1": (4.0, 2 * 3600.0, 2048.0)}
+"""Per API: shortest and longest media (seconds) and largest file (MB) an async task takes
+(v2: Marengo 3.0, OpenAPI 1.3; v1: Marengo 2.7). Outside them the create is accepted and the task
+fails, as the real service checks only basic metadata at create."""
+TOO_LONG_MESSAGE = (
+    "Duration ({duration:.1f} seconds) exceeds maximum limit of {limit:.0f} seconds ({minutes:.0f} minutes)"
+)
+TOO_SHORT_MESSAGE = "Duration ({duration:.1f} seconds) is below minimum limit of {limit:.0f} seconds"
+TOO_BIG_MESSAGE = "File size ({size:.1f} MB) exceeds maximum limit of {limit:.0f} MB"
 RANGE_MESSAGE = (
     "The embedding request was invalid: start_sec ({start}) is beyond the media duration "
     "({duration} s)."
@@ -57,9 +66,9 @@ class Task:
         end = self.spec.end_sec if self.spec.end_sec is not None else self.media.duration
         return min(end, self.media.duration)
 
-    def status(self, now_mono: float | None = None) -> str:
-        """``processing``, ``ready`` or ``failed`` at ``now_mono``."""
-        now = time.monotonic() if now_mono is None else now_mono
+    def status(self, now_mono: float) -> str:
+        """``processing``, ``ready`` or ``failed`` at ``now_mono`` (the sandbox clock's)."""
+        now = now_mono
         if now < self.created_mono + self.processing_s:
             return "processing"
         return "failed" if self.error else "ready"
@@ -75,22 +84,23 @@ class TaskStore:
     """All tasks of this process, in creation order per API (v1, v2)."""
 
     dice: Dice
+    clock: Clock
     tasks: dict[str, Task] = field(default_factory=dict)
     order: dict[str, list[str]] = field(default_factory=lambda: {"v1": [], "v2": []})
 
     def new_id(self) -> str:
         """A 24-hex-digit id like the API's (time prefix + seeded random part)."""
-        return f"{int(time.time()):08x}{self.dice.stream('task-id').getrandbits(64):016x}"
+        return f"{int(self.clock.now()):08x}{self.dice.stream('task-id').getrandbits(64):016x}"
 
     def add(self, spec: TaskSpec, media: Media, processing_s: float, rates: tuple[float, float]) -> Task:
         """Create a task; ``rates`` are (fail_rate, stuck_rate) for its fault rolls."""
         fail_rate, stuck_rate = rates
-        error = media.error or _range_error(spec, media)
+        error = media.error or bounds_error(spec.api, media) or _range_error(spec, media)
         if error is None and self.dice.roll("fail", fail_rate):
             error = FAIL_MESSAGE
         if self.dice.roll("stuck", stuck_rate):
             processing_s = math.inf
-        task = Task(self.new_id(), spec, media, time.time(), time.monotonic(), processing_s, error)
+        task = Task(self.new_id(), spec, media, self.clock.now(), self.clock.mono(), processing_s, error)
         self.tasks[task.id] = task
         self.order[spec.api].append(task.id)
         return task
@@ -107,6 +117,18 @@ class TaskStore:
         self.tasks.clear()
         for ids in self.order.values():
             ids.clear()
+
+
+def bounds_error(api: str, media: Media) -> str | None:
+    """Why an async task over ``media`` fails on its input bounds (None: within them)."""
+    shortest, longest, largest = INPUT_BOUNDS[api]
+    if media.duration > longest:
+        return TOO_LONG_MESSAGE.format(duration=media.duration, limit=longest, minutes=longest / 60)
+    if media.duration < shortest:
+        return TOO_SHORT_MESSAGE.format(duration=media.duration, limit=shortest)
+    if media.size_mb is not None and media.size_mb > largest:
+        return TOO_BIG_MESSAGE.format(size=media.size_mb, limit=largest)
+    return None
 
 
 def _range_error(spec: TaskSpec, media: Media) -> str | None:

@@ -7,6 +7,7 @@ bodies of the sync embeds.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -232,6 +233,27 @@ class SyncRequest:
     urls: tuple[str, ...]
     video: TaskSpec | None = None
     video_urls: tuple[str, ...] = ()
+    tokens: int = 0
+    """The text's tokens (the sandbox counts whitespace-separated words), before truncation."""
+    truncated: bool = False
+
+
+TEXT_TOKEN_LIMIT = {"marengo3.0": 500, "marengo3.5": 2000}
+"""Longest sync text per model (SDK 1.3.6 docstrings); 3.5 may truncate to it (``auto_truncate``)."""
+
+
+def limit_tokens(request: SyncRequest, auto_truncate: Any) -> SyncRequest:
+    """``request`` within its model's text token limit: a 400 past it, unless Marengo 3.5 was asked
+    to ``auto_truncate`` (then the text is cut and ``truncated`` set)."""
+    if auto_truncate is not None and request.model != "marengo3.5":
+        raise invalid("auto_truncate requires Marengo 3.5.")
+    words = request.text.split()
+    limit = TEXT_TOKEN_LIMIT.get(request.model, 0)
+    if not limit or len(words) <= limit:
+        return dataclasses.replace(request, tokens=len(words))
+    if auto_truncate is not True:
+        raise invalid(f"The text has {len(words)} tokens; the maximum for {request.model} is {limit}.")
+    return dataclasses.replace(request, text=" ".join(words[:limit]), tokens=len(words), truncated=True)
 
 
 def v2_sync(body: Any) -> SyncRequest:
@@ -250,7 +272,8 @@ def v2_sync(body: Any) -> SyncRequest:
         return SyncRequest(model, dimension, "video", "", (), video=_sync_video(body, model))
     text, urls = _sync_content(body, str(input_type))
     videos = _multi_videos(body) if input_type == "multi_input" else ()
-    return SyncRequest(model, dimension, str(input_type), text, urls, video_urls=videos)
+    request = SyncRequest(model, dimension, str(input_type), text, urls, video_urls=videos)
+    return limit_tokens(request, body.get("auto_truncate"))
 
 
 def _sync_video(body: Mapping[str, Any], model: str) -> TaskSpec:

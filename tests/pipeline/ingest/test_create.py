@@ -209,3 +209,23 @@ def test_items_deferred_in_the_same_round_come_back_at_different_times(
         assert outcome.kind == "deferred"
     due = [redis_client.zscore(jobs.keys.creating, a.key) for a in batch]
     assert len({round(d, 3) for d in due if d is not None}) > 10
+
+
+def test_a_create_refused_by_a_spent_window_waits_for_its_reset_and_spends_no_round(
+    own_sandbox: Service,
+    redis_client: redis.Redis,
+) -> None:
+    sandbox_config(own_sandbox, min_duration_s=600.0, max_duration_s=600.0, media_minutes_per_hour=5,
+                   no_retry_after=True)
+    embedder, jobs, key = _setup(own_sandbox, redis_client, max_item_attempts=1)
+    spec = EmbeddingSpec.from_settings(embedder.settings)
+    embedder.gateway.create_task("https://cdn.example.com/first.mp4", spec)  # the window is spent
+    for _ in range(3):  # however often it is re-driven, pacing never fails it
+        outcome = embedder.create(key, charged=True)
+        assert outcome.kind == "deferred" and "rate limited" in (outcome.reason or "")
+    item = jobs.get_item(key)
+    assert item is not None and item.state == "creating" and item.create_attempted_at is None
+    assert redis_client.hget(jobs.keys.item(key), "rd") is None
+    due = redis_client.zscore(jobs.keys.creating, key)
+    reset = (int(time.time()) // 3600 + 1) * 3600
+    assert due is not None and reset - 1 <= due <= reset + embedder.settings.tick_interval_s + 1

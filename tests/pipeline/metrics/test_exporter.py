@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 
@@ -14,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from twelvelabs.core.api_error import ApiError
 
 from pipeline.errors import ApiRejectedError, RateLimitedError
+from pipeline.ingest.scheduler import Scheduler
 from pipeline.ledger.records import JOB_STATUSES
 from pipeline.ledger.store import Admission, JobStore, SubmitMode
 from pipeline.metrics.exporter import Exporter
@@ -220,14 +222,31 @@ def test_finished_jobs_are_labelled_as_vidsearch_status_names_them(
     keys = Keys("m")
     jobs = JobStore(redis_client, keys)
     spec = EmbeddingSpec.from_settings(settings)
-    settled = {"all in": (2, 0), "some failed": (1, 1), "all failed": (0, 2)}
-    for name, (done, failed) in settled.items():
+    settled = {"all in": (2, 0, 0), "some failed": (1, 1, 0), "all failed": (0, 2, 0), "budget": (1, 0, 1)}
+    for name, (done, failed, held) in settled.items():
         job_id = _submit(jobs, spec, [f"https://cdn.example.com/{name}/{i}.mp4" for i in range(2)])
-        redis_client.hset(keys.job(job_id), mapping={"done": done, "failed": failed})
+        redis_client.hset(keys.job(job_id), mapping={"done": done, "failed": failed, "held": held})
         assert jobs.get_job(job_id) is not None
 
     samples = scrape(exporter.port)
 
     statuses = {s: value(samples, "vidsearch_jobs", status=s) for s in JOB_STATUSES}
-    assert statuses == {"running": 0, "done": 1, "done with failures": 1, "failed": 1}
-    assert sorted(job.status for job in jobs.list_jobs()) == ["done", "done with failures", "failed"]
+    assert statuses == {"running": 0, "done": 1, "done with failures": 1, "failed": 1,
+                        "stopped at budget": 1}
+    assert sorted(job.status for job in jobs.list_jobs()) == [
+        "done", "done with failures", "failed", "stopped at budget"]
+
+
+def test_the_limit_holding_admission_is_a_gauge_of_seconds_until_it_frees(
+    settings: Settings, redis_client: redis.Redis[bytes], exporter: Exporter,
+) -> None:
+    assert not [k for k in scrape(exporter.port) if k[0] == "vidsearch_admission_hold_seconds"]
+    jobs = JobStore(redis_client, Keys("m"))
+    spec = EmbeddingSpec.from_settings(settings)
+    _submit(jobs, spec, [f"https://cdn.example.com/h{i}.mp4" for i in range(3)])
+    held = load_settings(redis_url=settings.redis_url, redis_prefix="m", rate_limit_per_day=1)
+    scheduler = Scheduler(redis_client, jobs, Quota(redis_client, "m:quota", 6000, 50), held)
+    scheduler.limits.learn({})
+    assert len(scheduler._admit(time.time())) == 1
+    seconds = value(scrape(exporter.port), "vidsearch_admission_hold_seconds", dimension="requests-day")
+    assert 0 < seconds <= 86400

@@ -295,3 +295,14 @@ def test_a_backfill_exits_only_when_its_items_in_flight_for_another_job_have_set
     first = json.loads(stack.vidsearch("status", first_id, "--json").stdout)
     assert first["done"] == first["queued"] == 3
     assert code == EXIT_OK and second["status"] == "done" and second["open_elsewhere"] == 0
+
+
+def test_a_backfill_records_its_media_minutes_budget_on_its_job(
+    env: dict[str, str], client: redis.Redis[bytes], tmp_path: Path,
+) -> None:
+    manifest = write_csv(tmp_path / "m.csv", [f"{CDN}/{uuid.uuid4().hex[:6]}.mp4"])
+    proc = backfill(env, str(manifest), "--name", "budgeted", "--max-minutes", "7", "--wait-timeout", "1")
+    assert proc.returncode == EXIT_TIMEOUT  # no worker on this prefix: it waits, then gives up
+    keys = Keys(env["VIDSEARCH_REDIS_PREFIX"])
+    (job_id,) = [j.decode() for j in client.zrange(keys.jobs, 0, -1)]
+    assert float(client.hget(keys.job(job_id), "max_minutes") or 0) == 7.0

@@ -10,7 +10,8 @@ import pytest
 from pipeline.ledger.records import COUNTERS, Job
 from pipeline.settings import load_settings
 from pipeline.spec import EmbeddingSpec
-from vidsearch.cli.display import ProgressWriter, Ticking, status_dict, status_lines
+from pipeline.state.limits import Hold
+from vidsearch.cli.display import ProgressWriter, Spending, Ticking, status_dict, status_lines
 
 CREATED = 1_796_287_345.58  # 2026-12-03T08:42:25Z
 ALIVE = Ticking(stalled=False, last_tick_at=CREATED, stall_s=5.0)
@@ -86,3 +87,30 @@ def test_a_stalled_tick_is_reported_once_with_the_fix_and_its_end_too() -> None:
     assert text.count("no scheduler tick for more than 5 s") == 1
     assert "`vidsearch worker`" in text and "the scheduler tick runs again" in text
     assert "WARNING: no scheduler tick" in "\n".join(status_lines(_job(), STALLED, CREATED))
+
+
+def test_a_held_admission_is_named_in_the_progress_line_with_when_it_resumes() -> None:
+    out = io.StringIO()
+    held = Ticking(stalled=False, last_tick_at=CREATED, stall_s=5.0,
+                   hold=Hold("media-minutes-hour", CREATED + 3600))
+    ProgressWriter(out, interval_s=10.0, terminal=False).show(_job(done=1), held, CREATED + 60)
+    assert "media-minutes-hour spent, admission resumes at 2026-12-03T09:42:25Z" in out.getvalue()
+
+
+def test_status_reports_minutes_budget_spend_and_the_limit_that_holds() -> None:
+    job = _job(done=10, held=3)
+    job.minutes, job.max_minutes = 42.5, 45.0
+    spend = Spending(price_per_minute=0.04, held_by="requests-day", resumes_at=CREATED + 7200)
+    text = "\n".join(status_lines(job, ALIVE, CREATED + 60, spend))
+    assert "media      42.5 minutes of a budget of 45, spend 1.70" in text
+    assert "budget     reached: 3 items wait" in text
+    assert ("limit      requests-day is spent: admission resumes at 2026-12-03T10:42:25Z (in 1 h 59 min)"
+            in text)
+    d = status_dict(job, ALIVE, CREATED + 60, spend)
+    assert (d["media_minutes"], d["max_minutes"], d["held"], d["spend"]) == (42.5, 45.0, 3, 1.7)
+    assert (d["held_by"], d["resumes_at"]) == ("requests-day", CREATED + 7200)
+
+
+def test_a_finished_job_at_its_budget_is_stopped_at_budget() -> None:
+    job = _job(done=97, held=3)
+    assert job.finished and job.status == "stopped at budget"

@@ -59,6 +59,28 @@ def test_an_invalid_setting_is_exit_2_and_names_it() -> None:
     assert "model" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_submit_dry_run_prices_the_manifest_and_records_no_job(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("url,category,duration_s\nhttps://cdn.example.com/a.mp4,news,600\n"
+                        "https://cdn.example.com/b.mp4,news,90\nhttps://cdn.example.com/c.mp4,news,\n"
+                        "ftp://cdn.example.com/d.mp4,news,60\n")
+    env = {"VIDSEARCH_REDIS_URL": redis_url, "VIDSEARCH_PRICE_PER_MEDIA_MINUTE": "0.05",
+           "VIDSEARCH_MEDIA_MINUTES_PER_HOUR": "60"}
+    proc = _run("submit", str(manifest), "--dry-run", "--json", **env)
+    assert proc.returncode == 0, proc.stderr
+    priced = json.loads(proc.stdout)
+    assert (priced["lines"], priced["rejected"], priced["with_duration"], priced["without_duration"]) == (
+        4, 1, 2, 1)
+    assert priced["known_minutes"] == 11.5 and priced["assumed_minutes"] == 5.0  # the default
+    assert priced["minutes"] == 16.5 and priced["spend"] == 0.83
+    assert priced["hours_at_media_limit"] == 0.28
+    text = _run("submit", str(manifest), "--dry-run", **env).stdout
+    assert "minutes    16.5: 11.5 from 2 lines with duration_s, 5.0 assumed for 1 without" in text
+    assert redis_client.keys("*") == []
+
+
 def test_failures_says_how_many_dead_letters_the_cap_dropped(
     redis_url: str, redis_client: redis.Redis, tmp_path: Path
 ) -> None:

@@ -1,0 +1,85 @@
+"""The quota's other dimensions on the real stack (workers, sandbox, SDK): a media-minutes window
+that the governor does not know and over-admits into, the daily request limit, a job's budget.
+No item fails and no attempt is spent because of our own pacing."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.drills.harness import start_worker, wait_job, wait_progress
+from tests.stack import Stack, wait_for
+
+pytestmark = [pytest.mark.drill, pytest.mark.integration, pytest.mark.slow]
+
+ONE_MINUTE = {"min_duration_s": 60.0, "max_duration_s": 60.0}
+
+
+def manifest(path: Path, tag: str, n: int, duration_s: float | None = None) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(["url", "category", "title", *(["duration_s"] if duration_s else [])])
+        for i in range(n):
+            extra = [str(duration_s)] if duration_s else []
+            out.writerow([f"https://cdn.example.com/{tag}/clip-{i}.mp4", "news", f"{tag} {i}", *extra])
+    return path
+
+
+def status(stack: Stack, job_id: str) -> dict[str, object]:
+    return dict(json.loads(stack.vidsearch("status", job_id, "--json").stdout))
+
+
+def test_a_media_window_the_governor_over_admits_into_fails_nothing(stack: Stack, tmp_path: Path) -> None:
+    stack.sandbox_config(**ONE_MINUTE, media_minutes_per_hour=3, media_window_s=6, no_retry_after=True)
+    env = {"VIDSEARCH_MEDIA_WINDOW_S": "6", "VIDSEARCH_MAX_ITEM_ATTEMPTS": "1",
+           "VIDSEARCH_RETRY_TOTAL_S": "1"}
+    start_worker(stack, "m1", beat=True, env=env)
+    wrong = manifest(tmp_path / "m.csv", "window", 9, duration_s=6)  # the manifest says 6 s: it lies
+    proc = stack.vidsearch("submit", str(wrong), "--json", env=env)
+    job_id = json.loads(proc.stdout)["job_id"]
+    done = wait_job(stack, job_id, 240)
+    stats = stack.sandbox_stats()
+    assert stats["rate_limited_org"].get("media-minutes-hour", 0) > 0  # it did run into the limit
+    assert (done.counters["done"], done.counters["failed"]) == (9, 0)
+    assert set(stats["tasks_by_url"].values()) == {1} and stats["tasks_created"] == 9
+    assert status(stack, job_id)["media_minutes"] == pytest.approx(9.0)  # settled: what was covered
+
+
+def test_the_daily_request_limit_holds_admission_and_status_says_until_when(
+    stack: Stack, tmp_path: Path,
+) -> None:
+    env = {"VIDSEARCH_RATE_LIMIT_PER_DAY": "4"}
+    start_worker(stack, "d1", beat=True, env=env)
+    job_id = json.loads(stack.vidsearch("submit", str(manifest(tmp_path / "d.csv", "daily", 6)), "--json",
+                                        env=env).stdout)["job_id"]
+    wait_progress(stack, job_id, "done", 4)
+    wait_for(lambda: status(stack, job_id).get("held_by") == "requests-day", 30, "the hold")
+    seen = status(stack, job_id)
+    assert seen["status"] == "running" and seen["failed"] == 0 and seen["done"] == 4
+    assert float(seen["resumes_at"]) % 86400 == 0  # type: ignore[arg-type]
+    text = stack.vidsearch("status", job_id).stdout
+    assert "requests-day is spent: admission resumes at" in text
+
+
+def test_a_job_at_its_budget_stops_spends_no_more_and_resumes_when_raised(
+    stack: Stack, tmp_path: Path,
+) -> None:
+    stack.sandbox_config(**ONE_MINUTE)
+    start_worker(stack, "b1", beat=True)
+    path = manifest(tmp_path / "b.csv", "budget", 6, duration_s=60)
+    proc = stack.vidsearch("submit", str(path), "--max-minutes", "3.5", "--wait", "--json")
+    first = json.loads(proc.stdout)
+    assert first["status"] == "stopped at budget"
+    assert (first["done"], first["held"], first["failed"]) == (3, 3, 0)
+    stats = stack.sandbox_stats()
+    assert stats["tasks_created"] == 3 and stats["media_minutes"] <= 3.5
+    text = stack.vidsearch("status", first["job_id"]).stdout
+    assert "3.0 minutes of a budget of 3.5" in text and "3 items wait" in text
+    raised = stack.vidsearch("budget", first["job_id"], "--max-minutes", "10").stdout
+    assert "3 held items queued again" in raised
+    final = wait_job(stack, first["job_id"], 120)
+    assert final.status == "done" and final.counters["done"] == 6
+    assert stack.sandbox_stats()["tasks_created"] == 6
