@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import datetime
 
 import httpx
 import pytest
@@ -137,7 +138,18 @@ def test_processing_time_is_base_plus_factor_times_duration_over_speed(own_sandb
     done = wait_done(lambda: sdk(service).embed.v_2.tasks.retrieve(task.id))
     elapsed = time.monotonic() - started
     assert done.status == "ready" and done.metadata.duration == 20
-    assert 0.9 <= elapsed <= 1.6, elapsed  # (1.6 + 0.02 x 20) / 2 = 1.0 s
+    ready = raw_task(service, task.id)
+    took = stamp(ready["updated_at"]) - stamp(ready["created_at"])
+    assert took == pytest.approx(1.0, abs=0.002), took  # (1.6 + 0.02 x 20) / 2 = 1.0 s
+    assert elapsed >= 0.9, elapsed  # not ready early (load can only make the wait longer)
+
+
+def raw_task(service: Service, task_id: str) -> dict:
+    return http("GET", f"{service.url}/v1.3/embed-v2/tasks/{task_id}").body
+
+
+def stamp(rfc3339: str) -> float:
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
 
 
 def test_stats_count_tasks_per_url_requests_per_route_and_polls(box: Service):
