@@ -43,16 +43,22 @@ def pending(stack: Stack) -> int:
     return int(stack.client().xpending(STREAM, "writers")["pending"])
 
 
-def test_a_writer_killed_between_write_and_ack_replays_without_duplicates(
-    stack: Stack, tmp_path: Path
-) -> None:
+def fill_stream(stack: Stack, tmp_path: Path, name: str) -> tuple[str, list[str], int]:
+    """A job with no writer running: every item's segments wait in the stream.
+    Returns the job id, its URLs and the stream's length."""
     start_worker(stack, "nowriter", queues="embedding,polling", beat=True)
-    urls = write_manifest(tmp_path / "m.csv", "writer-crash", ITEMS)
+    urls = write_manifest(tmp_path / "m.csv", name, ITEMS)
     job_id = submit(stack, tmp_path / "m.csv")
     jobs = jobs_of(stack)
     wait_for(lambda: jobs.waiting_count() == 0 and jobs.in_flight_count() == 0, 120,
              "every item to reach the segment stream")
-    segments = int(stack.client().xlen(STREAM))
+    return job_id, urls, length(stack)
+
+
+def test_a_writer_killed_between_write_and_ack_replays_without_duplicates(
+    stack: Stack, tmp_path: Path
+) -> None:
+    job_id, urls, segments = fill_stream(stack, tmp_path, "writer-crash")
 
     crash(stack, "after-upsert")  # rows in Milvus; ledger and ack not done
     written = len(milvus_rows(stack, job_id))
@@ -79,13 +85,7 @@ def test_a_writer_killed_between_write_and_ack_replays_without_duplicates(
 def test_a_writer_killed_before_deleting_acknowledged_entries_leaves_none_behind(
     stack: Stack, tmp_path: Path
 ) -> None:
-    start_worker(stack, "nowriter", queues="embedding,polling", beat=True)
-    urls = write_manifest(tmp_path / "m.csv", "writer-delete", ITEMS)
-    job_id = submit(stack, tmp_path / "m.csv")
-    jobs = jobs_of(stack)
-    wait_for(lambda: jobs.waiting_count() == 0 and jobs.in_flight_count() == 0, 120,
-             "every item to reach the segment stream")
-    segments = length(stack)
+    job_id, urls, segments = fill_stream(stack, tmp_path, "writer-delete")
 
     crash(stack, "after-ack")  # rows in Milvus, ledger done, acknowledged; not deleted
     written = job(stack, job_id).counters["segments"]
