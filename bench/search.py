@@ -77,7 +77,7 @@ def latencies(searcher: Searcher, texts: list[str], categories: list[str],
             break
         cats = [categories[i % len(categories)]] if categories else []
         started = time.perf_counter()
-        hits = searcher.search(Query(text=text, categories=tuple(cats), top_k=10)).hits
+        hits = searcher.search(Query(text=text, categories=tuple(cats), top_k=10, min_score=-1)).hits
         out.append((time.perf_counter() - started) * 1000)
         assert hits, "search returned nothing"
     return out
@@ -85,7 +85,7 @@ def latencies(searcher: Searcher, texts: list[str], categories: list[str],
 
 def measure(searcher: Searcher, texts: list[str], label: str, size: int,
             budget_s: float) -> tuple[list[Row], dict[str, Any]]:
-    searcher.search(Query(text=texts[0], top_k=10))  # warm: connection, collection loaded
+    searcher.search(Query(text=texts[0], top_k=10, min_score=-1))  # warm: connection, collection loaded
     plain = latencies(searcher, texts, [], budget_s / 2)
     filtered = latencies(searcher, texts, CATEGORIES, budget_s / 2)
     data = {"p50_ms": pct(plain, 50), "p95_ms": pct(plain, 95), "n": len(plain),
@@ -168,20 +168,20 @@ def cache_rows(settings: Settings, redis_client: redis.Redis, store: MilvusStore
     text = "surfing dog at the beach"
     nocache = Searcher(settings.model_copy(update={"query_cache_ttl_s": 0}), redis_client, store, embed)
     cached = Searcher(settings, redis_client, store, embed)
-    nocache.search(Query(text=text, top_k=10))
+    nocache.search(Query(text=text, top_k=10, min_score=-1))
     before = embeds_seen()
     cold = []
     for _ in range(repeats):
         started = time.perf_counter()
-        nocache.search(Query(text=text, top_k=10))
+        nocache.search(Query(text=text, top_k=10, min_score=-1))
         cold.append((time.perf_counter() - started) * 1000)
     cold_calls = embeds_seen() - before
-    cached.search(Query(text=text, top_k=10))  # first time: a miss that fills the cache
+    cached.search(Query(text=text, top_k=10, min_score=-1))  # first time: a miss that fills the cache
     before = embeds_seen()
     warm = []
     for _ in range(repeats):
         started = time.perf_counter()
-        cached.search(Query(text=text, top_k=10))
+        cached.search(Query(text=text, top_k=10, min_score=-1))
         warm.append((time.perf_counter() - started) * 1000)
     warm_calls = embeds_seen() - before
     ratio = pct(cold, 50) / pct(warm, 50) if pct(warm, 50) else 0.0
