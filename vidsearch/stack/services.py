@@ -125,11 +125,13 @@ def redis_server_binary() -> str:
 
 
 def _spawn(name: str, argv: Sequence[str], log_path: Path, host: str, port: int, *,
-           env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Service:
+           env: Mapping[str, str] | None = None, cwd: Path | None = None,
+           wrap: Sequence[str] = ()) -> Service:
+    """``wrap`` goes before ``argv`` (e.g. ``ip netns exec HOST``, a test's network namespace)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            list(argv),
+            [*wrap, *argv],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -154,8 +156,10 @@ def start_redis(
     timeout_s: float = 20.0,
     *,
     log_path: Path | None = None,
+    wrap: Sequence[str] = (),
 ) -> Service:
-    """redis-server with the append-only file on (fsync every second), data in ``data_dir``."""
+    """redis-server with the append-only file on (fsync every second), data in ``data_dir``;
+    ``wrap`` prefixes its command line (a test runs it in a network namespace: ``ip netns exec``)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port(host)
     argv = [
@@ -165,22 +169,23 @@ def start_redis(
     ]
     if password:
         argv += ["--requirepass", password]
-    service = _spawn("redis", argv, log_path or data_dir / "redis.log", host, port)
+    service = _spawn("redis", argv, log_path or data_dir / "redis.log", host, port, wrap=wrap)
     wait_until(lambda: port_open(host, port), timeout_s, "redis-server", service)
     return service
 
 
 def start_milvus(
     data_dir: Path, port: int | None = None, host: str = "127.0.0.1", timeout_s: float = 60.0, *,
-    log_path: Path | None = None,
+    log_path: Path | None = None, wrap: Sequence[str] = (),
 ) -> Service:
-    """Milvus Lite in server mode (``milvus-lite server``), data in ``data_dir``."""
+    """Milvus Lite in server mode (``milvus-lite server``), data in ``data_dir`` (``wrap``: as for
+    ``start_redis``)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port(host)
     exe = _bin_dir() / "milvus-lite"
     argv = [str(exe)] if exe.exists() else [sys.executable, "-m", "milvus_lite"]
     argv += ["server", "--data-dir", str(data_dir / "data"), "--host", host, "--port", str(port)]
-    service = _spawn("milvus", argv, log_path or data_dir / "milvus.log", host, port)
+    service = _spawn("milvus", argv, log_path or data_dir / "milvus.log", host, port, wrap=wrap)
     wait_until(lambda: port_open(host, port), timeout_s, "Milvus Lite server", service)
     return service
 
@@ -340,10 +345,13 @@ def start_sandbox(
     host: str = "127.0.0.1",
     args: Sequence[str] = (),
     timeout_s: float = 20.0,
+    *,
+    wrap: Sequence[str] = (),
 ) -> Service:
-    """The Twelve Labs sandbox (``vidsearch sandbox``) as a child process."""
+    """The Twelve Labs sandbox (``vidsearch sandbox``) as a child process (``wrap``: as for
+    ``start_redis``)."""
     port = port or free_port(host)
     argv = [sys.executable, "-m", "vidsearch.sandbox", "--host", host, "--port", str(port), *args]
-    service = _spawn("sandbox", argv, log_dir / f"sandbox-{port}.log", host, port)
+    service = _spawn("sandbox", argv, log_dir / f"sandbox-{port}.log", host, port, wrap=wrap)
     wait_until(lambda: port_open(host, port), timeout_s, "sandbox", service)
     return service
