@@ -17,7 +17,15 @@ from typing import Any
 
 import redis
 
-from vidsearch.stack.services import MilvusEngine, Service, start_milvus_engine, start_redis, start_sandbox
+from tests.hosts import Hosts
+from vidsearch.stack.services import (
+    MilvusEngine,
+    Service,
+    start_milvus,
+    start_milvus_engine,
+    start_redis,
+    start_sandbox,
+)
 
 FAST_SETTINGS = {
     "VIDSEARCH_TICK_INTERVAL_S": "0.3",
@@ -60,11 +68,13 @@ class Stack:
         return redis.Redis.from_url(self.redis_url)
 
     def vidsearch(
-        self, *args: str, timeout: float = 300, check: bool = True, env: Mapping[str, str] | None = None
+        self, *args: str, timeout: float = 300, check: bool = True, env: Mapping[str, str] | None = None,
+        wrap: Sequence[str] = (),
     ) -> subprocess.CompletedProcess[str]:
-        """Run a ``vidsearch`` command with the stack's settings (plus ``env``, if given)."""
+        """Run a ``vidsearch`` command with the stack's settings (plus ``env``, if given; ``wrap``
+        prefixes the command line, e.g. ``ip netns exec HOST``)."""
         proc = subprocess.run(
-            [sys.executable, "-m", "vidsearch", *args],
+            [*wrap, sys.executable, "-m", "vidsearch", *args],
             env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
@@ -82,9 +92,12 @@ class Stack:
         concurrency: int = 2,
         beat: bool = False,
         env: Mapping[str, str] | None = None,
+        *,
+        wrap: Sequence[str] = (),
     ) -> subprocess.Popen[bytes]:
-        """``vidsearch worker`` with the stack's settings (plus ``env``, if given)."""
+        """``vidsearch worker`` with the stack's settings (plus ``env``; ``wrap`` as for ``vidsearch``)."""
         argv = [
+            *wrap,
             sys.executable,
             "-m",
             "vidsearch",
@@ -158,6 +171,13 @@ def start_stack(
     redis_service = start_redis(root / "redis")
     milvus = start_milvus_engine(engine, root / "milvus")
     sandbox = start_sandbox(root, args=["--speed", "50", *sandbox_args])
+    return _stack(root, redis_service, milvus, sandbox, engine=engine, settings=settings)
+
+
+def _stack(
+    root: Path, redis_service: Service, milvus: Service, sandbox: Service, *, engine: MilvusEngine,
+    settings: Mapping[str, str],
+) -> Stack:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDSEARCH_", "TWELVE"))}
     env.update(FAST_SETTINGS)
     env.update(
@@ -171,6 +191,18 @@ def start_stack(
     )
     env.update(settings)
     return Stack(root=root, redis=redis_service, milvus=milvus, sandbox=sandbox, env=env, engine=engine)
+
+
+def start_stack_on_hosts(
+    root: Path, hosts: Hosts, sandbox_args: Sequence[str] = (), **settings: str
+) -> Stack:
+    """Like ``start_stack``, each service on its own host (``tests/hosts.py``): redis-server on
+    ``redis``, Milvus Lite on ``milvus``, the sandbox on ``tl`` (which ``hosts`` must have)."""
+    redis_host, milvus_host, tl = hosts["redis"], hosts["milvus"], hosts["tl"]
+    redis_service = start_redis(root / "redis", 6379, redis_host.addr, wrap=redis_host.argv())
+    milvus = start_milvus(root / "milvus", 19530, milvus_host.addr, wrap=milvus_host.argv())
+    sandbox = start_sandbox(root, 8080, tl.addr, args=["--speed", "50", *sandbox_args], wrap=tl.argv())
+    return _stack(root, redis_service, milvus, sandbox, engine="lite", settings=settings)
 
 
 def wait_for(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.2) -> None:

@@ -15,7 +15,7 @@ import os
 import signal
 import time
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,7 +103,12 @@ def milvus_rows(stack: Stack, job_id: str) -> list[dict[str, Any]]:
 
 
 def _milvus_rows(stack: Stack, job_id: str) -> list[dict[str, Any]]:
-    client = MilvusClient(uri=stack.milvus.url)
+    return milvus_rows_at(stack.milvus.url, job_id)
+
+
+def milvus_rows_at(uri: str, job_id: str) -> list[dict[str, Any]]:
+    """The job's rows in the Milvus at ``uri``."""
+    client = MilvusClient(uri=uri)
     try:
         names = [n for n in client.list_collections() if n.startswith("vidsearch_marengo3_0")]
         rows: list[dict[str, Any]] = []
@@ -158,8 +163,10 @@ class Figures:
 def assert_same_counts(
     stack: Stack, job_id: str, urls: Sequence[str], drill: str, *, recover_s: float | None = None,
     tasks_per_url: dict[str, int] | None = None,
+    rows_of: Callable[[Stack, str], list[dict[str, Any]]] = milvus_rows,
 ) -> Figures:
-    """Every item done, rows == the sandbox's segments, unique pks, one task per URL, verify 0."""
+    """Every item done, rows == the sandbox's segments, unique pks, one task per URL, verify 0
+    (``rows_of`` reads the job's Milvus rows)."""
     stack.sandbox_config(**NO_FAULTS)
     finished = wait_job(stack, job_id)
     c = finished.counters
@@ -167,7 +174,7 @@ def assert_same_counts(
     by_url = stack.sandbox_stats()["tasks_by_url"]
     expected_tasks = {u: (tasks_per_url or {}).get(u, 1) for u in urls}
     assert {u: by_url.get(u, 0) for u in urls} == expected_tasks
-    rows = milvus_rows(stack, job_id)
+    rows = rows_of(stack, job_id)
     produced = sandbox_segments(stack, urls)
     assert produced > 0
     assert len(rows) == produced == c["segments"], (len(rows), produced, c["segments"])
@@ -229,12 +236,13 @@ def finish_time(stack: Stack, job_id: str, since: float, timeout_s: float = 240)
 
 def start_worker(
     stack: Stack, name: str, *, queues: str = "embedding,polling,writing", concurrency: int = 2,
-    beat: bool = False, env: dict[str, str] | None = None,
+    beat: bool = False, env: dict[str, str] | None = None, wrap: Sequence[str] = (),
 ) -> int:
-    """Start a worker (optionally with other settings) and wait until it consumes; returns its pid."""
+    """Start a worker (optionally with other settings, or on a host: ``wrap``) and wait until it
+    consumes; returns its pid."""
     log = stack.root / f"worker-{name}.log"
     offset = log.stat().st_size if log.exists() else 0
-    proc = stack.start_worker(name, queues, concurrency=concurrency, beat=beat, env=env)
+    proc = stack.start_worker(name, queues, concurrency=concurrency, beat=beat, env=env, wrap=wrap)
 
     def ready() -> bool:
         assert proc.poll() is None, f"worker {name} exited: see {log}"
