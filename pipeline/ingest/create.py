@@ -13,6 +13,10 @@ The create lock is fenced (``pipeline/state/locks.py``): each attempt first exte
 the ``ca`` mark is written only while the lock is still ours and the item still ``creating``. A
 worker paused past its lease (SIGSTOP, a long GC, a slow lookup) finds that out before it sends
 anything, so the next holder's task stays the only one, and it never releases that holder's lock.
+The check is Redis's, so its answer can be stale: a worker cut from Redis after the mark was
+written but before the answer arrived would learn "still yours" only when the partition heals,
+long after the lease ran out and another worker created the task. So the create is sent only if
+that answer came back within half the lease (``SEND_WITHIN_LEASE``), timed from before it was asked.
 """
 
 from __future__ import annotations
@@ -38,6 +42,11 @@ from pipeline.settings import Settings
 from pipeline.spec import EmbeddingSpec
 from pipeline.state.locks import FencedLock
 from pipeline.twelvelabs import TwelveLabsGateway
+
+SEND_WITHIN_LEASE = 0.5
+"""A create is sent only if the mark's answer came within this share of the lease it pushed: the
+lease runs from when Redis ran the script (after we asked), so the rest of the lease is left for
+the request to reach Twelve Labs before a next holder could look for it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +114,16 @@ class Embedder:
             found = self.gateway.find_task(item.url, spec, since=fresh.create_attempted_at)
             if found:
                 return found
+        asked = time.monotonic()
         if not self.jobs.note_create_attempt(item.key, time.time(), lock):
             raise LeaseLostError(
                 f"the create lease of {item.key} ran out and another worker owns it: nothing sent"
+            )
+        answered_s = time.monotonic() - asked
+        if answered_s >= lock.lease_ms / 1000 * SEND_WITHIN_LEASE:
+            raise LeaseLostError(
+                f"the create mark of {item.key} was confirmed {answered_s:.1f} s after it was asked "
+                "for; the lease it pushed may be another worker's by now: nothing sent"
             )
         try:
             return self.gateway.create_task(item.url, spec)

@@ -229,3 +229,37 @@ def test_a_create_refused_by_a_spent_window_waits_for_its_reset_and_spends_no_ro
     due = redis_client.zscore(jobs.keys.creating, key)
     reset = (int(time.time()) // 3600 + 1) * 3600
     assert due is not None and reset - 1 <= due <= reset + embedder.settings.tick_interval_s + 1
+
+
+class _LateAnswerJobs(JobStore):
+    """A job store whose create mark is written in Redis at once but whose answer arrives only at
+    ``resume``: a worker cut from Redis (its reply lost) right after the mark, healed later."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        super().__init__(client, keys)
+        self.paused, self.resume = threading.Event(), threading.Event()
+
+    def note_create_attempt(self, key: str, now: float, lock: FencedLock) -> bool:
+        written = super().note_create_attempt(key, now, lock)
+        self.paused.set()
+        self.resume.wait(60)
+        return written
+
+
+def test_a_create_mark_confirmed_after_its_lease_ran_out_sends_nothing(
+    own_sandbox: Service, redis_client: redis.Redis,
+) -> None:
+    embedder, jobs, key = _setup(own_sandbox, redis_client, create_lease_s=0.3)
+    late_jobs = _LateAnswerJobs(redis_client, jobs.keys)
+    late = Embedder(redis_client, late_jobs, embedder.gateway, embedder.settings)
+    worker, outcomes = _create_paused_past_its_lease(late, key, late_jobs.paused)
+
+    created = embedder.create(key, charged=False)  # the re-driven create: finds no task, pays
+    assert created.kind == "created"
+    late_jobs.resume.set()  # the partition heals: "the mark is yours", 0.3 s too late
+    worker.join(30)
+
+    assert outcomes and outcomes[0].kind == "skipped", outcomes
+    assert "confirmed" in str(outcomes[0].reason)
+    assert sandbox_stats(own_sandbox)["tasks_by_url"] == {URL: 1}
+    assert jobs.get_item(key).task_id == created.task_id  # type: ignore[union-attr]
