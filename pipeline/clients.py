@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from pipeline.connect import connect_redis
 from pipeline.ledger.store import JobStore
 from pipeline.settings import Settings
 from pipeline.state.keys import Keys
@@ -46,9 +47,7 @@ class Clients:
 
     @cached_property
     def redis(self) -> redis.Redis[bytes]:
-        return redis.Redis.from_url(
-            self.settings.redis_url, health_check_interval=REDIS_HEALTH_CHECK_S
-        )
+        return connect_redis(self.settings, health_check_interval=REDIS_HEALTH_CHECK_S)
 
     @cached_property
     def keys(self) -> Keys:

@@ -55,7 +55,10 @@ def _secret_values(settings: Settings) -> list[str | None]:
     if settings.flower_basic_auth:
         pairs = settings.flower_basic_auth.get_secret_value().split(",")
         values += [pair.partition(":")[2] for pair in pairs]
-    values.append(urlsplit(settings.redis_url).password)
+    target = settings.redis_target
+    values.append(target.password if target.is_sentinel else urlsplit(target.url).password)
+    if settings.redis_sentinel_password:
+        values.append(settings.redis_sentinel_password.get_secret_value())
     return values
 
 

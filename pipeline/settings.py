@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -30,7 +31,84 @@ EmbeddingScope = Literal["clip", "asset"]
 
 CONFIG_ENV = "VIDSEARCH_CONFIG"
 
+SENTINEL_SCHEME = "redis+sentinel"
+SENTINEL_DEFAULT_PORT = 26379
+SENTINEL_URL_SHAPE = "redis+sentinel://[:password@]host:port[,host:port...]/service_name[/db]"
 
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """``redis_url`` parsed: a plain ``redis://`` (``rediss://``, ``unix://``) URL that redis-py reads
+    itself, or a Sentinel set: where the Sentinels listen, the service they watch, the database and
+    the data password (the Sentinels' own password is ``redis_sentinel_password``)."""
+
+    url: str
+    sentinels: tuple[tuple[str, int], ...] = ()
+    service_name: str = ""
+    db: int = 0
+    password: str | None = None
+
+    @property
+    def is_sentinel(self) -> bool:
+        return bool(self.sentinels)
+
+    @property
+    def shown(self) -> str:
+        """Where it points, without a password (for messages)."""
+        if not self.is_sentinel:
+            return _shown(self.url)
+        hosts = ",".join(f"{host}:{port}" for host, port in self.sentinels)
+        return f"{SENTINEL_SCHEME}://{hosts}/{self.service_name}/{self.db}"
+
+
+def parse_redis_url(url: str) -> RedisTarget:
+    """``redis_url`` as a ``RedisTarget``; ``ValueError`` names what is wrong with a malformed one."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"redis_url {_shown(url)!r} has no scheme: use redis://... or {SENTINEL_URL_SHAPE}")
+    if scheme != SENTINEL_SCHEME:
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"redis_url scheme {scheme!r} is not redis, rediss, unix or {SENTINEL_SCHEME}")
+        return RedisTarget(url)
+    netloc, _, path = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    password = _sentinel_password(userinfo) if at else None
+    parts = path.split("/") if path else []
+    if not parts or not parts[0]:
+        raise ValueError(f"redis_url names no Sentinel service: the shape is {SENTINEL_URL_SHAPE}")
+    if len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
+        raise ValueError(f"redis_url path {path!r} must be service_name or service_name/db (db a number)")
+    db = int(parts[1]) if len(parts) == 2 else 0
+    return RedisTarget(url, _sentinel_hosts(hosts), parts[0], db, password)
+
+
+def _shown(url: str) -> str:
+    """``url`` without its password, for error messages."""
+    head, at, tail = url.rpartition("@")
+    return f"{head.rpartition(':')[0]}:***@{tail}" if at else url
+
+
+def _sentinel_password(userinfo: str) -> str | None:
+    user, colon, password = userinfo.partition(":")
+    if not colon or user:
+        raise ValueError("redis_url: a Sentinel URL takes a password only, as ':password@'")
+    return password or None
+
+
+def _sentinel_hosts(hosts: str) -> tuple[tuple[str, int], ...]:
+    if not hosts:
+        raise ValueError(f"redis_url lists no Sentinel: the shape is {SENTINEL_URL_SHAPE}")
+    found = []
+    for entry in hosts.split(","):
+        host, colon, port = entry.strip().rpartition(":")
+        if not colon:
+            host, port = port, str(SENTINEL_DEFAULT_PORT)
+        if not host:
+            raise ValueError(f"redis_url: Sentinel {entry!r} has no host")
+        if not (port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"redis_url: Sentinel {entry!r} has no valid port (1-65535)")
+        found.append((host.strip("[]"), int(port)))
+    return tuple(found)
 
 API_KEY_ENTRY = re.compile(r"^(?P<name>[A-Za-z0-9_.-]{1,64}):(?P<role>read|admin):(?P<digest>[0-9a-f]{64})$")
 """One ``api_keys`` entry: ``name:role:sha256-hex`` (the HTTP API's keys, ``vidsearch.api.keys``)."""
@@ -51,12 +129,18 @@ class Settings(BaseSettings):
     """The one settings model. Units are in the names."""
 
     model_config = SettingsConfigDict(
-        env_prefix="VIDSEARCH_", extra="forbid", validate_default=True, populate_by_name=True
+        env_prefix="VIDSEARCH_", extra="forbid", validate_default=True, populate_by_name=True,
+        hide_input_in_errors=True,  # a redis_url carries its password: errors never echo a value
     )
 
     # --- connections -------------------------------------------------------------------------
     redis_url: str = Field(
-        "redis://127.0.0.1:6390/0", description="Redis: broker, state, buffer (6390: the embedded stack)"
+        "redis://127.0.0.1:6390/0", description="Redis: broker, state, buffer (6390: the embedded stack); "
+        f"a Sentinel set: {SENTINEL_URL_SHAPE}"
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        None, description="Password of the Sentinels themselves (their requirepass); the data password "
+        "is the one in redis_url"
     )
     redis_prefix: str = Field("vs", description="Prefix of every Redis key vidsearch writes")
     milvus_uri: str = Field(
@@ -268,6 +352,12 @@ class Settings(BaseSettings):
             raise ValueError("api_keys names must be unique")
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        parse_redis_url(value)
+        return value
+
     @field_validator("embedding_options", "embedding_scopes")
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
@@ -288,6 +378,11 @@ class Settings(BaseSettings):
     @property
     def dimension(self) -> int:
         return self.embedding_dimension or 512
+
+    @property
+    def redis_target(self) -> RedisTarget:
+        """``redis_url`` parsed (validated when the settings were built)."""
+        return parse_redis_url(self.redis_url)
 
     @property
     def uses_sandbox(self) -> bool:

@@ -37,12 +37,15 @@ CLIENT_CLASSES = (
     "redis.Redis", "redis.StrictRedis", "redis.client.Redis", "redis.client.StrictRedis",
     "redis.from_url", "redis.RedisCluster", "redis.cluster.RedisCluster",
     "redis.asyncio.Redis", "redis.asyncio.from_url", "redis.asyncio.client.Redis",
+    "redis.sentinel.Sentinel", "redis.Sentinel",
     "pipeline.milvus.store.MilvusStore", "pipeline.twelvelabs.TwelveLabsGateway",
     "pipeline.ledger.store.JobStore",
 )
-OWN_CLIENTS = {"pipeline/clients.py", "pipeline/metrics/recorder.py", "pipeline/metrics/exporter.py"}
-"""Where clients may be built: the pipeline's clients, and the recorder's and exporter's own Redis
-clients (short timeouts on purpose: recording must never block the pipeline)."""
+OWN_CLIENTS = {"pipeline/clients.py", "pipeline/connect.py", "pipeline/metrics/recorder.py",
+               "pipeline/metrics/exporter.py"}
+"""Where clients may be built: the pipeline's clients (``pipeline/connect.py`` opens their Redis, plain
+or through Sentinel), and the recorder's and exporter's own Redis clients (short timeouts on purpose:
+recording must never block the pipeline)."""
 
 
 def lint_imports(

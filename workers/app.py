@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 from celery import Celery
 from kombu.entity import Queue
@@ -27,7 +29,8 @@ ROUTES = {
 
 
 def create_app(settings: Settings) -> Celery:
-    app = Celery("vidsearch", broker=settings.redis_url, include=["workers.tasks"])
+    url, transport_options = broker(settings)
+    app = Celery("vidsearch", broker=url, include=["workers.tasks"])
     tick = settings.tick_interval_s
     app.conf.update(
         task_serializer="json",
@@ -41,7 +44,7 @@ def create_app(settings: Settings) -> Celery:
         task_queues=[Queue(name) for name in QUEUES],
         task_default_queue="polling",
         task_routes=ROUTES,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=True,
@@ -56,6 +59,29 @@ def create_app(settings: Settings) -> Celery:
         },
     )
     return app
+
+
+def broker(settings: Settings) -> tuple[str, dict[str, Any]]:
+    """Celery's broker URL and transport options for ``redis_url``: the URL itself, or for a
+    ``redis+sentinel://`` one kombu's Sentinel transport (``sentinel://h1:p1;sentinel://h2:p2/db``,
+    the service as ``master_name``, the Sentinels' password in ``sentinel_kwargs``), which asks the
+    Sentinels for the primary at each (re)connection. Flower reads the same two values."""
+    options: dict[str, Any] = {"visibility_timeout": settings.visibility_timeout_s}
+    target = settings.redis_target
+    if not target.is_sentinel:
+        return settings.redis_url, options
+    auth = f":{quote(target.password, safe='')}@" if target.password else ""
+    url = ";".join(
+        f"sentinel://{auth}{_host(host)}:{port}/{target.db}" for host, port in target.sentinels
+    )
+    options["master_name"] = target.service_name
+    if settings.redis_sentinel_password is not None:
+        options["sentinel_kwargs"] = {"password": settings.redis_sentinel_password.get_secret_value()}
+    return url, options
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def load_schedule(celery_app: Celery, path: Path | None) -> None:

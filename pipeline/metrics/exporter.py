@@ -26,6 +26,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from pipeline.connect import connect_redis
 from pipeline.ingest.stream import DROPPED_FIELD, stream_backlog
 from pipeline.ledger.records import ACTIVE_STATES, COUNTERS, JOB_STATUSES, job_status
 from pipeline.logs import get_logger
@@ -222,8 +223,8 @@ class Exporter:
     """The HTTP endpoint serving ``RedisCollector`` on ``/metrics``."""
 
     def __init__(self, settings: Settings, port: int, host: str = "127.0.0.1") -> None:
-        self.client: redis.Redis[bytes] = redis.Redis.from_url(
-            settings.redis_url, socket_connect_timeout=2.0, socket_timeout=5.0
+        self.client: redis.Redis[bytes] = connect_redis(
+            settings, socket_connect_timeout=2.0, socket_timeout=5.0
         )
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(RedisCollector(self.client, settings))

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 
 import redis
 
+from pipeline.connect import connect_redis
 from pipeline.errors import ApiRejectedError, RateLimitedError, TransientError
 from pipeline.logs import get_logger
 from pipeline.settings import Settings
@@ -78,9 +79,7 @@ class MetricsRecorder:
     @classmethod
     def from_settings(cls, settings: Settings) -> MetricsRecorder:
         """A recorder with its own client (short timeouts; connects on first use, after fork)."""
-        client = redis.Redis.from_url(
-            settings.redis_url, socket_connect_timeout=1.0, socket_timeout=1.0
-        )
+        client = connect_redis(settings, socket_connect_timeout=1.0, socket_timeout=1.0)
         return cls(client, settings.redis_prefix)
 
     def twelve_labs_call(self, operation: str, exc: BaseException | None = None) -> None:

@@ -28,3 +28,17 @@ def test_every_configured_secret_is_redacted_from_log_lines() -> None:
     assert line["event"] == "leak_attempt"
     for sentinel in ("tlk-sentinel-1234", "redis-sentinel", "milvus-sentinel", "flower-sentinel"):
         assert sentinel not in text
+
+
+def test_the_passwords_of_a_sentinel_url_and_of_the_sentinels_are_redacted() -> None:
+    settings = load_settings(
+        redis_url="redis+sentinel://:data-secret-9@127.0.0.1:26379,127.0.0.1:26380/vidsearch/0",
+        redis_sentinel_password="sentinel-secret-9", log_format="json",
+    )
+    stream = io.StringIO()
+    configure_logging(settings, stream=stream)
+    get_logger("t").warning("leak_attempt", auth="data-secret-9", sentinel="sentinel-secret-9")
+    logging.getLogger().handlers.clear()
+    text = stream.getvalue().splitlines()[-1]
+    assert "leak_attempt" in text
+    assert "data-secret-9" not in text and "sentinel-secret-9" not in text

@@ -284,7 +284,10 @@ def _redis_where() -> str:
     """The Redis URL in use, without its password."""
     from pipeline.settings import env_name, get_settings  # noqa: PLC0415
 
-    parts = urlsplit(get_settings().redis_url)
+    target = get_settings().redis_target
+    if target.is_sentinel:
+        return f"{target.shown} (set {env_name('redis_url')}; are the Sentinels and a primary up?)"
+    parts = urlsplit(target.url)
     host = parts.hostname or "?"
     where = f"{parts.scheme}://{host}:{parts.port or 6379}{parts.path}"
     return f"{where} (set {env_name('redis_url')}; is `vidsearch up` running?)"

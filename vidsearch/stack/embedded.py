@@ -165,6 +165,12 @@ class EmbeddedStack:
         self._extra_env = dict(extra_env or {})
         self._lock = DataDirLock(self.data_dir)
         self._celery: Any = None
+        if settings.redis_target.is_sentinel:
+            raise ConfigError(
+                f"the embedded stack runs one redis-server; redis_url names a Sentinel set "
+                f"({settings.redis_target.shown}): run the workers, writer and beat against it "
+                "with `vidsearch worker` (docs/operations.md, Redis with Sentinel)"
+            )
         self.redis = _endpoint("Redis", settings.redis_url, "redis_url", ["redis"], 6379)
         self.milvus = _endpoint(MILVUS_LABELS[settings.milvus_engine], settings.milvus_uri, "milvus_uri",
                                 ["http"], 19530)

@@ -156,10 +156,12 @@ def start_redis(
     timeout_s: float = 20.0,
     *,
     log_path: Path | None = None,
+    args: Sequence[str] = (),
     wrap: Sequence[str] = (),
 ) -> Service:
     """redis-server with the append-only file on (fsync every second), data in ``data_dir``;
-    ``wrap`` prefixes its command line (a test runs it in a network namespace: ``ip netns exec``)."""
+    ``args`` are more redis-server options (``--replicaof``, ...); ``wrap`` prefixes its command
+    line (a test runs it in a network namespace: ``ip netns exec``)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port(host)
     argv = [
@@ -168,10 +170,248 @@ def start_redis(
         "--daemonize", "no", "--protected-mode", "no",
     ]
     if password:
-        argv += ["--requirepass", password]
+        argv += ["--requirepass", password, "--masterauth", password]
+    argv += list(args)
     service = _spawn("redis", argv, log_path or data_dir / "redis.log", host, port, wrap=wrap)
     wait_until(lambda: port_open(host, port), timeout_s, "redis-server", service)
     return service
+
+
+SENTINEL_QUORUM = 2
+
+
+@dataclass
+class SentinelSet:
+    """A Redis primary, its replicas and three Sentinels that watch them as ``service``.
+
+    ``servers`` keeps the order they were started in (the first was the primary then); which one is
+    the primary now is the Sentinels' answer (``primary()``), since they promote a replica when it
+    goes down. ``url`` is the ``redis+sentinel://`` URL vidsearch takes."""
+
+    root: Path
+    service: str
+    servers: list[Service]
+    sentinels: list[Service]
+    password: str | None = None
+    sentinel_password: str | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        hosts = ",".join(f"{s.host}:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{auth}{hosts}/{self.service}/0"
+
+    def primary_address(self) -> tuple[str, int] | None:
+        """The primary's address as the first Sentinel that answers gives it (None: none answers)."""
+        for sentinel in self.sentinels:
+            if not sentinel.alive():
+                continue
+            with contextlib.suppress(OSError, ServiceError):
+                reply = resp_command(sentinel.host, sentinel.port, "SENTINEL",
+                                     "get-master-addr-by-name", self.service,
+                                     password=self.sentinel_password)
+                if isinstance(reply, list) and len(reply) == 2:
+                    return str(reply[0]), int(reply[1])
+        return None
+
+    def primary(self) -> Service:
+        """The server the Sentinels name as primary."""
+        address = self.primary_address()
+        found = [s for s in self.servers if (s.host, s.port) == address]
+        if not found:
+            raise ServiceError(f"no Sentinel names a primary of ours for {self.service}: {address}")
+        return found[0]
+
+    def replicas(self) -> list[Service]:
+        primary = self.primary()
+        return [s for s in self.servers if s is not primary]
+
+    def wait_primary(self, timeout_s: float, *, not_port: int | None = None) -> Service:
+        """Wait until the Sentinels name a primary (other than ``not_port``) that accepts writes."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            address = self.primary_address()
+            if address is not None and address[1] != not_port and self._is_primary(*address):
+                return self.primary()
+            time.sleep(0.1)
+        raise ServiceError(f"no primary for {self.service} within {timeout_s:.0f} s: "
+                           f"{_tail(self.sentinels[0])}")
+
+    def wait_synced(self, timeout_s: float) -> None:
+        """Wait until every live replica's link to the primary is up and the Sentinels know all of
+        them and each other."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._synced():
+                return
+            time.sleep(0.1)
+        raise ServiceError(f"the Sentinel set {self.service} did not settle within {timeout_s:.0f} s: "
+                           f"{_tail(self.sentinels[0])}")
+
+    def stop(self) -> None:
+        for service in [*self.sentinels, *self.servers]:
+            service.stop()
+
+    def _is_primary(self, host: str, port: int) -> bool:
+        with contextlib.suppress(OSError, ServiceError):
+            info = resp_command(host, port, "ROLE", password=self.password)
+            return isinstance(info, list) and info[:1] == ["master"]
+        return False
+
+    def _synced(self) -> bool:
+        try:
+            primary = self.primary()
+            replicas = [s for s in self.servers if s is not primary and s.alive()]
+            for replica in replicas:
+                info = resp_command(replica.host, replica.port, "INFO", "replication",
+                                    password=self.password)
+                if "master_link_status:up" not in str(info):
+                    return False
+            for sentinel in self.sentinels:
+                if not sentinel.alive():
+                    continue
+                known = resp_command(sentinel.host, sentinel.port, "SENTINEL", "replicas", self.service,
+                                     password=self.sentinel_password)
+                others = resp_command(sentinel.host, sentinel.port, "SENTINEL", "sentinels",
+                                      self.service, password=self.sentinel_password)
+                live = sum(1 for s in self.sentinels if s.alive()) - 1
+                if not isinstance(known, list) or len(_healthy_replicas(known)) < len(replicas):
+                    return False
+                if not isinstance(others, list) or len(others) < live:
+                    return False
+        except (OSError, ServiceError):
+            return False
+        return True
+
+
+def _healthy_replicas(known: list[Any]) -> list[str]:
+    """The replicas a ``SENTINEL REPLICAS`` reply shows up, linked, and not suspected down."""
+    healthy = []
+    for entry in known:
+        fields = dict(zip(entry[::2], entry[1::2], strict=True))
+        if fields.get("flags") == "slave" and fields.get("master-link-status") == "ok":
+            healthy.append(str(fields.get("name")))
+    return healthy
+
+
+def start_sentinel_set(
+    root: Path,
+    service: str = "vidsearch",
+    *,
+    replicas: int = 1,
+    sentinels: int = 3,
+    host: str = "127.0.0.1",
+    password: str | None = None,
+    sentinel_password: str | None = None,
+    down_after_ms: int = 1000,
+    failover_timeout_ms: int = 3000,
+    timeout_s: float = 30.0,
+) -> SentinelSet:
+    """A primary, ``replicas`` replicas (``--replicaof``) and ``sentinels`` Sentinels on free ports
+    under ``root``; returns when every replica is in sync and the Sentinels know each other.
+    Each server keeps the append-only file on (``start_redis``)."""
+    started: list[Service] = []
+    try:
+        primary = start_redis(root / "redis-0", host=host, password=password, timeout_s=timeout_s)
+        started.append(primary)
+        for i in range(1, replicas + 1):
+            started.append(start_redis(
+                root / f"redis-{i}", host=host, password=password, timeout_s=timeout_s,
+                args=["--replicaof", primary.host, str(primary.port)],
+            ))
+        watchers = []
+        for i in range(sentinels):
+            watcher = start_sentinel(
+                root / f"sentinel-{i}", service, primary, host=host, password=password,
+                sentinel_password=sentinel_password, down_after_ms=down_after_ms,
+                failover_timeout_ms=failover_timeout_ms, timeout_s=timeout_s,
+            )
+            started.append(watcher)
+            watchers.append(watcher)
+        found = SentinelSet(root, service, started[: replicas + 1], watchers, password, sentinel_password)
+        found.wait_synced(timeout_s)
+        return found
+    except BaseException:
+        for service_ in reversed(started):
+            service_.stop()
+        raise
+
+
+def start_sentinel(
+    data_dir: Path,
+    service: str,
+    primary: Service,
+    *,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    password: str | None = None,
+    sentinel_password: str | None = None,
+    down_after_ms: int = 1000,
+    failover_timeout_ms: int = 3000,
+    timeout_s: float = 20.0,
+    wrap: Sequence[str] = (),
+) -> Service:
+    """One Sentinel (``redis-server sentinel.conf --sentinel``) watching ``primary`` as ``service``
+    (quorum 2); its configuration file, which it rewrites as it learns, lives in ``data_dir``
+    (``wrap``: as for ``start_redis``)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port(host)
+    lines = [
+        f"port {port}", f"bind {host}", f"dir {data_dir}", "protected-mode no", "daemonize no",
+        f"sentinel monitor {service} {primary.host} {primary.port} {SENTINEL_QUORUM}",
+        f"sentinel down-after-milliseconds {service} {down_after_ms}",
+        f"sentinel failover-timeout {service} {failover_timeout_ms}",
+        f"sentinel parallel-syncs {service} 1",
+    ]
+    if password:
+        lines.append(f"sentinel auth-pass {service} {password}")
+    if sentinel_password:
+        lines += [f"requirepass {sentinel_password}", f"sentinel sentinel-pass {sentinel_password}"]
+    conf = data_dir / "sentinel.conf"
+    conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    conf.chmod(0o600)
+    argv = [redis_server_binary(), str(conf), "--sentinel"]
+    sentinel = _spawn("sentinel", argv, data_dir / "sentinel.log", host, port, wrap=wrap)
+    wait_until(lambda: port_open(host, port), timeout_s, "redis sentinel", sentinel)
+    return sentinel
+
+
+def resp_command(host: str, port: int, *words: str, password: str | None = None,
+                 timeout_s: float = 2.0) -> Any:
+    """One Redis command over a fresh connection, its reply decoded (strings, ints, lists); an error
+    reply raises ``ServiceError``. For the stack's own checks, which must not build a client."""
+    with socket.create_connection((host, port), timeout=timeout_s) as sock, sock.makefile("rb") as reader:
+        if password:
+            sock.sendall(_resp_encode("AUTH", password))
+            _resp_read(reader)
+        sock.sendall(_resp_encode(*words))
+        return _resp_read(reader)
+
+
+def _resp_encode(*words: str) -> bytes:
+    parts = [f"*{len(words)}\r\n".encode()]
+    for word in words:
+        data = word.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def _resp_read(reader: Any) -> Any:
+    line = reader.readline()
+    if not line:
+        raise ServiceError("connection closed mid-reply")
+    kind, body = line[:1], line[1:-2].decode()
+    if kind == b"-":
+        raise ServiceError(body)
+    if kind in (b"+",):
+        return body
+    if kind == b":":
+        return int(body)
+    if kind == b"$":
+        return None if body == "-1" else reader.read(int(body) + 2)[:-2].decode()
+    if kind == b"*":
+        return None if body == "-1" else [_resp_read(reader) for _ in range(int(body))]
+    raise ServiceError(f"unexpected reply {line!r}")
 
 
 def start_milvus(

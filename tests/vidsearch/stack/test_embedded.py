@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import StackLockedError
+from pipeline.errors import ConfigError, StackLockedError
 from pipeline.settings import load_settings
-from vidsearch.stack.embedded import DataDirLock
+from vidsearch.stack.embedded import DataDirLock, EmbeddedStack
 from vidsearch.stack.services import free_port, port_open
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -249,3 +249,11 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError:
         return b""
+
+
+def test_the_embedded_stack_refuses_a_sentinel_url_without_showing_its_password(tmp_path: Path) -> None:
+    settings = load_settings(redis_url="redis+sentinel://:pw-9z@127.0.0.1:26379/vidsearch",
+                             data_dir=tmp_path)
+    with pytest.raises(ConfigError, match="Sentinel set") as caught:
+        EmbeddedStack(settings)
+    assert "pw-9z" not in str(caught.value)
