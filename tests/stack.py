@@ -171,13 +171,14 @@ def start_stack(
     redis_service = start_redis(root / "redis")
     milvus = start_milvus_engine(engine, root / "milvus")
     sandbox = start_sandbox(root, args=["--speed", "50", *sandbox_args])
-    return _stack(root, redis_service, milvus, sandbox, engine=engine, settings=settings)
+    return assemble_stack(root, redis_service, milvus, sandbox, engine=engine, settings=settings)
 
 
-def _stack(
+def assemble_stack(
     root: Path, redis_service: Service, milvus: Service, sandbox: Service, *, engine: MilvusEngine,
     settings: Mapping[str, str],
 ) -> Stack:
+    """A ``Stack`` of services already running: the environment every process of it gets."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDSEARCH_", "TWELVE"))}
     env.update(FAST_SETTINGS)
     env.update(
@@ -202,7 +203,7 @@ def start_stack_on_hosts(
     redis_service = start_redis(root / "redis", 6379, redis_host.addr, wrap=redis_host.argv())
     milvus = start_milvus(root / "milvus", 19530, milvus_host.addr, wrap=milvus_host.argv())
     sandbox = start_sandbox(root, 8080, tl.addr, args=["--speed", "50", *sandbox_args], wrap=tl.argv())
-    return _stack(root, redis_service, milvus, sandbox, engine="lite", settings=settings)
+    return assemble_stack(root, redis_service, milvus, sandbox, engine="lite", settings=settings)
 
 
 def wait_for(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.2) -> None:
