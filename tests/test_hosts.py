@@ -43,7 +43,7 @@ def _echo(host: Host) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(host.argv(sys.executable, "-c", ECHO, host.addr, str(PORT)))
     for _ in range(100):
         probe = host.argv(sys.executable, "-c", _PROBE, host.addr, str(PORT))
-        if subprocess.run(probe, check=False).returncode == 0:
+        if subprocess.run(probe, check=False, stderr=subprocess.DEVNULL).returncode == 0:
             return proc
     raise AssertionError(f"echo server on {host.name} did not start")
 
