@@ -46,7 +46,7 @@ pytestmark = [
     pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason())),
 ]
 
-ITEMS = 30
+ITEMS = 20
 SLOW_ADMISSION = {"VIDSEARCH_MAX_IN_FLIGHT": "10"}
 LEASE_S = float(DRILL_SETTINGS["VIDSEARCH_CREATE_LEASE_S"])
 CLAIM_IDLE_S = float(DRILL_SETTINGS["VIDSEARCH_WRITER_CLAIM_IDLE_S"])
@@ -113,7 +113,7 @@ def test_a_worker_host_cut_from_redis_past_its_create_leases_pays_once(
     hs: tuple[Hosts, Stack], tmp_path: Path,
 ) -> None:
     """Drill: worker host w1 holds create leases (the sandbox answers every request 2 s late, so
-    each lease spans a request) when it is cut from Redis, for two leases; it still reaches the
+    each lease spans a request) when it is cut from Redis, for 1.5 leases at least; it still reaches the
     sandbox. w2 starts and takes over what the leases re-drive; then the cut heals.
     Promise: 0 items lost, 0 duplicate rows, 1 paid task per item."""
     hosts, stack = hs
@@ -129,7 +129,7 @@ def test_a_worker_host_cut_from_redis_past_its_create_leases_pays_once(
     start_worker(stack, "w2", beat=True, env=SLOW_ADMISSION, wrap=hosts["w2"].argv())
     done_at_cut = job(stack, job_id).counters["done"]
     wait_progress(stack, job_id, "done", done_at_cut + 1)  # w2 took over while w1 is cut
-    wait_since(cut_at, 2 * LEASE_S)
+    wait_since(cut_at, 1.5 * LEASE_S)
     hosts.mend("w1", "redis")
     healed = time.monotonic()
     print(f"\ncreate leases held by w1 when cut: {held}; cut for {healed - cut_at:.1f} s")
@@ -158,7 +158,7 @@ def test_the_writers_host_partitioned_mid_batch_writes_every_row_once(
     start_worker(stack, "writer-b", queues="writing", wrap=hosts["w3"].argv())
     done_at_cut = job(stack, job_id).counters["done"]
     wait_progress(stack, job_id, "done", done_at_cut + 1)  # writer-b took over
-    wait_since(cut_at, 3 * CLAIM_IDLE_S)
+    wait_since(cut_at, 2 * CLAIM_IDLE_S)
     hosts["w2"].up()
     healed = time.monotonic()
     print(f"\nsegments pending (read, not acknowledged) when the writer's host went down: {pending}")

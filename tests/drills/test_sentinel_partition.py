@@ -60,9 +60,9 @@ pytestmark = [
     pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason())),
 ]
 
-ITEMS = 30
+ITEMS = 20
 SLOW_ADMISSION = {"VIDSEARCH_MAX_IN_FLIGHT": "10"}
-CUT_S = 10.0
+CUT_S = 6.0
 """How long the stale primary keeps serving w2 after the Sentinels promoted r2."""
 REPO = Path(__file__).resolve().parents[2]
 PORT = 6379
