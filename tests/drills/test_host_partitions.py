@@ -117,7 +117,7 @@ def test_a_worker_host_cut_from_redis_past_its_create_leases_pays_once(
     sandbox. w2 starts and takes over what the leases re-drive; then the cut heals.
     Promise: 0 items lost, 0 duplicate rows, 1 paid task per item."""
     hosts, stack = hs
-    start_worker(stack, "w1", beat=True, env=SLOW_ADMISSION, wrap=hosts["w1"].argv())
+    start_worker(stack, "w1", env=SLOW_ADMISSION, wrap=hosts["w1"].argv())
     urls = write_manifest(tmp_path / "m.csv", "cut-worker", ITEMS)
     stack.sandbox_config(slow_rate=1.0, slow_s=2.0)
     job_id = submit(stack, tmp_path / "m.csv")
@@ -126,7 +126,7 @@ def test_a_worker_host_cut_from_redis_past_its_create_leases_pays_once(
     cut_at = time.monotonic()
     held = create_leases(stack)
     stack.sandbox_config(slow_rate=0.0)
-    start_worker(stack, "w2", beat=True, env=SLOW_ADMISSION, wrap=hosts["w2"].argv())
+    start_worker(stack, "w2", env=SLOW_ADMISSION, wrap=hosts["w2"].argv())
     done_at_cut = job(stack, job_id).counters["done"]
     wait_progress(stack, job_id, "done", done_at_cut + 1)  # w2 took over while w1 is cut
     wait_since(cut_at, 1.5 * LEASE_S)
@@ -146,7 +146,7 @@ def test_the_writers_host_partitioned_mid_batch_writes_every_row_once(
     comes back and the old writer finishes whatever it was doing.
     Promise: 0 items lost, 0 duplicate rows, 1 paid task per item."""
     hosts, stack = hs
-    start_worker(stack, "w1", queues="embedding,polling", beat=True, env=SLOW_ADMISSION,
+    start_worker(stack, "w1", queues="embedding,polling", env=SLOW_ADMISSION,
                  wrap=hosts["w1"].argv())
     start_worker(stack, "writer-a", queues="writing", wrap=hosts["w2"].argv())
     urls = write_manifest(tmp_path / "m.csv", "cut-writer", ITEMS)
@@ -175,8 +175,8 @@ def test_a_worker_host_killed_outright_during_a_backfill_loses_nothing(
     SIGKILLed and nothing restarts there. Then the same backfill runs again and pays nothing.
     Promise: 0 items lost, 0 duplicate rows, 1 paid task per item; backfill exits 0."""
     hosts, stack = hs
-    for i, name in enumerate(WORKER_HOSTS):
-        start_worker(stack, name, beat=i == 0, env=SLOW_ADMISSION, wrap=hosts[name].argv())
+    for name in WORKER_HOSTS:
+        start_worker(stack, name, env=SLOW_ADMISSION, wrap=hosts[name].argv())
     urls = write_manifest(tmp_path / "m.csv", "kill-host", ITEMS)
     backfill = subprocess.Popen(
         [sys.executable, "-m", "vidsearch", "backfill", str(tmp_path / "m.csv"), "--name", "nightly"],

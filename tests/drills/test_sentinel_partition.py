@@ -134,8 +134,8 @@ def test_a_primary_cut_from_its_sentinels_and_some_workers_loses_no_item_and_bou
     hosts, stack = on_hosts
     found = stack.sentinels
     old = (hosts["r1"].addr, PORT)
-    start_worker(stack, "w1", beat=True, env=SLOW_ADMISSION, wrap=hosts["w1"].argv())
-    start_worker(stack, "w2", beat=True, env=SLOW_ADMISSION, wrap=hosts["w2"].argv())
+    start_worker(stack, "w1", env=SLOW_ADMISSION, wrap=hosts["w1"].argv())
+    start_worker(stack, "w2", env=SLOW_ADMISSION, wrap=hosts["w2"].argv())
     urls = write_manifest(tmp_path / "m.csv", "cut-primary", ITEMS)
     job_id = submit(stack, tmp_path / "m.csv")
     wait_progress(stack, job_id, "done", 4)
