@@ -55,7 +55,11 @@ class Clients:
 
     @cached_property
     def jobs(self) -> JobStore:
-        return JobStore(self.redis, self.keys)
+        s = self.settings
+        if not s.redis_target.is_sentinel:
+            return JobStore(self.redis, self.keys)
+        return JobStore(self.redis, self.keys, wait_replicas=s.redis_wait_replicas,
+                        wait_timeout_ms=s.redis_wait_timeout_ms)
 
     @cached_property
     def versions(self) -> Versions:

@@ -28,6 +28,7 @@ rejected line and that never travels past it.
     +-- ServiceError                an embedded server did not start or answer in time
     +-- StopRequestedError          Ctrl-C or SIGTERM while the embedded stack was starting
     +-- LeaseLostError              a lock's lease ran out and another holder owns it now
+    +-- NotReplicatedError          no Redis replica acknowledged a create mark in time (nothing sent)
     +-- AnalyticsError              corpus analytics on bad input (no videos, k or threshold out of range)
     +-- PosterError                 a poster frame cannot be had (unreachable, not a video, a limit hit)
 
@@ -141,6 +142,11 @@ class StopRequestedError(VidsearchError):
 
 class LeaseLostError(VidsearchError):
     """This process's lock expired (it was paused or too slow) and another holder took it over."""
+
+
+class NotReplicatedError(VidsearchError):
+    """Fewer Redis replicas than ``redis_wait_replicas`` acknowledged a create mark within
+    ``redis_wait_timeout_ms``: a failover could lose it, so the paid create is not sent (yet)."""
 
 
 class AnalyticsError(VidsearchError):

@@ -142,6 +142,13 @@ class Settings(BaseSettings):
         None, description="Password of the Sentinels themselves (their requirepass); the data password "
         "is the one in redis_url"
     )
+    redis_wait_replicas: int = Field(
+        1, ge=0, description="With a Sentinel redis_url: replicas that must acknowledge an item's create "
+        "mark (WAIT) before its paid create is sent (0: do not wait; a plain redis_url never waits)"
+    )
+    redis_wait_timeout_ms: int = Field(
+        1000, ge=1, description="Longest that WAIT blocks; fewer acknowledgements defer the create"
+    )
     redis_prefix: str = Field("vs", description="Prefix of every Redis key vidsearch writes")
     milvus_uri: str = Field(
         "http://127.0.0.1:19530", description="Milvus URI (Lite server, standalone, Zilliz)"

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import redis.sentinel
 
+from pipeline.settings import parse_redis_url
 from tests.hosts import Hosts
 from vidsearch.stack.services import (
     MilvusEngine,
@@ -65,7 +67,13 @@ class Stack:
         return self.env["VIDSEARCH_REDIS_URL"]
 
     def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.redis_url)
+        """A client of the stack's Redis (for a ``redis+sentinel://`` URL, of its current primary)."""
+        target = parse_redis_url(self.redis_url)
+        if not target.is_sentinel:
+            return redis.Redis.from_url(self.redis_url)
+        password = self.env.get("VIDSEARCH_REDIS_SENTINEL_PASSWORD")
+        sentinel = redis.sentinel.Sentinel(list(target.sentinels), sentinel_kwargs={"password": password})
+        return sentinel.master_for(target.service_name, db=target.db, password=target.password)
 
     def vidsearch(
         self, *args: str, timeout: float = 300, check: bool = True, env: Mapping[str, str] | None = None,

@@ -1,6 +1,7 @@
 """Create one Twelve Labs task per item, and never a second one.
 
-Before a create request leaves, the item records ``ca`` (create attempted) durably. If that attempt's
+Before a create request leaves, the item records ``ca`` (create attempted) durably (on a Sentinel set,
+WAITed for on a replica: ``JobStore.note_create_attempt``). If that attempt's
 outcome is unknown (a crash, a dropped connection, a 5xx), the next attempt first looks for the
 task through the list endpoint and adopts it; only when none is found does it create again.
 A 429 or another 4xx proves nothing was created, so the mark is cleared.
@@ -31,6 +32,7 @@ import redis
 from pipeline.errors import (
     ApiRejectedError,
     LeaseLostError,
+    NotReplicatedError,
     PermanentError,
     RateLimitedError,
     TransientError,
@@ -98,6 +100,9 @@ class Embedder:
             return CreateOutcome("failed", reason=str(exc))
         except TransientError as exc:
             return self._defer(item, exc)
+        except NotReplicatedError as exc:  # Redis's replica is behind or gone: wait, spend no round
+            self.jobs.defer_create(item.key, time.time() + self.settings.retry_max_s)
+            return CreateOutcome("deferred", reason=str(exc))
         now = time.time()
         first = first_poll_delay(self.r, self.jobs.keys, spec, self.settings)
         if not self.jobs.record_created(item.key, task_id, now, now + first):

@@ -22,6 +22,7 @@ from typing import Any
 
 import redis
 
+from pipeline.errors import NotReplicatedError
 from pipeline.ledger import lua
 from pipeline.ledger.records import COUNTERS, DONE_SEP, ITEM_FIELDS, Item, Job
 from pipeline.spec import EmbeddingSpec
@@ -96,9 +97,15 @@ class SubmitMode:
 class JobStore:
     """Jobs, items and their counters in Redis."""
 
-    def __init__(self, client: redis.Redis[bytes], keys: Keys) -> None:
+    def __init__(
+        self, client: redis.Redis[bytes], keys: Keys, *, wait_replicas: int = 0, wait_timeout_ms: int = 0
+    ) -> None:
+        """``wait_replicas`` > 0: a create mark is written, then WAITed for that many replicas
+        (``note_create_attempt``); a Sentinel set's failover keeps a mark a replica has."""
         self.r = client
         self.keys = keys
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         self.scripts = {name: client.register_script(_SOURCES[name]) for name in SCRIPTS}
         """The registered scripts by name (``SCRIPTS``)."""
         self._specs: dict[str, EmbeddingSpec] = {}
@@ -220,9 +227,25 @@ class JobStore:
         """Durably: a create is about to be sent (its outcome is unknown until recorded).
 
         Only while ``lock`` is still ours (its lease is pushed) and the item is still creating;
-        False means another worker owns the create now and nothing may be sent."""
+        False means another worker owns the create now and nothing may be sent. With
+        ``wait_replicas``, the mark is then WAITed for on the same connection (the replication stream
+        is ordered: the lock and everything written before are on those replicas too); fewer
+        acknowledgements clear the mark and raise ``NotReplicatedError``: nothing may be sent yet."""
         args = [lock.token, now, lock.lease_ms]
-        return bool(self.scripts["note_create"](keys=[self.keys.item(key), lock.key], args=args))
+        keys = [self.keys.item(key), lock.key]
+        if not self.wait_replicas:
+            return bool(self.scripts["note_create"](keys=keys, args=args))
+        with self.r.pipeline(transaction=False) as pipe:
+            self.scripts["note_create"](keys=keys, args=args, client=pipe)
+            pipe.wait(self.wait_replicas, self.wait_timeout_ms)
+            noted, acked = pipe.execute()
+        if noted and int(acked) < self.wait_replicas:
+            self.clear_create_attempt(key)
+            raise NotReplicatedError(
+                f"{acked} of {self.wait_replicas} Redis replicas acknowledged the create mark of {key} "
+                f"within {self.wait_timeout_ms} ms: the create waits"
+            )
+        return bool(noted)
 
     def clear_create_attempt(self, key: str) -> None:
         """The server answered with an error: no task was created by that attempt."""

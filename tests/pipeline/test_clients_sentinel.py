@@ -1,14 +1,18 @@
 """``Clients`` on a ``redis+sentinel://`` URL, against a real primary, replica and three Sentinels:
 it finds the primary through the Sentinels, and the same client object keeps working after the
 primary is SIGKILLed and a replica promoted, Lua scripts included (the new primary has none of
-them cached: redis-py's ``Script`` loads a script again on NOSCRIPT)."""
+them cached: redis-py's ``Script`` loads a script again on NOSCRIPT). The metrics exporter's own
+client goes through the Sentinels too."""
 
 from __future__ import annotations
+
+import urllib.request
 
 import pytest
 import redis
 
 from pipeline.clients import Clients
+from pipeline.metrics.exporter import Exporter
 from pipeline.settings import load_settings
 from pipeline.state.locks import FencedLock
 from tests.sentinel import DATA_PASSWORD, kill_primary, revive, sentinels, settings_of
@@ -36,32 +40,45 @@ def test_clients_and_their_scripts_keep_working_across_a_failover(sentinels: Sen
     assert clients.quota.take(1).granted
     assert lock.acquire() and lock.extend()
     before = clients.jobs.retry("no-such-job")
-    scripts = [s.sha for s in (*clients.jobs.scripts.values(), clients.quota._take, lock._extend)]
+    scripts = [vars(s)["sha"] for s in (*clients.jobs.scripts.values(), clients.quota._take, lock._extend)]
     clients.redis.wait(1, 5000)  # the lock and the quota reached the replica
 
     failover = kill_primary(sentinels)
-    cached = resp_command(failover.new.host, failover.new.port, "SCRIPT", "EXISTS", *scripts,
-                          password=DATA_PASSWORD)
-    print(f"\npromoted in {failover.promoted_s:.1f} s; scripts cached on the new primary: "
-          f"{sum(cached)} of {len(cached)}")
-
-    assert lock.extend(), "the lease written before the failover is gone"
-    assert clients.quota.take(1).granted
-    assert clients.jobs.retry("no-such-job") == before
-    assert lock.release()
-    assert clients.redis.client_id() in _client_ids(failover.new)
-    clients.close()
-    revive(sentinels, failover.old)
+    try:
+        cached = resp_command(failover.new.host, failover.new.port, "SCRIPT", "EXISTS", *scripts,
+                              password=DATA_PASSWORD)
+        print(f"\npromoted in {failover.promoted_s:.1f} s; scripts cached on the new primary: "
+              f"{sum(cached)} of {len(cached)}")
+        assert lock.extend(), "the lease written before the failover is gone"
+        assert clients.quota.take(1).granted
+        assert clients.jobs.retry("no-such-job") == before
+        assert lock.release()
+        assert clients.redis.client_id() in _client_ids(failover.new)
+    finally:
+        clients.close()
+        revive(sentinels, failover.old)
 
 
 def test_a_revived_old_primary_serves_as_a_replica_and_takes_no_writes(sentinels: SentinelSet) -> None:
     with _clients(sentinels) as clients:
+        clients.redis.set("t:sentinel:before", "1")
         failover = kill_primary(sentinels)
         back = revive(sentinels, failover.old)
         clients.redis.set("t:sentinel:after", "1")
         role = resp_command(back.host, back.port, "ROLE", password=DATA_PASSWORD)
         assert role[0] == "slave"
         assert clients.redis.client_id() in _client_ids(failover.new)
+
+
+def test_the_metrics_exporter_reads_through_the_sentinels(sentinels: SentinelSet) -> None:
+    exporter = Exporter(load_settings(redis_prefix="t:sentinel", **settings_of(sentinels)), 0)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{exporter.port}/metrics", timeout=30) as resp:
+            text = resp.read().decode()
+    finally:
+        exporter.close()
+    assert "vidsearch_redis_up 1.0" in text
+    assert exporter.client.connection_pool.service_name == "vidsearch"
 
 
 def test_no_sentinel_answering_fails_on_first_use_with_a_connection_error() -> None:
