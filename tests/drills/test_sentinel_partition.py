@@ -8,11 +8,14 @@ Mid-job, ``r1`` is cut from the Sentinels, from ``r2``, from ``w1`` and from ``c
 keep working against ``r1``, a stale primary that accepts writes nobody else sees. When the cut
 heals, the Sentinels make ``r1`` a replica of ``r2``: it drops what ``w2`` wrote there.
 
-This is the fault where a promise cannot hold by construction (asynchronous replication, writes
-accepted by a primary the others have given up): the drill measures the damage. The bound the
-design keeps: no item lost (leases re-drive every item whose progress vanished with ``r1``'s
-writes), no duplicate row (deterministic primary keys, upserts), and at most one extra paid task
-per item whose create was recorded only on the stale primary (it is created again on ``r2``).
+Asynchronous replication cannot keep every acknowledged write here: what ``w2`` wrote to the stale
+primary is dropped at the heal (the drill measures how much). What the design bounds: no item lost
+(leases re-drive every item whose progress vanished with those writes), no duplicate row
+(deterministic primary keys, upserts), and one paid task per item, because a create is sent only
+once a replica has acknowledged its mark (``WAIT``, ``redis_wait_replicas``): the cut primary gets
+no acknowledgement, so nothing is paid through it, and the promoted one has no replica until the
+old primary rejoins as one, so creates pause meanwhile (the availability this costs). Before the
+mark was waited for, this drill measured 5 of 20 items paid twice.
 """
 
 from __future__ import annotations
@@ -126,11 +129,11 @@ def rows_from_ctl(stack: Stack, job_id: str) -> list[dict[str, Any]]:
     return list(json.loads(proc.stdout))
 
 
-def test_a_primary_cut_from_its_sentinels_and_some_workers_loses_no_item_and_bounds_extra_tasks(
+def test_a_primary_cut_from_its_sentinels_and_some_workers_loses_nothing_and_pays_once(
     on_hosts: tuple[Hosts, SentinelStack], tmp_path: Path,
 ) -> None:
-    """Promise (measured, bounded): every item done, 0 duplicate rows, ``vidsearch verify`` 0;
-    paid tasks per item at most 2, the extra ones printed."""
+    """Promise: every item done, 0 duplicate rows, ``vidsearch verify`` 0, 1 paid task per item;
+    the writes the stale primary took (and dropped) are measured."""
     hosts, stack = on_hosts
     found = stack.sentinels
     old = (hosts["r1"].addr, PORT)
@@ -166,7 +169,7 @@ def test_a_primary_cut_from_its_sentinels_and_some_workers_loses_no_item_and_bou
           f"recovered in {recover_s:.1f} s")
     assert (c["accepted"], c["done"], c["failed"]) == (len(urls), len(urls), 0), c
     assert len({r["pk"] for r in rows}) == len(rows) == c["segments"]
-    assert min(tasks) >= 1 and max(tasks) <= 2, by_url
+    assert tasks == [1] * len(urls), by_url
     assert code == 0 and report["ok"], report["discrepancies"]
 
 
