@@ -380,6 +380,10 @@ class Settings(BaseSettings):
             raise ValueError("poll_initial_s must not exceed poll_max_s")
         if self.retry_total_s >= self.visibility_timeout_s:
             raise ValueError("retry_total_s must stay under visibility_timeout_s")
+        waits = self.redis_wait_replicas > 0 and self.redis_url.startswith("redis+sentinel:")
+        if waits and self.redis_wait_timeout_ms >= self.create_lease_s * 1000 / 2:
+            # a create is sent only if its mark's answer (WAIT included) came within half the lease
+            raise ValueError("redis_wait_timeout_ms must stay under half of create_lease_s")
         return self
 
     @property

@@ -65,3 +65,15 @@ def test_the_sentinels_password_is_a_secret_setting() -> None:
     assert settings.redis_sentinel_password is not None
     assert "sp" not in repr(settings.redis_sentinel_password)
     assert settings.redis_sentinel_password.get_secret_value() == "sp"
+
+
+def test_a_wait_timeout_of_half_the_create_lease_or_more_is_refused() -> None:
+    """A create is sent only if its mark's answer, WAIT included, came within half the lease
+    (``pipeline/ingest/create.py``): a longer WAIT could hold back every create."""
+    sentinel = "redis+sentinel://127.0.0.1:26379/mymaster"
+    with pytest.raises(ConfigError, match="redis_wait_timeout_ms must stay under half of create_lease_s"):
+        load_settings(redis_url=sentinel, create_lease_s=8, redis_wait_timeout_ms=4000)
+    assert load_settings(redis_url=sentinel, create_lease_s=8, redis_wait_timeout_ms=3999)
+    assert load_settings(redis_url=sentinel, create_lease_s=8, redis_wait_timeout_ms=4000,
+                         redis_wait_replicas=0)  # no WAIT
+    assert load_settings(create_lease_s=0.3)  # a plain redis:// URL never waits
