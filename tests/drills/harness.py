@@ -13,6 +13,8 @@ import csv
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
@@ -41,6 +43,7 @@ DRILL_SETTINGS = {
     "VIDSEARCH_WRITER_DRAIN_S": "5",
     "VIDSEARCH_TASK_DEADLINE_S": "120",
 }
+REPO = Path(__file__).resolve().parents[2]
 SANDBOX_ARGS = ("--speed", "10")
 """Tasks take about 0.7-2.3 s: long enough to kill things mid-job, short enough for CI."""
 
@@ -104,6 +107,17 @@ def milvus_rows(stack: Stack, job_id: str) -> list[dict[str, Any]]:
 
 def _milvus_rows(stack: Stack, job_id: str) -> list[dict[str, Any]]:
     return milvus_rows_at(stack.milvus.url, job_id)
+
+
+def milvus_rows_in_subprocess(stack: Stack, job_id: str) -> list[dict[str, Any]]:
+    """``milvus_rows`` read by a subprocess: for a test thread in a network namespace of its own
+    (``tests/hosts.py``), where pymilvus's gRPC threads would not be."""
+    code = ("import json, sys\nfrom tests.drills.harness import milvus_rows_at\n"
+            "print(json.dumps(milvus_rows_at(sys.argv[1], sys.argv[2])))")
+    proc = subprocess.run([sys.executable, "-c", code, stack.milvus.url, job_id], cwd=REPO,
+                          env=stack.env, capture_output=True, text=True, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return list(json.loads(proc.stdout))
 
 
 def milvus_rows_at(uri: str, job_id: str) -> list[dict[str, Any]]:

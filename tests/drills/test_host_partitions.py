@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -30,6 +29,7 @@ from tests.drills.harness import (
     finish_time,
     job,
     jobs_of,
+    milvus_rows_in_subprocess,
     sandbox_reset,
     start_worker,
     submit,
@@ -51,7 +51,6 @@ SLOW_ADMISSION = {"VIDSEARCH_MAX_IN_FLIGHT": "10"}
 LEASE_S = float(DRILL_SETTINGS["VIDSEARCH_CREATE_LEASE_S"])
 CLAIM_IDLE_S = float(DRILL_SETTINGS["VIDSEARCH_WRITER_CLAIM_IDLE_S"])
 WORKER_HOSTS = ("w1", "w2", "w3")
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -81,17 +80,6 @@ def _reset(hosts: Hosts, stack: Stack) -> None:
     stack.client().flushdb()
     stack.sandbox_config(**NO_FAULTS)
     sandbox_reset(stack)
-
-
-def rows_from_ctl(stack: Stack, job_id: str) -> list[dict[str, Any]]:
-    """The job's Milvus rows, read by a subprocess (pymilvus runs gRPC threads, which would not be
-    in this thread's namespace)."""
-    code = ("import json, sys\nfrom tests.drills.harness import milvus_rows_at\n"
-            "print(json.dumps(milvus_rows_at(sys.argv[1], sys.argv[2])))")
-    proc = subprocess.run([sys.executable, "-c", code, stack.milvus.url, job_id], cwd=REPO,
-                          env=stack.env, capture_output=True, text=True, timeout=180, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return list(json.loads(proc.stdout))
 
 
 def create_leases(stack: Stack) -> int:
@@ -135,7 +123,7 @@ def test_a_worker_host_cut_from_redis_past_its_create_leases_pays_once(
     print(f"\ncreate leases held by w1 when cut: {held}; cut for {healed - cut_at:.1f} s")
     recover_s = finish_time(stack, job_id, healed)
     assert_same_counts(stack, job_id, urls, "worker host cut from Redis past its leases",
-                       recover_s=recover_s, rows_of=rows_from_ctl)
+                       recover_s=recover_s, rows_of=milvus_rows_in_subprocess)
 
 
 def test_the_writers_host_partitioned_mid_batch_writes_every_row_once(
@@ -164,7 +152,7 @@ def test_the_writers_host_partitioned_mid_batch_writes_every_row_once(
     print(f"\nsegments pending (read, not acknowledged) when the writer's host went down: {pending}")
     recover_s = finish_time(stack, job_id, healed)
     assert_same_counts(stack, job_id, urls, "writer's host partitioned mid-batch",
-                       recover_s=recover_s, rows_of=rows_from_ctl)
+                       recover_s=recover_s, rows_of=milvus_rows_in_subprocess)
     wait_for(lambda: stack.client().xlen("vs:segments") == 0, 30, "the segment stream to empty")
 
 
@@ -193,7 +181,7 @@ def test_a_worker_host_killed_outright_during_a_backfill_loses_nothing(
     assert json.loads(out.splitlines()[-1])["id"] == job_id
     print(f"\nprocesses killed on w3: {killed}")
     assert_same_counts(stack, job_id, urls, "worker host killed during a backfill",
-                       recover_s=recover_s, rows_of=rows_from_ctl)
+                       recover_s=recover_s, rows_of=milvus_rows_in_subprocess)
     again = stack.vidsearch("backfill", str(tmp_path / "m.csv"), "--name", "nightly")
     assert again.returncode == 0, again.stderr[-2000:]
     by_url = stack.sandbox_stats()["tasks_by_url"]

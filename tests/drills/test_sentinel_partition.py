@@ -20,9 +20,6 @@ mark was waited for, this drill measured 5 of 20 items paid twice.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +35,7 @@ from tests.drills.harness import (
     SANDBOX_ARGS,
     finish_time,
     job,
+    milvus_rows_in_subprocess,
     start_worker,
     submit,
     verify,
@@ -67,7 +65,6 @@ ITEMS = 20
 SLOW_ADMISSION = {"VIDSEARCH_MAX_IN_FLIGHT": "10"}
 CUT_S = 6.0
 """How long the stale primary keeps serving w2 after the Sentinels promoted r2."""
-REPO = Path(__file__).resolve().parents[2]
 PORT = 6379
 
 
@@ -120,15 +117,6 @@ def on_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hosts, 
             found.stop()
 
 
-def rows_from_ctl(stack: Stack, job_id: str) -> list[dict[str, Any]]:
-    code = ("import json, sys\nfrom tests.drills.harness import milvus_rows_at\n"
-            "print(json.dumps(milvus_rows_at(sys.argv[1], sys.argv[2])))")
-    proc = subprocess.run([sys.executable, "-c", code, stack.milvus.url, job_id], cwd=REPO,
-                          env=stack.env, capture_output=True, text=True, timeout=180, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return list(json.loads(proc.stdout))
-
-
 def test_a_primary_cut_from_its_sentinels_and_some_workers_loses_nothing_and_pays_once(
     on_hosts: tuple[Hosts, SentinelStack], tmp_path: Path,
 ) -> None:
@@ -159,7 +147,7 @@ def test_a_primary_cut_from_its_sentinels_and_some_workers_loses_nothing_and_pay
     c = finished.counters
     by_url = stack.sandbox_stats()["tasks_by_url"]
     tasks = [by_url.get(u, 0) for u in urls]
-    rows = rows_from_ctl(stack, job_id)
+    rows = milvus_rows_in_subprocess(stack, job_id)
     code, report = verify(stack, job_id)
     extra = sum(tasks) - len(urls)
     print(f"\nDRILL primary cut from its Sentinels and w1 (not w2): items {len(urls)}, done {c['done']}, "
