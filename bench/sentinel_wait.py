@@ -6,7 +6,9 @@ A primary, one replica and three Sentinels (``start_sentinel_set``) and a sandbo
 Two variants, alternating item by item so drift in the machine's load hits both alike:
 
 - ``no WAIT``: ``JobStore(wait_replicas=0)``, what a plain ``redis://`` URL does;
-- ``WAIT 1``: ``JobStore(wait_replicas=1)``, what ``Clients`` builds for a Sentinel URL.
+- ``WAIT 1``: ``JobStore(wait_replicas=1)``, what ``Clients`` builds for a Sentinel URL;
+- ``list lookup`` (whole creates only): no WAIT, but a task-list lookup (``find_task``) before every
+  create, the reconciliation that would otherwise protect against a lost mark.
 
 Figures: p50 and p95 latency and the rate of one process for a create mark (the create path's
 Redis part alone: fenced lock acquire + the ``note_create`` script [+ WAIT] + lock release, items
@@ -31,6 +33,7 @@ from pipeline.state.locks import FencedLock
 from vidsearch.stack.services import SentinelSet, Service, start_sandbox, start_sentinel_set
 
 VARIANTS = {"no WAIT": 0, "WAIT 1": 1}
+LOOKUP = "list lookup"
 
 
 def _settings(found: SentinelSet, sandbox: Service, prefix: str) -> Settings:
@@ -71,16 +74,24 @@ def mark_latencies(clients: Clients, n: int, tag: str) -> dict[str, list[float]]
 
 
 def create_latencies(clients: Clients, n: int, tag: str) -> dict[str, list[float]]:
-    """Seconds per whole create (``Embedder.create`` against the sandbox), alternating likewise."""
-    stores = _stores(clients)
+    """Seconds per whole create (``Embedder.create`` against the sandbox), alternating likewise;
+    a third variant reconciles instead of waiting: a task-list lookup (``find_task``, as after a
+    crash) before every create, no WAIT."""
+    stores = {**_stores(clients), LOOKUP: JobStore(clients.redis, clients.keys)}
     keys = {name: _admitted(jobs, clients.settings, f"{tag}-{name}", n) for name, jobs in stores.items()}
     embedders = {name: Embedder(clients.redis, jobs, clients.gateway, clients.settings)
                  for name, jobs in stores.items()}
+    spec = EmbeddingSpec.from_settings(clients.settings)
     seconds: dict[str, list[float]] = {name: [] for name in stores}
     for i in range(n):
         for name, embedder in embedders.items():
+            key = keys[name][i]
             started = time.perf_counter()
-            outcome = embedder.create(keys[name][i], charged=True)
+            if name == LOOKUP:
+                item = stores[name].get_item(key)
+                assert item is not None
+                assert clients.gateway.find_task(item.url, spec, since=time.time()) is None
+            outcome = embedder.create(key, charged=True)
             seconds[name].append(time.perf_counter() - started)
             assert outcome.kind == "created", outcome
     return seconds
@@ -108,6 +119,14 @@ def run(marks: int, creates: int, root: Path) -> list[Row]:
         per_s = len(waited) / sum(waited), len(base) / sum(base)
         rows.append(Row("W", f"{unit} per s (one process), WAIT 1", f"{per_s[0]:.1f}",
                         f"{per_s[1]:.1f} (no WAIT)", f"{per_s[0] / per_s[1]:.2f}"))
+        if LOOKUP in measured[figure]:
+            looked = measured[figure][LOOKUP]
+            b, w = pct(base, 50.0) * 1000, pct(looked, 50.0) * 1000
+            rows.append(Row("W", f"{unit} p50 ms, task-list lookup first", f"{w:.2f}", f"{b:.2f} (no WAIT)",
+                            f"{w / b:.2f}"))
+            rate = len(looked) / sum(looked)
+            rows.append(Row("W", f"{unit} per s (one process), task-list lookup first", f"{rate:.1f}",
+                            f"{per_s[1]:.1f} (no WAIT)", f"{rate / per_s[1]:.2f}"))
     return rows
 
 

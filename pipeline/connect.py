@@ -1,8 +1,9 @@
-"""Open a Redis client on ``settings.redis_url``: a plain URL through redis-py's ``from_url``, a
-``redis+sentinel://`` one through redis-py's Sentinel client, whose connections ask the Sentinels
-for the current primary each time they (re)connect, so a promoted replica is found without a
-restart. ``pipeline/clients.py`` and the metrics modules' own short-timeout clients call this;
-nothing else opens Redis.
+"""Open a Redis client on ``settings.redis_url``, a plain one or a Sentinel set's primary.
+
+A plain URL goes through redis-py's ``from_url``; a ``redis+sentinel://`` one through redis-py's
+Sentinel client, whose connections ask the Sentinels for the current primary each time they
+(re)connect, so a promoted replica is found without a restart. ``pipeline/clients.py`` and the
+metrics modules' own short-timeout clients call this; nothing else opens Redis.
 """
 
 from __future__ import annotations

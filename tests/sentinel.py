@@ -23,7 +23,7 @@ class Failover:
     old: Service
     new: Service
     promoted_s: float
-    """From the SIGKILL of the old primary to a Sentinel naming a writable new one."""
+    """From the SIGKILL of the old primary until every live Sentinel names a writable new one."""
 
 
 def sentinel_set(root: Path, replicas: int = 1) -> Iterator[SentinelSet]:

@@ -15,7 +15,7 @@ from pipeline.clients import Clients
 from pipeline.metrics.exporter import Exporter
 from pipeline.settings import load_settings
 from pipeline.state.locks import FencedLock
-from tests.sentinel import DATA_PASSWORD, kill_primary, revive, sentinels, settings_of
+from tests.sentinel import DATA_PASSWORD, SENTINEL_PASSWORD, kill_primary, revive, sentinels, settings_of
 from vidsearch.stack.services import SentinelSet, Service, resp_command
 
 pytestmark = [pytest.mark.integration]
@@ -68,6 +68,23 @@ def test_a_revived_old_primary_serves_as_a_replica_and_takes_no_writes(sentinels
         role = resp_command(back.host, back.port, "ROLE", password=DATA_PASSWORD)
         assert role[0] == "slave"
         assert clients.redis.client_id() in _client_ids(failover.new)
+
+
+def test_a_graceful_failover_moves_writes_off_the_demoted_primary(sentinels: SentinelSet) -> None:
+    """``SENTINEL FAILOVER``: the old primary stays up as a replica; the client's open connection to
+    it must not keep writing there (nor fail: READONLY is a reconnect to the new primary)."""
+    with _clients(sentinels) as clients:
+        clients.redis.set("t:sentinel:graceful", "before")
+        old = sentinels.primary()
+        watcher = sentinels.sentinels[0]
+        assert resp_command(watcher.host, watcher.port, "SENTINEL", "FAILOVER", "vidsearch",
+                            password=SENTINEL_PASSWORD) == "OK"
+        new = sentinels.wait_primary(60, not_port=old.port)
+        sentinels.wait_synced(60)
+        clients.redis.set("t:sentinel:graceful", "after")
+        assert resp_command(new.host, new.port, "GET", "t:sentinel:graceful",
+                            password=DATA_PASSWORD) == "after"
+        assert resp_command(old.host, old.port, "ROLE", password=DATA_PASSWORD)[0] == "slave"
 
 
 def test_the_metrics_exporter_reads_through_the_sentinels(sentinels: SentinelSet) -> None:

@@ -227,10 +227,11 @@ class SentinelSet:
         return [s for s in self.servers if s is not primary]
 
     def wait_primary(self, timeout_s: float, *, not_port: int | None = None) -> Service:
-        """Wait until the Sentinels name a primary (other than ``not_port``) that accepts writes."""
+        """Wait until every live Sentinel names the same primary (other than ``not_port``), sees it
+        up (flags ``master``, what redis-py's Sentinel client asks for) and it accepts writes."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            address = self.primary_address()
+            address = self._agreed_primary()
             if address is not None and address[1] != not_port and self._is_primary(*address):
                 return self.primary()
             time.sleep(0.1)
@@ -251,6 +252,22 @@ class SentinelSet:
     def stop(self) -> None:
         for service in [*self.sentinels, *self.servers]:
             service.stop()
+
+    def _agreed_primary(self) -> tuple[str, int] | None:
+        seen = set()
+        for sentinel in self.sentinels:
+            if not sentinel.alive():
+                continue
+            try:
+                reply = resp_command(sentinel.host, sentinel.port, "SENTINEL", "master", self.service,
+                                     password=self.sentinel_password)
+            except (OSError, ServiceError):
+                return None
+            fields = dict(zip(reply[::2], reply[1::2], strict=True))
+            if fields.get("flags") != "master":
+                return None
+            seen.add((str(fields["ip"]), int(fields["port"])))
+        return seen.pop() if len(seen) == 1 else None
 
     def _is_primary(self, host: str, port: int) -> bool:
         with contextlib.suppress(OSError, ServiceError):

@@ -53,6 +53,23 @@ def test_an_unreachable_redis_is_exit_5_without_its_password(tmp_path: Path) -> 
         assert "hunter2-sentinel" not in proc.stderr + proc.stdout
 
 
+def test_unreachable_sentinels_are_exit_5_naming_them_without_a_password() -> None:
+    port = free_port()
+    url = f"redis+sentinel://:hunter2-sentinel@127.0.0.1:{port}/vidsearch/0"
+    proc = _run("jobs", VIDSEARCH_REDIS_URL=url, VIDSEARCH_REDIS_SENTINEL_PASSWORD="sentinel-pw-77")
+    assert proc.returncode == 5, proc.stderr
+    assert f"cannot reach Redis at redis+sentinel://127.0.0.1:{port}/vidsearch/0" in proc.stderr
+    assert "are the Sentinels and a primary up?" in proc.stderr and "Traceback" not in proc.stderr
+    assert "hunter2-sentinel" not in proc.stderr + proc.stdout
+    assert "sentinel-pw-77" not in proc.stderr + proc.stdout
+
+
+def test_a_malformed_sentinel_url_is_exit_2_and_says_what_is_wrong() -> None:
+    proc = _run("jobs", VIDSEARCH_REDIS_URL="redis+sentinel://:hunter2@127.0.0.1:26379")
+    assert proc.returncode == 2
+    assert "names no Sentinel service" in proc.stderr and "hunter2" not in proc.stderr
+
+
 def test_an_invalid_setting_is_exit_2_and_names_it() -> None:
     proc = _run("jobs", VIDSEARCH_MODEL="marengo9")
     assert proc.returncode == 2
