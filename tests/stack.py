@@ -80,7 +80,6 @@ class Stack:
         name: str,
         queues: str,
         concurrency: int = 2,
-        beat: bool = False,
         env: Mapping[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
         """``vidsearch worker`` with the stack's settings (plus ``env``, if given)."""
@@ -96,8 +95,6 @@ class Stack:
             "--concurrency",
             str(concurrency),
         ]
-        if beat:
-            argv.append("--beat")
         log = (self.root / f"worker-{name}.log").open("ab")
         proc = subprocess.Popen(
             argv,
