@@ -5,8 +5,9 @@ where its fields are listed). ``RedisCollector`` reads that hash and the pipelin
 every scrape (job counters, the waiting list, the in-flight sorted sets, the segment stream, the
 Celery queue lists and unacked hash in the broker DB, the tick's heartbeat, the workers' heartbeats
 of ``pipeline/state/presence.py``, and Redis's own memory use and limit). The alert rules and the
-Grafana dashboard in ``config/`` use these names (a test keeps them in step). The exporter keeps no state, so it can be
-restarted, or run twice behind a load balancer, without losing or doubling anything.
+Grafana dashboard in ``config/`` use these names (a test keeps them in step). The exporter keeps no
+state, so it can be restarted, or run twice behind a load balancer, without losing or doubling
+anything.
 
 This module sits above the whole pipeline (it reads the ledger and the segment stream); only the
 interfaces import it (``vidsearch metrics``, the API's ``/metrics``). It reads the Celery lists by
