@@ -415,9 +415,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from pipeline.metrics.exporter import run_exporter  # noqa: PLC0415
-
     from pipeline.logs import configure_logging  # noqa: PLC0415
+    from pipeline.metrics.exporter import run_exporter  # noqa: PLC0415
 
     s = _checked_settings(args)
     configure_logging(s)

@@ -266,7 +266,8 @@ def test_workers_alive_counts_recent_heartbeats_per_queue_and_forgets_a_worker_t
     presence.leave("w2@b", ("writing",))
     after = scrape(exporter.port)
 
-    alive = {q: value(before, "vidsearch_workers_alive", queue=q) for q in ("embedding", "polling", "writing")}
+    queues = ("embedding", "polling", "writing")
+    alive = {q: value(before, "vidsearch_workers_alive", queue=q) for q in queues}
     assert alive == {"embedding": 1, "polling": 1, "writing": 1}
     assert value(after, "vidsearch_workers_alive", queue="writing") == 0
 
