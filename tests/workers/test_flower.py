@@ -1,7 +1,8 @@
-"""Flower, started as ``vidsearch up`` starts it, on a real stack (redis-server, Milvus Lite, the
-sandbox, a ``vidsearch worker``): after a job its HTTP API lists the job's creates, polls and writes
-and nothing periodic (the workers tick in a thread, no ``vidsearch.tick`` task floods the history),
-and it refuses callers without the configured basic auth."""
+"""What an operator watches, on a real stack (redis-server, Milvus Lite, the sandbox, a ``vidsearch
+worker``) after a real job: Flower, started as ``vidsearch up`` starts it, lists the job's creates,
+polls and writes and nothing periodic (the workers tick in a thread, no ``vidsearch.tick`` task
+floods the history) and refuses callers without the configured basic auth; and the exporter's
+``/metrics`` holds every series the alert rules and the Grafana dashboard read."""
 
 from __future__ import annotations
 
@@ -17,9 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from pipeline.metrics.exporter import Exporter
 from pipeline.settings import load_settings
 from tests.stack import Stack, start_stack, wait_for
+from tests.test_prometheus_rules import metric_names_used
 from vidsearch.stack.embedded import flower_answers, start_flower
 from vidsearch.stack.services import Service, free_port
 
@@ -100,6 +104,31 @@ def test_flower_lists_the_jobs_creates_polls_and_writes_and_no_tick(
     names = Counter(t["name"] for t in flower.tasks())
     assert set(names) == PIPELINE_TASKS, names  # no vidsearch.tick, nothing periodic
     assert all(t["worker"].startswith("flowertest@") for t in finished("vidsearch.create_embedding"))
+
+
+def test_every_series_the_rules_and_dashboard_read_is_in_the_exporters_output_after_the_job(
+    flower: FlowerUnderTest, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("url,category\nhttps://cdn.example.com/flower/metrics.mp4,ops\n")
+    proc = flower.stack.vidsearch("submit", str(manifest), "--wait", "--json", timeout=300)
+    assert json.loads(proc.stdout)["done"] == 1, proc.stderr[-2000:]
+    exporter = Exporter(load_settings(redis_url=flower.stack.redis_url), port=0)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{exporter.port}/metrics", timeout=20) as resp:
+            text = resp.read().decode()
+    finally:
+        exporter.close()
+
+    families = list(text_string_to_metric_families(text))
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples}
+    described = {line.split()[2] for line in text.splitlines() if line.startswith("# HELP ")}
+    exposed = {name for name, _ in samples} | described
+    assert metric_names_used() - exposed == set(), "rules or dashboard read series the exporter lacks"
+    assert samples[("vidsearch_workers_alive", (("queue", "embedding"),))] == 1
+    assert samples[("vidsearch_tick_alive", ())] == 1
+    assert samples[("vidsearch_job_items", (("counter", "done"),))] >= 1
+    assert samples[("vidsearch_redis_memory_used_bytes", ())] > 0
 
 
 def test_flower_api_answers_401_without_or_with_wrong_basic_auth(flower: FlowerUnderTest) -> None:
