@@ -229,12 +229,12 @@ def finish_time(stack: Stack, job_id: str, since: float, timeout_s: float = 240)
 
 def start_worker(
     stack: Stack, name: str, *, queues: str = "embedding,polling,writing", concurrency: int = 2,
-    beat: bool = False, env: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> int:
     """Start a worker (optionally with other settings) and wait until it consumes; returns its pid."""
     log = stack.root / f"worker-{name}.log"
     offset = log.stat().st_size if log.exists() else 0
-    proc = stack.start_worker(name, queues, concurrency=concurrency, beat=beat, env=env)
+    proc = stack.start_worker(name, queues, concurrency=concurrency, env=env)
 
     def ready() -> bool:
         assert proc.poll() is None, f"worker {name} exited: see {log}"
