@@ -1,11 +1,13 @@
 """Start-up checks against real redis-servers: one started with ``--maxmemory-policy allkeys-lru``
 (a worker and ``vidsearch submit`` refuse to start, naming the setting), one with no persistence
 (a warning), one that forbids CONFIG GET to our user (a warning, no crash); and the Celery timing
-checks (a visibility timeout at or under a lease refuses a worker)."""
+checks (a visibility timeout at or under a lease refuses a worker). A worker started before its Redis
+waits for it, then checks it."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from structlog.testing import capture_logs
 from pipeline.errors import UnsafeSettingsError
 from pipeline.settings import load_settings
 from pipeline.state.redis_checks import check_redis, check_timing, longest_delay
+from tests.stack import wait_for
 from vidsearch.exit_codes import EXIT_BAD_INPUT
 from vidsearch.stack.services import (
     Service,
@@ -31,8 +34,8 @@ from vidsearch.stack.services import (
 pytestmark = [pytest.mark.integration]
 
 
-def _redis(root: Path, *args: str) -> Service:
-    port = free_port()
+def _redis(root: Path, *args: str, port: int = 0) -> Service:
+    port = port or free_port()
     argv = [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(root),
             "--daemonize", "no", "--protected-mode", "no", *args]
     service = start_child("redis", argv, root / "redis.log", env=dict(os.environ), port=port)
@@ -166,3 +169,27 @@ def test_timing_refuses_a_soft_shutdown_that_is_off_and_a_short_visibility_timeo
         check_timing(settings, 3600, 0)
     with pytest.raises(UnsafeSettingsError, match=r"\(120 s\) does not exceed create_lease_s"):
         check_timing(settings, 120, 30)
+
+
+def test_a_worker_started_before_redis_waits_for_it_then_refuses_it_if_it_evicts(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDSEARCH_", "TWELVE"))}
+    env.update({"VIDSEARCH_REDIS_URL": f"redis://127.0.0.1:{port}/0", "VIDSEARCH_LOG_FORMAT": "json",
+                "VIDSEARCH_DATA_DIR": str(tmp_path / "data")})
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "vidsearch", "worker", "--name", "early", "--queues", "polling"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    service = None
+    try:
+        wait_for(lambda: b"redis_unreachable_at_start" in log.read_bytes(), 60, "the worker waiting")
+        assert worker.poll() is None
+        service = _redis(tmp_path, "--maxmemory-policy", "allkeys-lru", port=port)
+        assert worker.wait(120) == EXIT_BAD_INPUT
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+        if service is not None:
+            service.stop()
+    assert b"maxmemory-policy is 'allkeys-lru'" in log.read_bytes()
