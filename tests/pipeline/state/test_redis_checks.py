@@ -100,6 +100,21 @@ def test_a_worker_refuses_to_start_on_an_evicting_redis(evicting: Service, tmp_p
     assert "maxmemory-policy noeviction" in proc.stderr
 
 
+@pytest.mark.parametrize("argv", [
+    ["metrics", "--port", "0"],
+    ["serve", "--port", "0"],
+    ["beat", "--schedule", str(Path(__file__).resolve().parents[3] / "config" / "beat_schedule.py")],
+    ["writer", "--name", "evict-writer"],
+], ids=lambda argv: argv[0])
+def test_every_long_lived_process_refuses_an_evicting_redis(
+    evicting: Service, tmp_path: Path, argv: list[str]
+) -> None:
+    proc = _vidsearch(evicting, tmp_path, *argv)
+
+    assert proc.returncode == EXIT_BAD_INPUT, proc.stderr[-2000:]
+    assert "maxmemory-policy is 'allkeys-lru'" in proc.stderr
+
+
 def test_submit_refuses_an_evicting_redis_and_writes_nothing(evicting: Service, tmp_path: Path) -> None:
     manifest = tmp_path / "m.csv"
     manifest.write_text("url,category\nhttps://cdn.example.com/evict/1.mp4,ops\n")
