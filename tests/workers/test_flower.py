@@ -102,6 +102,7 @@ def test_flower_lists_the_jobs_creates_polls_and_writes_and_no_tick(
 
     wait_for(all_listed, 120, "the job's creates, polls and writes in /api/tasks")
     names = Counter(t["name"] for t in flower.tasks())
+    print(f"Flower's task list after a {ITEMS}-item job: {dict(names)}")
     assert set(names) == PIPELINE_TASKS, names  # no vidsearch.tick, nothing periodic
     assert all(t["worker"].startswith("flowertest@") for t in finished("vidsearch.create_embedding"))
 
