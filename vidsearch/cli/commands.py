@@ -48,16 +48,26 @@ def _clients(args: argparse.Namespace) -> Clients:
     return Clients.from_settings(_settings(args))
 
 
-def _checked_settings(args: argparse.Namespace) -> Settings:
+def _checked_settings(args: argparse.Namespace, *, unreachable_ok: bool = False) -> Settings:
     """The settings of a command that writes (or serves), once Redis passed the start-up checks
-    (``pipeline/state/redis_checks.py``); their warnings go to stderr, never into the command's output."""
-    from pipeline.logs import configure_logging  # noqa: PLC0415
+    (``pipeline/state/redis_checks.py``); their warnings go to stderr, never into the command's
+    output. ``unreachable_ok``: a server that answers while Redis is down (``serve``, ``metrics``)
+    starts without the checks when Redis cannot be reached, and says so."""
+    import redis  # noqa: PLC0415
+
+    from pipeline.logs import configure_logging, get_logger  # noqa: PLC0415
     from pipeline.state.redis_checks import check_redis  # noqa: PLC0415
 
     s = _settings(args)
     configure_logging(s.model_copy(update={"log_level": "WARNING"}), stream=sys.stderr)
-    with Clients.from_settings(s) as clients:
-        check_redis(clients.redis)
+    try:
+        with Clients.from_settings(s) as clients:
+            check_redis(clients.redis)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        if not unreachable_ok:
+            raise
+        get_logger("vidsearch.checks").warning("redis_unreachable_at_start", error=str(exc),
+                                               checks="skipped")
     return s
 
 
@@ -418,7 +428,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     from pipeline.logs import configure_logging  # noqa: PLC0415
     from pipeline.metrics.exporter import run_exporter  # noqa: PLC0415
 
-    s = _checked_settings(args)
+    s = _checked_settings(args, unreachable_ok=True)
     configure_logging(s)
     run_exporter(s, args.port or s.metrics_port or 9464, args.host)
     return EXIT_OK
@@ -428,7 +438,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from vidsearch.api.serve import run_serve  # noqa: PLC0415  (FastAPI only where used)
 
-    s = _checked_settings(args)
+    s = _checked_settings(args, unreachable_ok=True)
     return run_serve(s, args.host, args.port or s.api_port, args.workers or s.api_workers)
 
 

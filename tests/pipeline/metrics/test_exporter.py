@@ -292,3 +292,28 @@ def test_redis_memory_used_and_its_limit_are_redis_own_figures(
     assert value(samples, "vidsearch_redis_memory_max_bytes") == 2**30
     assert 0 < value(samples, "vidsearch_redis_memory_used_bytes") < 2**30
     assert value(scrape(exporter.port), "vidsearch_redis_memory_max_bytes") == 0
+
+
+def test_the_metrics_command_starts_without_redis_and_reports_it_down(tmp_path: object) -> None:
+    port, dead = free_port(), free_port()
+    env = {"VIDSEARCH_REDIS_URL": f"redis://127.0.0.1:{dead}/0", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidsearch", "metrics", "--port", str(port)], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    samples: Samples = {}
+    try:
+        def served() -> bool:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            try:
+                samples.update(scrape(port))
+            except OSError:
+                return False
+            return True
+
+        wait_for(served, 60, "the metrics command to serve")
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    assert value(samples, "vidsearch_redis_up") == 0
+    assert proc.stderr is not None and b"redis_unreachable_at_start" in proc.stderr.read()
