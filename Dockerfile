@@ -1,4 +1,4 @@
-# vidsearch: one image for every application service (workers, writer, beat, Flower, metrics,
+# vidsearch: one image for every application service (workers, writer, Flower, metrics,
 # backfill, sandbox); the service's command picks the role. Entrypoint: the `vidsearch` command.
 #   docker build -t vidsearch .
 #   docker run --rm --env-file .env vidsearch jobs

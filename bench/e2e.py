@@ -186,13 +186,13 @@ def run_job(stack: Stack, env: dict[str, str], tag: str, n: int, timeout_s: floa
 
 def start_workers(stack: Stack, env: dict[str, str], procs: int, name: str,
                   writer_node: bool = False) -> None:
-    """One node with ``procs`` processes and the beat; with ``writer_node`` the writing queue
+    """One node with ``procs`` processes (each ticks by itself); with ``writer_node`` the writing queue
     gets its own one-process node (as ``vidsearch writer`` runs it) instead."""
     saved = stack.env
     stack.env = env
     try:
         queues = "embedding,polling" if writer_node else "embedding,polling,writing"
-        stack.start_worker(name, queues, concurrency=procs, beat=True)
+        stack.start_worker(name, queues, concurrency=procs)
         if writer_node:
             stack.start_worker(f"{name}-writer", "writing", concurrency=1)
     finally:

@@ -2,7 +2,7 @@
 
 Same stack as ``bench.e2e``; the sandbox is switched to fast tasks and no creation limit, and
 vidsearch to no rate limit and a cap far above the job, so the worker processes (one Celery node,
-``--concurrency`` 1, 2, 4, all queues, beat in the node) are the only limit. Each count gets a
+``--concurrency`` 1, 2, 4, all queues, the tick in the node) are the only limit. Each count gets a
 fresh job of new URLs under its own Redis prefix.
 
 To show where the machine saturates, the CPU seconds of each part (the worker node's process

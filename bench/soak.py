@@ -246,7 +246,7 @@ def soak(root: Path, steps: list[int], args: argparse.Namespace) -> tuple[list[S
         stack = start_stack(root, sandbox, VIDSEARCH_MAX_IN_FLIGHT="200", VIDSEARCH_ADMIT_BATCH="200",
                             VIDSEARCH_LOG_LEVEL="WARNING")
     try:
-        worker = stack.start_worker("soak", "embedding,polling", concurrency=args.concurrency, beat=True)
+        worker = stack.start_worker("soak", "embedding,polling", concurrency=args.concurrency)
         writer = stack.start_worker("soak-writer", "writing", concurrency=1)
         api = start_api(stack, free_port())
         procs = {"worker": worker.pid, "writer": writer.pid, "api": api.pid}

@@ -1,4 +1,4 @@
-"""Example Celery beat schedule: vidsearch's scheduler tick plus a nightly backfill of a directory.
+"""Example Celery beat schedule: a nightly backfill of a directory.
 
 The recommended way to run backfills is NOT this file but the host's scheduler (cron, a systemd
 timer, a Kubernetes CronJob, or ``docker compose run --rm backfill`` from cron) calling
@@ -21,8 +21,8 @@ or with Celery's own command, from the repository root (this module exposes ``ap
     celery -A config.beat_schedule worker -Q polling
 
 Run exactly one beat per fleet (two would start the backfill twice; its lock makes the second
-exit 3). Beat still sends the scheduler tick, but every worker also runs the tick itself (one leads
-by lease), so the fleet does not depend on beat for it.
+exit 3). Beat sends nothing else: every worker runs the scheduler tick itself (one leads by lease),
+so Flower's task history holds the pipeline's creates, polls and writes, not a clock.
 """
 
 from __future__ import annotations

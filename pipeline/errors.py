@@ -11,6 +11,7 @@ rejected line and that never travels past it.
     +-- ConfigError                 settings that cannot work (bad file, bad value)
     |   +-- StackLockedError        another ``vidsearch up`` holds the data directory
     |   +-- PortInUseError          a port the embedded stack needs is taken
+    |   +-- UnsafeSettingsError     Redis or Celery set up to lose work (``redis_checks.py``)
     +-- ManifestError               a manifest that cannot be read at all (missing, no url column)
     +-- BadInputError               a request that cannot be served as given (CLI exit 2)
     |   +-- QueryError              a search query that is malformed or names nothing
@@ -48,6 +49,10 @@ class VidsearchError(Exception):
 
 class ConfigError(VidsearchError):
     """Settings that cannot work."""
+
+
+class UnsafeSettingsError(ConfigError):
+    """A Redis or Celery setting that can lose keys or messages; the process refuses to start."""
 
 
 class StackLockedError(ConfigError):

@@ -334,7 +334,14 @@ class Settings(BaseSettings):
     poster_concurrency: int = Field(2, ge=1, description="Poster fetches one server runs at once")
 
     # --- Celery ------------------------------------------------------------------------------------
-    visibility_timeout_s: int = Field(3600, ge=60, description="Redis broker visibility timeout")
+    visibility_timeout_s: int = Field(
+        3600, ge=60, description="Redis broker visibility timeout (must exceed every lease, poll "
+        "interval, retry bound and drain: checked at start)"
+    )
+    worker_soft_shutdown_s: float = Field(
+        30.0, gt=0, description="Celery's soft shutdown: seconds running tasks get to finish at a cold "
+        "shutdown before their messages go back to the queue"
+    )
     flower_port: int = Field(5555, ge=1, le=65535, description="Port of Flower, started by `vidsearch up`")
     flower_basic_auth: SecretStr | None = Field(
         None, description="Flower basic auth 'user:pass' (comma-separate several); unset: no auth, API off"
@@ -378,8 +385,6 @@ class Settings(BaseSettings):
             raise ValueError("the transcription option exists on marengo3.0 only")
         if self.poll_initial_s > self.poll_max_s:
             raise ValueError("poll_initial_s must not exceed poll_max_s")
-        if self.retry_total_s >= self.visibility_timeout_s:
-            raise ValueError("retry_total_s must stay under visibility_timeout_s")
         waits = self.redis_wait_replicas > 0 and self.redis_url.startswith("redis+sentinel:")
         if waits and self.redis_wait_timeout_ms >= self.create_lease_s * 1000 / 2:
             # a create is sent only if its mark's answer (WAIT included) came within half the lease

@@ -98,7 +98,6 @@ class Stack:
         name: str,
         queues: str,
         concurrency: int = 2,
-        beat: bool = False,
         env: Mapping[str, str] | None = None,
         *,
         wrap: Sequence[str] = (),
@@ -117,8 +116,6 @@ class Stack:
             "--concurrency",
             str(concurrency),
         ]
-        if beat:
-            argv.append("--beat")
         log = (self.root / f"worker-{name}.log").open("ab")
         proc = subprocess.Popen(
             argv,

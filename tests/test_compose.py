@@ -50,7 +50,7 @@ def test_the_compose_file_is_valid_against_the_compose_specification(compose: di
 def test_every_application_service_runs_a_command_of_our_cli(compose: dict[str, Any]) -> None:
     apps = app_services(compose)
     known = subcommands()
-    assert {"worker-embedding", "worker-polling", "writer", "beat", "metrics", "sandbox", "api"} <= set(apps)
+    assert {"worker-embedding", "worker-polling", "writer", "metrics", "sandbox", "api"} <= set(apps)
     for name, service in apps.items():
         if service.get("entrypoint") is not None:
             continue
@@ -76,14 +76,14 @@ def test_flower_takes_its_password_from_the_environment_not_the_command_line(
     assert not any("basic" in part.lower() for part in flower["command"]), "credentials on a command line"
 
 
-def test_the_workers_cover_every_queue_and_exactly_one_beat_runs(compose: dict[str, Any]) -> None:
+def test_the_workers_cover_every_queue_and_no_beat_runs(compose: dict[str, Any]) -> None:
     apps = app_services(compose)
     commands = [s["command"] for s in apps.values() if "profiles" not in s]
     queues = {q for c in commands if c[0] == "worker" for q in c[c.index("--queues") + 1].split(",")}
     writers = [c for c in commands if c[0] == "writer"]
-    beats = [c for c in commands if c[0] == "beat" or "--beat" in c]
+    beats = [c for c in commands if c[0] == "beat"]
     assert {"embedding", "polling"} <= queues and writers
-    assert len(beats) == 1
+    assert beats == []  # every worker runs the tick; beat only for a schedule file's rare entries
 
 
 def test_the_api_serves_on_all_interfaces_with_keys_from_the_environment(compose: dict[str, Any]) -> None:

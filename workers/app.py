@@ -1,8 +1,11 @@
 """The Celery app: three named queues, JSON only, late acks, one message at a time per process.
 
-Queues: ``embedding`` (task creation, paid), ``polling`` (status checks and the scheduler tick),
-``writing`` (draining the segment stream into Milvus). The broker's visibility timeout is above
-every lease and delay vidsearch uses; no message is ever scheduled with an ETA.
+Queues: ``embedding`` (task creation, paid), ``polling`` (status checks), ``writing`` (draining the
+segment stream into Milvus). The scheduler tick is no task: every worker runs it in a thread
+(``workers/ticker.py``), so beat has nothing to send unless a schedule file adds a rare entry
+(``config/beat_schedule.py``) and Flower's history holds the pipeline's own tasks. The broker's
+visibility timeout is above every lease and delay vidsearch uses (checked at start,
+``pipeline/state/redis_checks.py``); no message is ever scheduled with an ETA.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from pipeline.settings import Settings, get_settings
 
 QUEUES = ("embedding", "polling", "writing")
 ROUTES = {
-    "vidsearch.tick": {"queue": "polling"},
     "vidsearch.create_embedding": {"queue": "embedding"},
     "vidsearch.poll_embedding": {"queue": "polling"},
     "vidsearch.write_segments": {"queue": "writing"},
@@ -31,7 +33,6 @@ ROUTES = {
 def create_app(settings: Settings) -> Celery:
     url, transport_options = broker(settings)
     app = Celery("vidsearch", broker=url, include=["workers.tasks"])
-    tick = settings.tick_interval_s
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -49,14 +50,9 @@ def create_app(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         worker_send_task_events=True,
         task_send_sent_event=True,
+        worker_soft_shutdown_timeout=settings.worker_soft_shutdown_s,
         timezone="UTC",
-        beat_schedule={
-            "tick": {
-                "task": "vidsearch.tick",
-                "schedule": tick,
-                "options": {"expires": max(1.0, 2 * tick), "queue": "polling"},
-            }
-        },
+        beat_schedule={},
     )
     return app
 
@@ -86,8 +82,8 @@ def _host(host: str) -> str:
 
 def load_schedule(celery_app: Celery, path: Path | None) -> None:
     """Load a beat schedule file (``config/beat_schedule.py``): its tasks register on
-    ``celery_app`` and its ``BEAT_SCHEDULE`` entries join the tick. Beat and the workers that run
-    those tasks load the same file."""
+    ``celery_app`` and its ``BEAT_SCHEDULE`` entries become the app's schedule. Beat and the workers
+    that run those tasks load the same file."""
     if path is None:
         return
     spec = importlib.util.spec_from_file_location("vidsearch_beat_schedule", path)

@@ -49,9 +49,11 @@ def _bind_item(key: str) -> None:
 
 
 @signals.worker_ready.connect
-def _start_tick_loop(**_: Any) -> None:
+def _start_tick_loop(sender: Any = None, **_: Any) -> None:
+    """``sender`` is the worker's consumer: its node name and the queues it consumes."""
     global _tick_loop  # noqa: PLW0603  (one per worker process by design)
-    _tick_loop = TickLoop(Runtime(runtime().settings), dispatch)
+    queues = tuple(sender.app.amqp.queues.consume_from)
+    _tick_loop = TickLoop(Runtime(runtime().settings), dispatch, sender.hostname, queues)
     _tick_loop.start()
 
 
@@ -59,15 +61,6 @@ def _start_tick_loop(**_: Any) -> None:
 def _stop_tick_loop(**_: Any) -> None:
     if _tick_loop is not None:
         _tick_loop.stop()
-
-
-@app.task(name="vidsearch.tick")
-def tick() -> None:
-    """Dispatch what is due (see pipeline/ingest/scheduler.py). Workers tick by themselves; this task
-    is for a beat schedule that still sends it."""
-    plan = runtime().scheduler.tick()
-    if plan is not None:
-        dispatch(plan)
 
 
 def dispatch(plan: TickPlan) -> None:

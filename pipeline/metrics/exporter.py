@@ -3,8 +3,11 @@
 Workers count Twelve Labs calls and writer batches in the hash ``{prefix}:metrics`` (``recorder.py``,
 where its fields are listed). ``RedisCollector`` reads that hash and the pipeline's live state at
 every scrape (job counters, the waiting list, the in-flight sorted sets, the segment stream, the
-Celery queue lists and unacked hash in the broker DB). The exporter keeps no state, so it can be
-restarted, or run twice behind a load balancer, without losing or doubling anything.
+Celery queue lists and unacked hash in the broker DB, the tick's heartbeat, the workers' heartbeats
+of ``pipeline/state/presence.py``, and Redis's own memory use and limit). The alert rules and the
+Grafana dashboard in ``config/`` use these names (a test keeps them in step). The exporter keeps no
+state, so it can be restarted, or run twice behind a load balancer, without losing or doubling
+anything.
 
 This module sits above the whole pipeline (it reads the ledger and the segment stream); only the
 interfaces import it (``vidsearch metrics``, the API's ``/metrics``). It reads the Celery lists by
@@ -33,6 +36,7 @@ from pipeline.logs import get_logger
 from pipeline.metrics.recorder import ROWS_BUCKETS, SECONDS_BUCKETS, bucket_label, metrics_key
 from pipeline.settings import Settings
 from pipeline.state.keys import Keys
+from pipeline.state.presence import WorkerPresence, alive_window_s
 
 log = get_logger("vidsearch.metrics")
 
@@ -75,6 +79,7 @@ class RedisCollector(Collector):
         return [
             *self._items(),
             *self._queues(),
+            *self._fleet(),
             *_twelve_labs(recorded),
             *_writer(recorded),
         ]
@@ -153,6 +158,29 @@ class RedisCollector(Collector):
             _gauge("vidsearch_segments_dead_lettered", "Entries in the dead-letter stream", dead),
             _gauge("vidsearch_quota_pause_seconds", "Seconds left of a 429 pause of the quota",
                    max(0.0, float(pause_until or 0) - (now[0] + now[1] / 1e6))),
+        ]
+
+
+    # --- fleet: the tick, the workers, Redis's memory ----------------------------------------------
+    def _fleet(self) -> list[Metric]:
+        seconds, micros = self.r.time()
+        alive = WorkerPresence(self.r, self.keys).alive_per_queue(
+            seconds + micros / 1e6, alive_window_s(self.settings)
+        )
+        workers = GaugeMetricFamily(
+            "vidsearch_workers_alive", "Worker processes with a recent heartbeat, by queue they consume",
+            labels=["queue"],
+        )
+        for queue in CELERY_QUEUES:
+            workers.add_metric([queue], alive.get(queue, 0))
+        memory = self.r.info("memory")
+        return [
+            workers,
+            _gauge("vidsearch_tick_alive", "1 while the scheduler tick runs (its heartbeat is younger "
+                   "than tick_stall_intervals tick intervals)", int(self.r.exists(self.keys.tick))),
+            _gauge("vidsearch_redis_memory_used_bytes", "Redis used_memory", memory["used_memory"]),
+            _gauge("vidsearch_redis_memory_max_bytes", "Redis maxmemory (0: no limit)",
+                   memory.get("maxmemory", 0)),
         ]
 
 

@@ -102,6 +102,11 @@ class Keys:
         """The tick's heartbeat: set by every tick, expires when ticks stop."""
         return f"{self.prefix}:tick"
 
+    @property
+    def workers(self) -> str:
+        """Worker heartbeats: a sorted set of ``{node}|{queues}`` scored by the last beat's time."""
+        return f"{self.prefix}:workers"
+
     def lock(self, name: str) -> str:
         return f"{self.prefix}:lock:{name}"
 

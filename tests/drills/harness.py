@@ -250,13 +250,13 @@ def finish_time(stack: Stack, job_id: str, since: float, timeout_s: float = 240)
 
 def start_worker(
     stack: Stack, name: str, *, queues: str = "embedding,polling,writing", concurrency: int = 2,
-    beat: bool = False, env: dict[str, str] | None = None, wrap: Sequence[str] = (),
+    env: dict[str, str] | None = None, wrap: Sequence[str] = (),
 ) -> int:
     """Start a worker (optionally with other settings, or on a host: ``wrap``) and wait until it
     consumes; returns its pid."""
     log = stack.root / f"worker-{name}.log"
     offset = log.stat().st_size if log.exists() else 0
-    proc = stack.start_worker(name, queues, concurrency=concurrency, beat=beat, env=env, wrap=wrap)
+    proc = stack.start_worker(name, queues, concurrency=concurrency, env=env, wrap=wrap)
 
     def ready() -> bool:
         assert proc.poll() is None, f"worker {name} exited: see {log}"

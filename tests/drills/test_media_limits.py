@@ -36,7 +36,7 @@ def test_a_media_window_the_governor_over_admits_into_fails_nothing(stack: Stack
     stack.sandbox_config(**ONE_MINUTE, media_minutes_per_hour=3, media_window_s=6, no_retry_after=True)
     env = {"VIDSEARCH_MEDIA_WINDOW_S": "6", "VIDSEARCH_MAX_ITEM_ATTEMPTS": "1",
            "VIDSEARCH_RETRY_TOTAL_S": "1"}
-    start_worker(stack, "m1", beat=True, env=env)
+    start_worker(stack, "m1", env=env)
     wrong = manifest(tmp_path / "m.csv", "window", 9, duration_s=6)  # the manifest says 6 s: it lies
     proc = stack.vidsearch("submit", str(wrong), "--json", env=env)
     job_id = json.loads(proc.stdout)["job_id"]
@@ -52,7 +52,7 @@ def test_the_daily_request_limit_holds_admission_and_status_says_until_when(
     stack: Stack, tmp_path: Path,
 ) -> None:
     env = {"VIDSEARCH_RATE_LIMIT_PER_DAY": "4"}
-    start_worker(stack, "d1", beat=True, env=env)
+    start_worker(stack, "d1", env=env)
     job_id = json.loads(stack.vidsearch("submit", str(manifest(tmp_path / "d.csv", "daily", 6)), "--json",
                                         env=env).stdout)["job_id"]
     wait_progress(stack, job_id, "done", 4)
@@ -68,7 +68,7 @@ def test_a_job_at_its_budget_stops_spends_no_more_and_resumes_when_raised(
     stack: Stack, tmp_path: Path,
 ) -> None:
     stack.sandbox_config(**ONE_MINUTE)
-    start_worker(stack, "b1", beat=True)
+    start_worker(stack, "b1")
     path = manifest(tmp_path / "b.csv", "budget", 6, duration_s=60)
     proc = stack.vidsearch("submit", str(path), "--max-minutes", "3.5", "--wait", "--json")
     first = json.loads(proc.stdout)

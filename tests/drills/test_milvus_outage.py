@@ -44,7 +44,7 @@ def engine_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 def test_a_20_s_milvus_outage_mid_job_loses_nothing(engine_stack: Stack, tmp_path: Path) -> None:
     stack = engine_stack
-    start_worker(stack, "m1", beat=True)
+    start_worker(stack, "m1")
     start_worker(stack, "m2")
     urls = write_manifest(tmp_path / "m.csv", "milvus-outage", ITEMS)
     job_id = submit(stack, tmp_path / "m.csv")

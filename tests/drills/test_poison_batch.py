@@ -20,7 +20,7 @@ CHANGED = {"VIDSEARCH_MODEL": "marengo3.5", "VIDSEARCH_EMBEDDING_DIMENSION": "25
 def test_wrong_dimension_segments_are_dead_lettered_and_other_batches_written(
     stack: Stack, tmp_path: Path
 ) -> None:
-    start_worker(stack, "p1", beat=True, env=CHANGED)
+    start_worker(stack, "p1", env=CHANGED)
     start_worker(stack, "p2", env=CHANGED)
     poison_urls = write_manifest(tmp_path / "poison.csv", "poison", 6)
     good_urls = write_manifest(tmp_path / "good.csv", "unaffected", 20)

@@ -36,7 +36,7 @@ SLOW_ADMISSION = {"VIDSEARCH_MAX_IN_FLIGHT": "10"}
 
 
 def test_sigkill_of_redis_mid_job_loses_nothing(stack: Stack, tmp_path: Path) -> None:
-    start_worker(stack, "r1", beat=True, env=SLOW_ADMISSION)
+    start_worker(stack, "r1", env=SLOW_ADMISSION)
     start_worker(stack, "r2", env=SLOW_ADMISSION)
     workers = {"r1": stack.workers[-2], "r2": stack.workers[-1]}
     urls = write_manifest(tmp_path / "m.csv", "kill-redis", ITEMS)

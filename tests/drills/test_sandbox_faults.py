@@ -35,7 +35,7 @@ def failed_task_urls(stack: Stack) -> set[str]:
 
 def test_sandbox_faults_together(stack: Stack, tmp_path: Path) -> None:
     stack.sandbox_config(**FAULTS)
-    start_worker(stack, "f1", beat=True)
+    start_worker(stack, "f1")
     start_worker(stack, "f2")
     urls = write_manifest(tmp_path / "m.csv", "faults", ITEMS)
     started = time.monotonic()

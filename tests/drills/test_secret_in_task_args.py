@@ -53,7 +53,7 @@ def test_no_task_message_carries_the_api_key(stack: Stack, tmp_path: Path) -> No
     thread = threading.Thread(target=capture, daemon=True)
     thread.start()
     secret_env = {"TWELVE_LABS_API_KEY": SENTINEL}
-    start_worker(stack, "k1", beat=True, env=secret_env)
+    start_worker(stack, "k1", env=secret_env)
     start_worker(stack, "k2", env=secret_env)
     urls = write_manifest(tmp_path / "m.csv", "secrets", 10)
     job_id = submit(stack, tmp_path / "m.csv", env=secret_env)

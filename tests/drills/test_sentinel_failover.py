@@ -1,4 +1,4 @@
-"""Drill: the Redis primary SIGKILLed mid-job; Sentinel promotes a replica. Workers, writer, beat
+"""Drill: the Redis primary SIGKILLed mid-job; Sentinel promotes a replica. Workers, writer
 and CLI all run on ``redis+sentinel://`` (a primary, two replicas, three Sentinels, the data and the
 Sentinels' passwords set) and nobody restarts Redis or reconfigures anything.
 
@@ -58,7 +58,7 @@ def test_sigkill_of_the_redis_primary_mid_job_fails_over_and_loses_nothing(
     on_sentinels: Stack, sentinels: SentinelSet, tmp_path: Path
 ) -> None:
     stack = on_sentinels
-    start_worker(stack, "f1", beat=True, env=SLOW_ADMISSION)
+    start_worker(stack, "f1", env=SLOW_ADMISSION)
     start_worker(stack, "f2", env=SLOW_ADMISSION)
     workers = dict(zip(WORKERS, stack.workers, strict=True))
     urls = write_manifest(tmp_path / "m.csv", "sentinel-failover", ITEMS)

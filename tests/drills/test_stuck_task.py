@@ -19,7 +19,7 @@ DEADLINE_S = 6
 
 def test_a_stuck_task_fails_at_its_deadline_and_is_no_longer_polled(stack: Stack, tmp_path: Path) -> None:
     stack.sandbox_config(stuck_rate=1.0)
-    start_worker(stack, "s1", beat=True, env={"VIDSEARCH_TASK_DEADLINE_S": str(DEADLINE_S)})
+    start_worker(stack, "s1", env={"VIDSEARCH_TASK_DEADLINE_S": str(DEADLINE_S)})
     write_manifest(tmp_path / "m.csv", "stuck", 3)
     started = time.monotonic()
     job_id = submit(stack, tmp_path / "m.csv")

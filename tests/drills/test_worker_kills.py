@@ -29,7 +29,7 @@ SLOW_ADMISSION = {"VIDSEARCH_MAX_IN_FLIGHT": "10"}
 
 
 def test_sigkill_of_a_workers_main_process_loses_nothing(stack: Stack, tmp_path: Path) -> None:
-    start_worker(stack, "steady", beat=True, env=SLOW_ADMISSION)
+    start_worker(stack, "steady", env=SLOW_ADMISSION)
     supervisor = start_worker(stack, "victim", env=SLOW_ADMISSION)
     urls = write_manifest(tmp_path / "m.csv", "kill-main", ITEMS)
     job_id = submit(stack, tmp_path / "m.csv")
@@ -45,7 +45,7 @@ def test_sigkill_of_a_workers_main_process_loses_nothing(stack: Stack, tmp_path:
 
 
 def test_sigkill_of_a_pool_child_loses_nothing(stack: Stack, tmp_path: Path) -> None:
-    start_worker(stack, "steady", beat=True, env=SLOW_ADMISSION)
+    start_worker(stack, "steady", env=SLOW_ADMISSION)
     victim = start_worker(stack, "victim", env=SLOW_ADMISSION)
     urls = write_manifest(tmp_path / "m.csv", "kill-child", ITEMS)
     job_id = submit(stack, tmp_path / "m.csv")

@@ -46,7 +46,7 @@ def pending(stack: Stack) -> int:
 def fill_stream(stack: Stack, tmp_path: Path, name: str) -> tuple[str, list[str], int]:
     """A job with no writer running: every item's segments wait in the stream.
     Returns the job id, its URLs and the stream's length."""
-    start_worker(stack, "nowriter", queues="embedding,polling", beat=True)
+    start_worker(stack, "nowriter", queues="embedding,polling")
     urls = write_manifest(tmp_path / "m.csv", name, ITEMS)
     job_id = submit(stack, tmp_path / "m.csv")
     jobs = jobs_of(stack)

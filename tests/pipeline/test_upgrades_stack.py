@@ -43,7 +43,7 @@ def _manifest(path: Path, urls: list[str]) -> Path:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, milvus_engine: MilvusEngine) -> Iterator[Stack]:
     stack = start_stack(tmp_path_factory.mktemp("upgrade"), engine=milvus_engine)
-    stack.start_worker("w1", "embedding,polling,writing", concurrency=2, beat=True)
+    stack.start_worker("w1", "embedding,polling,writing", concurrency=2)
     yield stack
     stack.stop()
 

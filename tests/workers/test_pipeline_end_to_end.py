@@ -70,7 +70,7 @@ def write_manifest(path: Path) -> tuple[list[str], dict[int, str]]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, milvus_engine: MilvusEngine) -> Iterator[Stack]:
     stack = start_stack(tmp_path_factory.mktemp("e2e"), engine=milvus_engine)
-    stack.start_worker("w1", "embedding,polling,writing", concurrency=2, beat=True)
+    stack.start_worker("w1", "embedding,polling,writing", concurrency=2)
     stack.start_worker("w2", "embedding,polling,writing", concurrency=2)
     yield stack
     stack.stop()

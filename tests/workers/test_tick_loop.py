@@ -1,6 +1,6 @@
 """A fleet without a beat: every ``vidsearch worker`` runs the tick loop, one leads by lease.
 
-Real redis-server, Milvus Lite, sandbox and ``vidsearch worker`` processes, none with ``--beat``.
+Real redis-server, Milvus Lite, sandbox and ``vidsearch worker`` processes (there is no beat).
 Before any worker runs, ``status`` says that nothing ticks and names the fix."""
 
 from __future__ import annotations

@@ -48,10 +48,37 @@ def _clients(args: argparse.Namespace) -> Clients:
     return Clients.from_settings(_settings(args))
 
 
+def _checked_settings(args: argparse.Namespace, *, unreachable_ok: bool = False) -> Settings:
+    """The settings of a command that writes (or serves), once Redis passed the start-up checks
+    (``pipeline/state/redis_checks.py``); their warnings go to stderr, never into the command's
+    output. ``unreachable_ok``: a server that answers while Redis is down (``serve``, ``metrics``)
+    starts without the checks when Redis cannot be reached, and says so."""
+    import redis  # noqa: PLC0415
+
+    from pipeline.logs import configure_logging, get_logger  # noqa: PLC0415
+    from pipeline.state.redis_checks import check_redis  # noqa: PLC0415
+
+    s = _settings(args)
+    configure_logging(s.model_copy(update={"log_level": "WARNING"}), stream=sys.stderr)
+    try:
+        with Clients.from_settings(s) as clients:
+            check_redis(clients.redis)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        if not unreachable_ok:
+            raise
+        get_logger("vidsearch.checks").warning("redis_unreachable_at_start", error=str(exc),
+                                               checks="skipped")
+    return s
+
+
+def _checked_clients(args: argparse.Namespace) -> Clients:
+    return Clients.from_settings(_checked_settings(args))
+
+
 
 # --- ingest ---------------------------------------------------------------------------------------
 def cmd_submit(args: argparse.Namespace) -> int:
-    with _clients(args) as clients:
+    with _checked_clients(args) as clients:
         return _submit(args, clients)
 
 
@@ -92,7 +119,7 @@ def _dry_run(args: argparse.Namespace, rules: LineRules, settings: Settings) -> 
 
 
 def cmd_budget(args: argparse.Namespace) -> int:
-    with _clients(args) as clients:
+    with _checked_clients(args) as clients:
         job = _job_or_latest(clients.jobs, args.job)
         book = MinuteBook(clients.redis, clients.jobs, clients.limits, clients.settings)
         moved = book.raise_budget(job.id, args.max_minutes)
@@ -189,7 +216,7 @@ def cmd_rejects(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    with _clients(args) as clients:
+    with _checked_clients(args) as clients:
         count = clients.jobs.retry(_job_or_latest(clients.jobs, args.job).id)
     print(f"re-queued {count} failed item(s)")
     return EXIT_OK
@@ -221,7 +248,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     """``vidsearch ledger compact``: done items to compact records, job indexes packed."""
     from pipeline.ledger.compact import compact_ledger  # noqa: PLC0415
 
-    with _clients(args) as clients:
+    with _checked_clients(args) as clients:
         report = compact_ledger(clients.jobs)
     if args.json:
         print_json(report.to_dict())
@@ -274,21 +301,21 @@ def cmd_analytics(args: argparse.Namespace) -> int:
 
 # --- runtime --------------------------------------------------------------------------------------
 def cmd_worker(args: argparse.Namespace) -> int:
-    s = _settings(args)
+    from pipeline.logs import configure_logging  # noqa: PLC0415
+
+    s = _settings(args)  # before the app is imported: it reads the settings --config names
+    from workers.app import app, load_schedule  # noqa: PLC0415
+    from workers.startup import check_start  # noqa: PLC0415
+
+    configure_logging(s)
+    check_start(app, s)
     if args.supervise:
-        from pipeline.logs import configure_logging  # noqa: PLC0415
         from vidsearch.stack.supervisor import Supervisor  # noqa: PLC0415
 
-        configure_logging(s)
         return Supervisor(_worker_argv(args)).run()
-    from workers.app import app, load_schedule  # noqa: PLC0415
-
     load_schedule(app, getattr(args, "schedule", None))
     argv = ["worker", "-Q", args.queues, "-c", str(args.concurrency), "-n", f"{args.name}@%h",
             "--loglevel", s.log_level, "--without-gossip", "--without-mingle"]
-    if args.beat:
-        s.data_dir.mkdir(parents=True, exist_ok=True)
-        argv += ["-B", "-s", str(s.data_dir / "celerybeat-schedule")]
     app.worker_main(argv)
     return EXIT_OK
 
@@ -300,15 +327,13 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--config", str(args.config)]
     argv += ["worker", "--no-supervise", "--queues", args.queues,
              "--concurrency", str(args.concurrency), "--name", args.name]
-    if args.beat:
-        argv.append("--beat")
     if getattr(args, "schedule", None):
         argv += ["--schedule", str(args.schedule)]
     return argv
 
 
 def cmd_writer(args: argparse.Namespace) -> int:
-    ns = argparse.Namespace(**{**vars(args), "queues": "writing", "concurrency": 1, "beat": False})
+    ns = argparse.Namespace(**{**vars(args), "queues": "writing", "concurrency": 1})
     return cmd_worker(ns)
 
 
@@ -326,10 +351,15 @@ def cmd_flower(args: argparse.Namespace) -> int:
 
 
 def cmd_beat(args: argparse.Namespace) -> int:
-    s = _settings(args)
-    from workers.app import app, load_schedule  # noqa: PLC0415
+    from pipeline.logs import configure_logging  # noqa: PLC0415
 
+    s = _settings(args)  # before the app is imported: it reads the settings --config names
+    from workers.app import app, load_schedule  # noqa: PLC0415
+    from workers.startup import check_start  # noqa: PLC0415
+
+    configure_logging(s)
     load_schedule(app, args.schedule)
+    check_start(app, s)
     s.data_dir.mkdir(parents=True, exist_ok=True)
     app.start(["beat", "-s", str(s.data_dir / "celerybeat-schedule"), "--loglevel", s.log_level])
     return EXIT_OK
@@ -350,19 +380,19 @@ def cmd_versions(args: argparse.Namespace) -> int:
 def cmd_reembed(args: argparse.Namespace) -> int:
     from vidsearch.cli.version_commands import run_reembed  # noqa: PLC0415
 
-    return run_reembed(args, _settings(args))
+    return run_reembed(args, _checked_settings(args))
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
     from vidsearch.cli.version_commands import run_promote  # noqa: PLC0415
 
-    return run_promote(args, _settings(args))
+    return run_promote(args, _checked_settings(args))
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     from vidsearch.cli.version_commands import run_rollback  # noqa: PLC0415
 
-    return run_rollback(args, _settings(args))
+    return run_rollback(args, _checked_settings(args))
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -391,13 +421,15 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_backfill(args: argparse.Namespace) -> int:
     from vidsearch.cli.backfill import run  # noqa: PLC0415
 
-    return run(args, _settings(args))
+    return run(args, _checked_settings(args))
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
+    from pipeline.logs import configure_logging  # noqa: PLC0415
     from pipeline.metrics.exporter import run_exporter  # noqa: PLC0415
 
-    s = _settings(args)
+    s = _checked_settings(args, unreachable_ok=True)
+    configure_logging(s)
     run_exporter(s, args.port or s.metrics_port or 9464, args.host)
     return EXIT_OK
 
@@ -406,7 +438,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from vidsearch.api.serve import run_serve  # noqa: PLC0415  (FastAPI only where used)
 
-    s = _settings(args)
+    s = _checked_settings(args, unreachable_ok=True)
     return run_serve(s, args.host, args.port or s.api_port, args.workers or s.api_workers)
 
 

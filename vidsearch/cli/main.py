@@ -187,18 +187,18 @@ def _add_runtime(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--queues", default="embedding,polling,writing", help="comma-separated queues")
     p.add_argument("--concurrency", type=int, default=2, help="worker processes")
     p.add_argument("--name", default="vidsearch", help="worker node name (name@host)")
-    p.add_argument("--beat", action="store_true", help="also run the scheduler tick (one per fleet)")
     p.add_argument("--schedule", type=Path, metavar="FILE",
-                   help="a beat schedule file to load (e.g. config/beat_schedule.py)")
+                   help="a beat schedule file whose tasks this worker runs (e.g. config/beat_schedule.py)")
     _add_supervise(p)
     p = _sub(subs, "writer", "Start the batched writer (a worker on the writing queue)", "writer")
     p.add_argument("--name", default="writer", help="worker node name")
     _add_supervise(p)
     p = _sub(subs, "flower", "Start the Flower dashboard (basic auth from flower_basic_auth)", "flower")
     p.add_argument("--address", default="127.0.0.1", help="interface to listen on")
-    p = _sub(subs, "beat", "Start Celery beat (the scheduler tick; run exactly one)", "beat")
-    p.add_argument("--schedule", type=Path, metavar="FILE",
-                   help="a beat schedule file to load (e.g. config/beat_schedule.py)")
+    p = _sub(subs, "beat", "Start Celery beat for a schedule file's rare entries (run exactly one)",
+             "beat")
+    p.add_argument("--schedule", type=Path, metavar="FILE", required=True,
+                   help="the beat schedule file to run (e.g. config/beat_schedule.py)")
     p = _sub(subs, "up", "Run the embedded stack (Redis, Milvus, sandbox, workers, Flower) "
              "in the foreground until Ctrl-C", "up")
     _add_milvus_engine(p)

@@ -282,7 +282,7 @@ class EmbeddedStack:
         env = self.env
         vidsearch = [sys.executable, "-m", "vidsearch"]
         self._child("worker", [*vidsearch, "worker", "--name", WORKER_NODE, "--queues",
-                               "embedding,polling", "--concurrency", str(self.concurrency), "--beat"], env)
+                               "embedding,polling", "--concurrency", str(self.concurrency)], env)
         self._child("writer", [*vidsearch, "writer", "--name", WRITER_NODE], env)
         self.services.append(start_flower(self.settings, env, self.log_dir / "flower.log", self.flower.host))
         self._child("serve", [*vidsearch, "serve", "--host", self.api.host,
@@ -410,7 +410,7 @@ def print_ready(stack: EmbeddedStack) -> None:
     for label, value in (("Redis", urls["redis"]), ("Milvus", milvus),
                          ("Twelve Labs", urls["twelvelabs"] + sandbox), ("Flower", urls["flower"] + auth),
                          ("Web page", urls["page"] + " (API: /v1, docs: /docs)"),
-                         ("Workers", f"{WORKER_NODE}@{host} (embedding, polling, beat), "
+                         ("Workers", f"{WORKER_NODE}@{host} (embedding, polling, tick), "
                                      f"{WRITER_NODE}@{host} (writing)"),
                          ("Data", urls["data"]), ("Logs", urls["logs"])):
         print(f"  {label:<12} {value}", flush=True)

@@ -23,6 +23,7 @@ from pipeline.metrics.recorder import MetricsRecorder, metrics_key
 from pipeline.settings import Settings, load_settings
 from pipeline.spec import EmbeddingSpec, item_key
 from pipeline.state.keys import Keys
+from pipeline.state.presence import WorkerPresence
 from pipeline.state.quota import Quota
 from pipeline.twelvelabs import TwelveLabsGateway
 from tests.stack import wait_for
@@ -250,3 +251,69 @@ def test_the_limit_holding_admission_is_a_gauge_of_seconds_until_it_frees(
     assert len(scheduler._admit(time.time())) == 1
     seconds = value(scrape(exporter.port), "vidsearch_admission_hold_seconds", dimension="requests-day")
     assert 0 < seconds <= 86400
+
+
+def test_workers_alive_counts_recent_heartbeats_per_queue_and_forgets_a_worker_that_left(
+    settings: Settings, redis_client: redis.Redis[bytes], exporter: Exporter,
+) -> None:
+    presence = WorkerPresence(redis_client, Keys("m"))
+    now = time.time()
+    presence.beat("w1@a", ("embedding", "polling"), now)
+    presence.beat("w2@b", ("writing",), now)
+    presence.beat("w3@c", ("embedding",), now - 3600)  # an hour silent: dead
+
+    before = scrape(exporter.port)
+    presence.leave("w2@b", ("writing",))
+    after = scrape(exporter.port)
+
+    queues = ("embedding", "polling", "writing")
+    alive = {q: value(before, "vidsearch_workers_alive", queue=q) for q in queues}
+    assert alive == {"embedding": 1, "polling": 1, "writing": 1}
+    assert value(after, "vidsearch_workers_alive", queue="writing") == 0
+
+
+def test_tick_alive_is_0_until_a_tick_leaves_its_heartbeat(
+    settings: Settings, redis_client: redis.Redis[bytes], exporter: Exporter,
+) -> None:
+    assert value(scrape(exporter.port), "vidsearch_tick_alive") == 0
+    jobs = JobStore(redis_client, Keys("m"))
+    Scheduler(redis_client, jobs, Quota(redis_client, "m:quota", 6000, 50), settings).tick()
+    assert value(scrape(exporter.port), "vidsearch_tick_alive") == 1
+
+
+def test_redis_memory_used_and_its_limit_are_redis_own_figures(
+    settings: Settings, redis_client: redis.Redis[bytes], exporter: Exporter,
+) -> None:
+    redis_client.config_set("maxmemory", 2**30)
+    try:
+        samples = scrape(exporter.port)
+    finally:
+        redis_client.config_set("maxmemory", 0)
+    assert value(samples, "vidsearch_redis_memory_max_bytes") == 2**30
+    assert 0 < value(samples, "vidsearch_redis_memory_used_bytes") < 2**30
+    assert value(scrape(exporter.port), "vidsearch_redis_memory_max_bytes") == 0
+
+
+def test_the_metrics_command_starts_without_redis_and_reports_it_down(tmp_path: object) -> None:
+    port, dead = free_port(), free_port()
+    env = {"VIDSEARCH_REDIS_URL": f"redis://127.0.0.1:{dead}/0", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidsearch", "metrics", "--port", str(port)], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    samples: Samples = {}
+    try:
+        def served() -> bool:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            try:
+                samples.update(scrape(port))
+            except OSError:
+                return False
+            return True
+
+        wait_for(served, 60, "the metrics command to serve")
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    assert value(samples, "vidsearch_redis_up") == 0
+    assert proc.stderr is not None and b"redis_unreachable_at_start" in proc.stderr.read()

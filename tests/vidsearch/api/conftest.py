@@ -188,7 +188,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = start_stack(root, sandbox_args=["--catalog", str(root / "catalog.json"),
                                             "--media-dir", str(root / "media")])
     try:
-        stack.start_worker("api-w1", "embedding,polling,writing", concurrency=2, beat=True)
+        stack.start_worker("api-w1", "embedding,polling,writing", concurrency=2)
         manifest = stack.root / "catalogue.csv"
         write_catalogue(manifest)
         done = json.loads(stack.vidsearch("submit", str(manifest), "--wait", "--json", timeout=600).stdout)

@@ -29,7 +29,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, planted: Planted) -> Iterato
     root = tmp_path_factory.mktemp("analytics")
     planted.write(root / "planted")
     stack = start_stack(root, sandbox_args=["--catalog", str(root / "planted" / "catalog.json")])
-    stack.start_worker("w1", "embedding,polling,writing", concurrency=2, beat=True)
+    stack.start_worker("w1", "embedding,polling,writing", concurrency=2)
     proc = stack.vidsearch("submit", str(root / "planted" / "manifest.csv"), "--wait", "--json",
                            timeout=600)
     assert proc.returncode == 0, proc.stderr

@@ -177,7 +177,7 @@ def test_bad_settings_exit_2(
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = start_stack(tmp_path_factory.mktemp("backfill"))
-    stack.start_worker("bf", "embedding,polling,writing", concurrency=2, beat=True)
+    stack.start_worker("bf", "embedding,polling,writing", concurrency=2)
     yield stack
     stack.stop()
 
