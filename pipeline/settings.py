@@ -183,6 +183,11 @@ class Settings(BaseSettings):
     embedding_scopes: list[EmbeddingScope] = Field(
         ["clip", "asset"], min_length=1, description="Embedding scopes to request"
     )
+    asset_scope_max_duration_s: float = Field(
+        30.0, ge=0, description="Request the asset scope (when embedding_scopes has it) only for "
+        "videos whose manifest duration_s is at most this; a video without duration_s gets every "
+        "scope; 0: every video. Not part of the item key (docs/search.md)",
+    )
 
     # --- manifests -----------------------------------------------------------------------------
     category_pattern: str = Field(r"^[a-z0-9][a-z0-9_-]{0,63}$", description="Valid categories")

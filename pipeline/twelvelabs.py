@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -275,8 +275,9 @@ class TwelveLabsGateway:
             self.limits.learn(headers)
 
     # --- operations ----------------------------------------------------------------------------
-    def create_task(self, url: str, spec: EmbeddingSpec) -> str:
-        """One create request (no retry: the caller reconciles before any further create)."""
+    def create_task(self, url: str, spec: EmbeddingSpec, scopes: Sequence[str] | None = None) -> str:
+        """One create request (no retry: the caller reconciles before any further create);
+        ``scopes``: the embedding scopes to request for this video (default: the spec's)."""
         kwargs: dict[str, Any] = {
             "input_type": "video",
             "model_name": spec.model,
@@ -284,7 +285,7 @@ class TwelveLabsGateway:
                 "media_source": {"url": url},
                 "segmentation": _segmentation(spec),
                 "embedding_option": list(spec.options),
-                "embedding_scope": list(spec.scopes),
+                "embedding_scope": list(scopes or spec.scopes),
             },
         }
         if spec.dimension is not None:

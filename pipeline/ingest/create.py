@@ -37,6 +37,7 @@ from pipeline.errors import (
     RateLimitedError,
     TransientError,
 )
+from pipeline.ingest.minutes import duration_minutes
 from pipeline.ingest.polling import first_poll_delay
 from pipeline.ledger.records import Item
 from pipeline.ledger.store import JobStore
@@ -131,7 +132,7 @@ class Embedder:
                 "for; the lease it pushed may be another worker's by now: nothing sent"
             )
         try:
-            return self.gateway.create_task(item.url, spec)
+            return self.gateway.create_task(item.url, spec, request_scopes(item, spec, self.settings))
         except (RateLimitedError, ApiRejectedError):
             self.jobs.clear_create_attempt(item.key)
             raise
@@ -158,3 +159,15 @@ def full_jitter(
     """A delay drawn uniformly from [0, min(cap, base * 2**rounds)] ("full jitter"), so items
     deferred together after an outage come back spread out, not all at once."""
     return rng(0.0, min(cap_s, base_s * 2**rounds))
+
+
+def request_scopes(item: Item, spec: EmbeddingSpec, settings: Settings) -> tuple[str, ...]:
+    """The scopes to request for ``item``: the spec's, without ``asset`` when the manifest says the
+    video is longer than ``asset_scope_max_duration_s`` (asset vectors suit short videos; a long
+    one is searched, and "more like this" is answered, from its clips). The spec, and so the item
+    key, keeps every scope: the choice is per request, so existing keys stay valid."""
+    limit = settings.asset_scope_max_duration_s
+    minutes = duration_minutes(item.metadata)
+    if not limit or minutes is None or minutes * 60 <= limit or spec.scopes == ("asset",):
+        return spec.scopes
+    return tuple(s for s in spec.scopes if s != "asset")

@@ -7,6 +7,11 @@ that, growing with the time overdue, capped at ``poll_max_s``. Until a model's f
 finishes, checks follow a geometric schedule from ``poll_initial_s``; the moment one finishes,
 every in-flight check is pulled forward to its own submission time plus what that task took.
 Past ``task_deadline_s`` the item fails with a clear reason and is never polled again.
+
+Twelve Labs keeps a task's results seven days; a task read after that (our workers were down
+longer) answers ``failed`` with "no longer available". The item fails for good with a reason that
+says so: its one paid task is spent, and ``vidsearch retry JOB`` (or ``submit --retry-failed``)
+embeds it again as a second paid task, by an operator's choice, never silently.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from pipeline.state.limits import Limits
 from pipeline.twelvelabs import TaskResult, TwelveLabsGateway
 
 EWMA_WEIGHT = 0.2
+EXPIRED_MARK = "no longer available"
+"""In the message of a task whose results the service no longer keeps (retention, seven days)."""
 MIN_DELAY_S = 0.2
 
 
@@ -49,6 +56,15 @@ def next_poll_delay(elapsed_s: float, polls: int, expected_s: float | None, s: S
     else:
         delay = max(0.1 * expected_s, (s.poll_factor - 1) * (elapsed_s - expected_s))
     return min(s.poll_max_s, max(MIN_DELAY_S, delay))
+
+
+def failure_reason(task_id: str, error: str | None) -> str:
+    """The reason an item whose task ended ``failed`` is failed with."""
+    if error and EXPIRED_MARK in error:
+        return (f"Twelve Labs task {task_id} finished but its results expired before they were read "
+                f"(the service keeps them 7 days): {error} `vidsearch retry JOB` embeds the item "
+                "again (a second paid task)")
+    return f"Twelve Labs task {task_id} failed: {error}"
 
 
 class Poller:
@@ -85,7 +101,7 @@ class Poller:
         if result.status == "ready":
             return self._ready(item, result, elapsed)
         if result.status == "failed":
-            self.jobs.fail(item.key, f"Twelve Labs task {item.task_id} failed: {result.error}")
+            self.jobs.fail(item.key, failure_reason(item.task_id or "", result.error))
             return "failed"
         if elapsed > self.settings.task_deadline_s:
             self.jobs.fail(item.key, (

@@ -5,7 +5,8 @@
 2. **Parts.** Each part (text, clip, image, text_image) is embedded once through the sync endpoint
    and its vector cached in ``{prefix}:qcache:{model}:{dim}:{digest}`` for ``query_cache_ttl_s``
    (the digest covers the part's kind and content; text is normalized first). ``--like`` takes
-   the vector of an ingested video instead (its asset rows, else the mean of its clip rows, or
+   the vector of an ingested video instead (its asset rows, unless they span more than
+   ``asset_scope_max_duration_s``; else the mean of its clip rows, or
    the clip row at ``like_at_s``) and excludes that video.
 3. **Candidate videos**, per part: a grouping search (``group_by_field=url``) where the server
    has it (``MilvusStore.capabilities``), else rounds of a kNN over segments, each excluding the
@@ -231,6 +232,7 @@ class Searcher:
         if query.like_at_s is None:
             rows = self._store.vectors_where(self.collection, Filter(options=options, scope="asset",
                                                                       urls=(url,)))
+            rows = [] if _long(rows, self._settings.asset_scope_max_duration_s) else rows
         if not rows:
             rows = self._store.vectors_where(self.collection, Filter(options=options, scope="clip",
                                                                       urls=(url,)))
@@ -407,6 +409,13 @@ def _top_segments(videos: dict[str, _Video]) -> list[VideoHit]:
 
 def _rows_at(rows: list[dict[str, Any]], at_s: float) -> list[dict[str, Any]]:
     return [r for r in rows if float(r["start_s"]) <= at_s < float(r["end_s"])]
+
+
+def _long(asset_rows: list[dict[str, Any]], max_s: float) -> bool:
+    """Whether the video of ``asset_rows`` is longer than the asset scope suits (``max_s``; 0:
+    never): "more like this" then uses the mean of its clips, which a long video's single whole
+    vector summarises poorly."""
+    return bool(max_s) and any(float(r["end_s"]) - float(r["start_s"]) > max_s for r in asset_rows)
 
 
 def _mean_vector(vectors: Sequence[Any]) -> list[float]:

@@ -266,3 +266,12 @@ def start_worker(
 
     wait_for(ready, 90, f"worker {name} to be ready", 0.2)
     return proc.pid
+
+
+def sandbox_clock(stack: Stack, advance_s: float) -> float:
+    """Move the sandbox's clock ``advance_s`` forward (``POST /_sandbox/clock``); its new now."""
+    request = urllib.request.Request(f"{stack.sandbox.url}/_sandbox/clock",
+                                     data=json.dumps({"advance_s": advance_s}).encode(), method="POST",
+                                     headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return float(json.loads(resp.read())["now"])

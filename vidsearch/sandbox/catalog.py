@@ -11,6 +11,7 @@ JSON or YAML, either a mapping ``url -> entry`` or a list of entries that carry 
         - {start: 40, end: 60, words: [crowd], audio: [cheering], speech: "what a goal"}
       error: null            # optional: the task ends failed with this message
       size_mb: 120           # optional: the file's size (over the limit, the task ends failed)
+      resolution: 320x180    # optional: width x height (outside 360x360..5184x2160, the task fails)
 
 A scene's ``words`` describe it in every modality; ``visual``, ``audio`` and ``speech`` add words
 seen only by that embedding option (``visual``; ``audio``; ``transcription``).
@@ -64,6 +65,7 @@ class Entry:
     scenes: tuple[Scene, ...] = field(default_factory=tuple)
     error: str | None = None
     size_mb: float | None = None
+    resolution: tuple[int, int] | None = None
 
 
 MODALITY_OF = {"visual": "visual", "visual-text": "visual", "audio": "audio",
@@ -124,7 +126,18 @@ def _entry(url: str, value: Any) -> Entry:
         scenes=scenes,
         error=value.get("error"),
         size_mb=float(value["size_mb"]) if value.get("size_mb") is not None else None,
+        resolution=_resolution(url, value.get("resolution")),
     )
+
+
+def _resolution(url: str, raw: Any) -> tuple[int, int] | None:
+    """``WIDTHxHEIGHT`` (e.g. ``320x180``) as (width, height)."""
+    if raw is None:
+        return None
+    width, _, height = str(raw).lower().partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise CatalogError(f"{url}: resolution must be WIDTHxHEIGHT, got {raw!r}")
+    return int(width), int(height)
 
 
 def _scene(url: str, raw: Any) -> Scene:

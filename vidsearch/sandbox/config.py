@@ -43,6 +43,8 @@ class SandboxConfig:
     media_minutes_per_hour: float = 0.0
     media_window_s: float = 3600.0
     media_minutes_per_day: float = 0.0
+    tokens_per_minute: int = 0
+    tokens_per_day: int = 0
     no_retry_after: bool = False
     retention_days: float = 7.0
     rate_429: float = 0.0
@@ -112,7 +114,7 @@ def _check(config: SandboxConfig) -> None:
     if not 0 < config.min_duration_s <= config.max_duration_s:
         raise ValueError("need 0 < min_duration_s <= max_duration_s")
     limits = ("create_rpm", "embed_rpm", "requests_per_minute", "requests_per_day",
-              "media_minutes_per_hour", "media_minutes_per_day")
+              "media_minutes_per_hour", "media_minutes_per_day", "tokens_per_minute", "tokens_per_day")
     if any(getattr(config, name) < 0 for name in limits):
         raise ValueError("rate limits must be >= 0")
     if config.media_window_s <= 0 or config.retention_days <= 0:
@@ -191,6 +193,10 @@ def _add_org_limit_options(parser: argparse.ArgumentParser) -> None:
         "async; 0 = unlimited)")
     group.add_argument("--requests-per-minute", type=int, default=0, help="embedding requests per minute")
     group.add_argument("--requests-per-day", type=int, default=0, help="embedding requests per UTC day")
+    group.add_argument("--tokens-per-minute", type=int, default=0,
+                       help="Marengo 3.5 input tokens per minute (organisation)")
+    group.add_argument("--tokens-per-day", type=int, default=0,
+                       help="Marengo 3.5 input tokens per UTC day (organisation)")
     group.add_argument("--media-minutes-per-hour", type=float, default=0.0,
                        help="minutes of video/audio per --media-window-s")
     group.add_argument("--media-window-s", type=float, default=3600.0,

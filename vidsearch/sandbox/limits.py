@@ -10,6 +10,9 @@ Media is charged in minutes of the range a request covers, when the request is a
 request that would pass a media limit is refused, unless its window is still empty (a video longer
 than a whole window passes alone, or it could never pass).
 
+Marengo 3.5 requests also count their input tokens (``validation.task_tokens``: media by the
+second, text by the word) per minute and per UTC day, refused as media is.
+
 Every answer of a limited endpoint carries ``X-Ratelimit-Limit/-Remaining/-Used/-Reset`` (reset:
 UTC epoch seconds) of the dimension nearest its limit, and ``X-Ratelimit-Resource`` naming it
 (a sandbox addition, as GitHub names its resource, so a client can tell minutes from requests).
@@ -61,6 +64,10 @@ class Window:
         if start != self.start:
             self.start, self.used = start, 0.0
 
+    def amount(self, media_minutes: float, tokens: float) -> float:
+        """What one request of ``media_minutes`` and ``tokens`` counts in this window."""
+        return {"requests": 1.0, "minutes": media_minutes, "tokens": tokens}[self.unit]
+
     def refuses(self, amount: float) -> bool:
         if self.limit <= 0 or amount <= 0:
             return False
@@ -84,7 +91,8 @@ class Window:
 
     def describe(self) -> str:
         per = {60.0: "minute", 3600.0: "hour", DAY_S: "day"}.get(self.window_s, f"{self.window_s:g} s")
-        what = "requests" if self.unit == "requests" else "minutes of media"
+        what = {"requests": "requests", "minutes": "minutes of media",
+                "tokens": "input tokens"}[self.unit]
         return f"{self.limit:g} {what} per {per}"
 
 
@@ -98,29 +106,33 @@ class Refusal:
 
 @dataclass
 class OrgLimits:
-    """The shared embedding counter: requests per minute and day, media minutes per window and day."""
+    """The shared embedding counter: requests per minute and day, media minutes per window and day,
+    Marengo 3.5 input tokens per minute and day."""
 
     windows: list[Window] = field(default_factory=list)
 
     @classmethod
     def build(cls, rpm: float, rpd: float, media_per_window: float, window_s: float,
-              media_per_day: float) -> OrgLimits:
+              media_per_day: float, *, tokens: tuple[float, float] = (0.0, 0.0)) -> OrgLimits:
         return cls([
             Window("requests-minute", "requests", 60.0, rpm),
             Window("requests-day", "requests", DAY_S, rpd),
             Window("media-minutes-hour", "minutes", window_s, media_per_window),
             Window("media-minutes-day", "minutes", DAY_S, media_per_day),
+            Window("tokens-minute", "tokens", 60.0, tokens[0]),
+            Window("tokens-day", "tokens", DAY_S, tokens[1]),
         ])
 
-    def charge(self, now: float, media_minutes: float) -> dict[str, str] | Refusal:
-        """Count one request of ``media_minutes`` in every window, or refuse it in none."""
+    def charge(self, now: float, media_minutes: float, tokens: float = 0.0) -> dict[str, str] | Refusal:
+        """Count one request of ``media_minutes`` and ``tokens`` in every window, or refuse it in
+        none."""
         for w in self.windows:
             w.roll(now)
         for w in self.windows:
-            if w.refuses(1.0 if w.unit == "requests" else media_minutes):
+            if w.refuses(w.amount(media_minutes, tokens)):
                 return Refusal(w, w.headers())
         for w in self.windows:
-            w.used += 1.0 if w.unit == "requests" else media_minutes
+            w.used += w.amount(media_minutes, tokens)
         return self.headers()
 
     def headers(self) -> dict[str, str]:

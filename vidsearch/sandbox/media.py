@@ -47,6 +47,7 @@ class Media:
     scenes: tuple[Scene, ...] = field(default_factory=tuple)
     error: str | None = None
     size_mb: float | None = None
+    resolution: tuple[int, int] | None = None
 
     def concepts(self, start: float, end: float, option: str | None = None) -> dict[str, float]:
         """Concept word -> weight over [start, end], as embedding option ``option`` sees it."""
@@ -105,7 +106,8 @@ def describe(source: str, url: str | None, entry: Entry | None, low: float, high
     title = tuple(words(entry.title)) if entry.title else url_words(url or "")
     duration = entry.duration or hashed_duration(source, low, high)
     return Media(source=source, url=url, duration=duration, title_words=title,
-                 scenes=entry.scenes, error=entry.error, size_mb=entry.size_mb)
+                 scenes=entry.scenes, error=entry.error, size_mb=entry.size_mb,
+                 resolution=entry.resolution)
 
 
 def _from_url(source: str, url: str | None, low: float, high: float) -> Media:

@@ -1,8 +1,9 @@
 """JSON bodies of tasks and embeddings, in the wire shapes of the v2 and v1 Embed APIs.
 
 - v2 retrieve: ``{_id, status, created_at, updated_at, data, metadata}`` when ready (one data item
-  per clip segment and option, then one asset item per option), ``data: null`` while processing,
-  ``error: {message}`` when failed;
+  per clip segment and option, and a ``fused`` one when asked, then the asset items; each with an
+  ``embedding_uncertainty`` vector when asked; Marengo 3.5 adds ``usage``), ``data: null`` while
+  processing, ``error: {message}`` when failed;
 - v2 and v1 list items: ``MediaEmbeddingTask`` with ``video_embedding.metadata.input_url``;
 - v1 status and retrieve: ``video_embedding.{metadata, segments[{float, ...}]}``.
 """
@@ -17,7 +18,7 @@ from vidsearch.sandbox import vectors
 from vidsearch.sandbox.media import url_words
 from vidsearch.sandbox.segments import v1_clips
 from vidsearch.sandbox.tasks import Task, rfc3339
-from vidsearch.sandbox.validation import SyncRequest
+from vidsearch.sandbox.validation import SyncRequest, task_tokens
 
 Item = tuple[str, str, float, float, list[float]]  # option, scope, start, end, embedding
 
@@ -29,12 +30,27 @@ def dumps(body: Any) -> bytes:
 
 def _vector(task: Task, option: str, scope: str, start: float, end: float) -> list[float]:
     model = task.spec.model
-    concepts = task.media.concepts(start, end, option)
+    concepts = _fused_concepts(task, start, end) if option == "fused" else task.media.concepts(
+        start, end, option)
     key = f"{task.spec.source}|{option}|{scope}|{start:.3f}|{end:.3f}"
     vec = vectors.segment_vector(model, concepts, option, key)
     if task.spec.dimension < vec.shape[0]:
         vec = vectors.prefix(vec, task.spec.dimension)
     return vectors.to_list(vec)
+
+
+def _fused_concepts(task: Task, start: float, end: float) -> dict[str, float]:
+    """A fused segment sees every modality's words, and the words of each ``time_based_metadata``
+    entry that overlaps it in time (a point entry: one the segment contains)."""
+    concepts = task.media.concepts(start, end, None)
+    closed = end >= task.end - 1e-9  # the last segment holds a point entry at the very end
+    for first, last, text in task.spec.metadata_text:
+        inside = start <= first < end or (closed and first == end) if first == last else (
+            first < end and last > start)
+        if inside:
+            for word in vectors.words(text):
+                concepts[word] = concepts.get(word, 0.0) + 1.0
+    return concepts
 
 
 def _ranges(task: Task) -> list[tuple[float, float]]:
@@ -59,12 +75,13 @@ def items(task: Task, options: tuple[str, ...]) -> list[Item]:
 
 
 def v2_metadata(task: Task) -> dict[str, Any]:
-    """The complete video metadata object of a v2 task."""
-    meta: dict[str, Any] = {"input_type": "video"}
+    """The complete video (or audio) metadata object of a v2 task."""
+    meta: dict[str, Any] = {"input_type": task.spec.input_type}
     if task.spec.url:
         meta["input_url"] = task.spec.url
+    if task.spec.input_type == "video":
+        meta["clip_length"] = task.spec.segmentation.seconds
     meta.update({
-        "clip_length": task.spec.segmentation.seconds,
         "embedding_scopes": list(task.spec.scopes),
         "embedding_options": list(task.spec.options),
         "duration": task.media.duration,
@@ -97,13 +114,29 @@ def v2_task(task: Task, status: str) -> bytes:
     if status == "failed":
         body["error"] = {"message": task.error}
     else:
-        body["data"] = [
-            {"embedding": vec, "embedding_option": o, "embedding_scope": s, "start_sec": a, "end_sec": b}
-            for o, s, a, b, vec in items(task, task.spec.options)
-        ]
+        body["data"] = v2_data(task)
         body["metadata"] = v2_metadata(task)
+        if task.spec.model == "marengo3.5":
+            body["usage"] = {"input_tokens": task_tokens(task.spec, task.end - task.start),
+                             "truncated": False}
     task.cache["v2"] = data = dumps(body)
     return data
+
+
+def v2_data(task: Task) -> list[dict[str, Any]]:
+    """The ``data`` of a ready v2 task: the separate options asked for, then ``fused``; each item
+    with its ``embedding_uncertainty`` when asked (Marengo 3.5)."""
+    spec = task.spec
+    kinds = (spec.options if spec.separate else ()) + (("fused",) if spec.fused else ())
+    out = []
+    for o, s, a, b, vec in items(task, kinds):
+        item: dict[str, Any] = {"embedding": vec, "embedding_option": o, "embedding_scope": s,
+                                "start_sec": a, "end_sec": b}
+        if spec.uncertainty:
+            key = f"{spec.source}|{o}|{s}|{a:.3f}|{b:.3f}"
+            item["embedding_uncertainty"] = vectors.uncertainty(key, len(vec))
+        out.append(item)
+    return out
 
 
 EXPIRED_MESSAGE = "The embedding result is no longer available and cannot be retrieved."
@@ -128,17 +161,24 @@ def _v1_metadata(task: Task) -> dict[str, Any]:
 
 def list_item(task: Task, status: str) -> dict[str, Any]:
     """A ``MediaEmbeddingTask`` (list entry, and the v1 status body)."""
-    meta = _v1_metadata(task)
-    if task.spec.api == "v2":
-        meta["video_clip_length"] = task.spec.segmentation.seconds
-    return {
+    body: dict[str, Any] = {
         "_id": task.id,
         "model_name": task.spec.model,
         "status": status,
         "created_at": rfc3339(task.created_epoch),
         "updated_at": rfc3339(task.updated_epoch(status)),
-        "video_embedding": {"metadata": meta},
     }
+    if task.spec.input_type == "audio":
+        body["audio_embedding"] = {"metadata": {
+            "audio_embedding_option": list(task.spec.options),
+            "audio_embedding_scope": list(task.spec.scopes), "duration": task.media.duration,
+            "start_offset_sec": task.start, "end_offset_sec": round(task.end, 3)}}
+        return body
+    meta = _v1_metadata(task)
+    if task.spec.api == "v2":
+        meta["video_clip_length"] = task.spec.segmentation.seconds
+    body["video_embedding"] = {"metadata": meta}
+    return body
 
 
 def v1_status(task: Task, status: str) -> bytes:

@@ -46,7 +46,9 @@ async def create_task(request: web.Request) -> web.StreamResponse:
     box = _sandbox(request)
     headers = box.charge("create")
     spec = validation.v2_task(await json_body(request))
-    headers.update(box.limit(box.covered_s(spec)))
+    covered = box.covered_s(spec)
+    tokens = sum(validation.task_tokens(spec, covered).values()) if spec.model == "marengo3.5" else 0
+    headers.update(box.limit(covered, tokens))
     task = box.create_task(spec)
     if maybe_drop(request, box):
         raise web.HTTPServiceUnavailable  # never sent: the connection is gone
@@ -131,7 +133,8 @@ async def sync_embed(request: web.Request) -> web.Response:
         seconds = [box.media(source, source).duration for source in query.video_urls]
         for duration in seconds:
             box.check_sync_duration(query.model, duration)
-        headers.update(box.limit(sum(seconds)))
+        tokens = sum(render.usage(query)["input_tokens"].values()) if query.model == "marengo3.5" else 0
+        headers.update(box.limit(sum(seconds), tokens))
         body = render.v2_sync(query, box.media_words)
     return web.Response(body=body, content_type=JSON, headers=headers)
 

@@ -43,7 +43,8 @@ class Sandbox:
     def _org_limits(self) -> OrgLimits:
         c = self.config
         return OrgLimits.build(c.requests_per_minute, c.requests_per_day, c.media_minutes_per_hour,
-                               c.media_window_s, c.media_minutes_per_day)
+                               c.media_window_s, c.media_minutes_per_day,
+                               tokens=(c.tokens_per_minute, c.tokens_per_day))
 
     def reconfigure(self, changes: dict[str, Any]) -> list[str]:
         """Apply runtime option changes (``ValueError`` if invalid); changed organisation limits
@@ -81,15 +82,16 @@ class Sandbox:
             raise self.too_many(verdict)
         return verdict.headers()
 
-    def limit(self, media_s: float = 0.0) -> dict[str, str]:
-        """Count one embedding request covering ``media_s`` seconds of media against the
-        organisation's limits; their headers, or a 429 ``ApiFailure``."""
-        verdict = self.org.charge(self.clock.now(), media_s / 60.0)
+    def limit(self, media_s: float = 0.0, tokens: int = 0) -> dict[str, str]:
+        """Count one embedding request covering ``media_s`` seconds of media (and ``tokens`` input
+        tokens, Marengo 3.5) against the organisation's limits; their headers, or a 429."""
+        verdict = self.org.charge(self.clock.now(), media_s / 60.0, float(tokens))
         if isinstance(verdict, Refusal):
             self.stats.rate_limited += 1
             self.stats.rate_limited_org[verdict.window.name] += 1
             raise self.org_refusal(verdict)
         self.stats.media_minutes += media_s / 60.0
+        self.stats.input_tokens += tokens
         return verdict
 
     def org_refusal(self, refusal: Refusal) -> ApiFailure:
@@ -122,7 +124,7 @@ class Sandbox:
     def covered_s(self, spec: TaskSpec) -> float:
         """Seconds of media a task for ``spec`` processes (0 when the source is not media)."""
         media = self.media(spec.source, spec.url)
-        if media.error or bounds_error(spec.api, media):
+        if media.error or bounds_error(spec, media):
             return 0.0
         end = spec.end_sec if spec.end_sec is not None else media.duration
         return max(0.0, min(end, media.duration) - spec.start_sec)

@@ -25,6 +25,7 @@ class Stats:
     rate_limited_injected: int = 0
     rate_limited_org: Counter[str] = field(default_factory=Counter)
     media_minutes: float = 0.0
+    input_tokens: int = 0
     injected_5xx: int = 0
     slowed: int = 0
     dropped_after_create: int = 0
@@ -51,6 +52,7 @@ class Stats:
             "rate_limited_injected": self.rate_limited_injected,
             "rate_limited_org": dict(self.rate_limited_org),
             "media_minutes": round(self.media_minutes, 3),
+            "input_tokens": self.input_tokens,
             "injected_5xx": self.injected_5xx,
             "slowed": self.slowed,
             "dropped_after_create": self.dropped_after_create,

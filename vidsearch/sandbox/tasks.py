@@ -23,10 +23,16 @@ from vidsearch.sandbox.media import Media
 from vidsearch.sandbox.validation import TaskSpec
 
 FAIL_MESSAGE = "The embedding task failed. Please try again later."
-INPUT_BOUNDS = {"v2": (4.0, 4 * 3600.0, 4096.0), "v1": (4.0, 2 * 3600.0, 2048.0)}
-"""Per API: shortest and longest media (seconds) and largest file (MB) an async task takes
-(v2: Marengo 3.0, OpenAPI 1.3; v1: Marengo 2.7). Outside them the create is accepted and the task
-fails, as the real service checks only basic metadata at create."""
+INPUT_BOUNDS = {"v2": (4.0, 4 * 3600.0, 4096.0), "v1": (4.0, 2 * 3600.0, 2048.0),
+                "audio": (4.0, 4 * 3600.0, 2048.0)}
+"""Per API (and for v2 audio): shortest and longest media (seconds) and largest file (MB) an async
+task takes (v2: Marengo 3.0, OpenAPI 1.3; v1: Marengo 2.7). Outside them the create is accepted
+and the task fails, as the real service checks only basic metadata at create."""
+RESOLUTION_BOUNDS = {"v2": ((360, 360), (5184, 2160)), "v1": ((360, 360), (3840, 2160))}
+"""Per API: the smallest and largest video frame (width x height, either orientation): OpenAPI 1.3
+for v2, the SDK reference for Marengo 2.7 on v1."""
+TOO_SMALL_MESSAGE = "Resolution ({width}x{height}) is below minimum limit of {low[0]}x{low[1]}"
+TOO_LARGE_MESSAGE = "Resolution ({width}x{height}) exceeds maximum limit of {high[0]}x{high[1]}"
 TOO_LONG_MESSAGE = (
     "Duration ({duration:.1f} seconds) exceeds maximum limit of {limit:.0f} seconds ({minutes:.0f} minutes)"
 )
@@ -95,7 +101,7 @@ class TaskStore:
     def add(self, spec: TaskSpec, media: Media, processing_s: float, rates: tuple[float, float]) -> Task:
         """Create a task; ``rates`` are (fail_rate, stuck_rate) for its fault rolls."""
         fail_rate, stuck_rate = rates
-        error = media.error or bounds_error(spec.api, media) or _range_error(spec, media)
+        error = media.error or bounds_error(spec, media) or _range_error(spec, media)
         if error is None and self.dice.roll("fail", fail_rate):
             error = FAIL_MESSAGE
         if self.dice.roll("stuck", stuck_rate):
@@ -119,15 +125,28 @@ class TaskStore:
             ids.clear()
 
 
-def bounds_error(api: str, media: Media) -> str | None:
+def bounds_error(spec: TaskSpec, media: Media) -> str | None:
     """Why an async task over ``media`` fails on its input bounds (None: within them)."""
-    shortest, longest, largest = INPUT_BOUNDS[api]
+    shortest, longest, largest = INPUT_BOUNDS["audio" if spec.input_type == "audio" else spec.api]
     if media.duration > longest:
         return TOO_LONG_MESSAGE.format(duration=media.duration, limit=longest, minutes=longest / 60)
     if media.duration < shortest:
         return TOO_SHORT_MESSAGE.format(duration=media.duration, limit=shortest)
     if media.size_mb is not None and media.size_mb > largest:
         return TOO_BIG_MESSAGE.format(size=media.size_mb, limit=largest)
+    if media.resolution is not None and spec.input_type == "video":
+        return resolution_error(spec.api, media.resolution)
+    return None
+
+
+def resolution_error(api: str, resolution: tuple[int, int]) -> str | None:
+    """Why a video of ``resolution`` fails (None: within the bounds)."""
+    (width, height), (low, high) = resolution, RESOLUTION_BOUNDS[api]
+    short, long = sorted(resolution)
+    if short < low[0]:
+        return TOO_SMALL_MESSAGE.format(width=width, height=height, low=low)
+    if long > high[0] or short > high[1]:
+        return TOO_LARGE_MESSAGE.format(width=width, height=height, high=high)
     return None
 
 

@@ -1,7 +1,8 @@
 """Request checks, as the API does them: a parsed ``TaskSpec`` or a 400 ``ApiFailure``.
 
-Covers the v2 async create body (models, segmentation shape per model and its ranges, options,
-scopes, start/end, media source, ``embedding_dimension``), the v1 multipart create form, and the
+Covers the v2 async create body (video and audio input; models, segmentation shape per model and
+its ranges, options, scopes, start/end, media source, ``embedding_dimension``, ``embedding_type``
+with ``time_based_metadata``, ``embedding_uncertainty``), the v1 multipart create form, and the
 bodies of the sync embeds.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +22,10 @@ from vidsearch.sandbox.segments import Segmentation
 V2_MODELS = ("marengo3.0", "marengo3.5")
 V1_MODELS = ("Marengo-retrieval-2.7", "marengo3.0")
 V2_OPTIONS = {"marengo3.0": ("visual", "audio", "transcription"), "marengo3.5": ("visual", "audio")}
+AUDIO_OPTIONS = {"marengo3.0": ("audio", "transcription"), "marengo3.5": ("audio",)}
+"""Options of audio input and their defaults (SDK ``AsyncAudioInputRequest``)."""
+AUDIO_DEFAULT_FIXED = 6
+"""Marengo 3.0 audio: fixed segmentation only, 6 s by default (SDK ``AsyncAudioInputRequest``)."""
 V2_DEFAULT_MIN = {"marengo3.0": 4, "marengo3.5": 2}
 V1_OPTIONS = {"Marengo-retrieval-2.7": ("visual-text", "audio"),
               "marengo3.0": ("visual", "audio", "transcription")}
@@ -44,6 +50,15 @@ class TaskSpec:
     options: tuple[str, ...]
     scopes: tuple[str, ...]
     dimension: int
+    input_type: str = "video"
+    separate: bool = True
+    """Whether separate per-option embeddings are returned (``embedding_type``)."""
+    fused: bool = False
+    """Whether one fused embedding per segment is returned (``embedding_type: fused_embedding``)."""
+    metadata_text: tuple[tuple[float, float, str], ...] = ()
+    """``time_based_metadata`` entries (start, end, text), folded into the fused embeddings."""
+    uncertainty: bool = False
+    """``embedding_uncertainty``: each item carries a per-dimension uncertainty vector."""
 
 
 def check_url(url: Any, name: str = "url") -> str:
@@ -160,33 +175,96 @@ def _scopes(raw: Any) -> tuple[str, ...]:
 
 
 def v2_task(body: Any) -> TaskSpec:
-    """The ``TaskSpec`` of a POST embed-v2/tasks JSON body."""
+    """The ``TaskSpec`` of a POST embed-v2/tasks JSON body (``input_type`` video or audio)."""
     if not isinstance(body, Mapping):
         raise invalid("The request body must be a JSON object.")
     model = _model(body, V2_MODELS)
     dimension = _dimension(body, model)
-    if body.get("input_type") != "video":
-        raise invalid(f"input_type {body.get('input_type')!r} is not supported here: the sandbox "
-                      "embeds video (input_type video).")
-    video = body.get("video")
-    if not isinstance(video, Mapping):
-        raise missing("video")
-    source, url = media_source(video.get("media_source"))
-    start, end = _range(video.get("start_sec"), video.get("end_sec"), ("start_sec", "end_sec"))
-    options = _choices(video.get("embedding_option"), "embedding_option", V2_OPTIONS[model],
-                       V2_OPTIONS[model])
-    _check_type(video.get("embedding_type"), len(options))
-    return TaskSpec("v2", model, source, url, start, end, segmentation(video.get("segmentation"), model),
-                    options, _scopes(video.get("embedding_scope")), dimension)
+    kind = body.get("input_type")
+    if kind not in ("video", "audio"):
+        raise invalid(f"input_type {kind!r} is not supported here: the sandbox embeds video and "
+                      "audio (input_type video or audio).")
+    part = body.get(kind)
+    if not isinstance(part, Mapping):
+        raise missing(str(kind))
+    source, url = media_source(part.get("media_source"))
+    start, end = _range(part.get("start_sec"), part.get("end_sec"), ("start_sec", "end_sec"))
+    allowed = V2_OPTIONS[model] if kind == "video" else AUDIO_OPTIONS[model]
+    options = _choices(part.get("embedding_option"), "embedding_option", allowed, allowed)
+    separate, fused = _check_type(part.get("embedding_type"), len(options))
+    cuts = segmentation(part.get("segmentation"), model) if kind == "video" else _audio_cuts(
+        part.get("segmentation"), model)
+    scopes = _scopes(part.get("embedding_scope"))
+    return TaskSpec("v2", model, source, url, start, end, cuts, options, scopes, dimension,
+                    input_type=str(kind), separate=separate, fused=fused,
+                    metadata_text=_metadata_text(part.get("time_based_metadata"), model, fused),
+                    uncertainty=_uncertainty(body.get("embedding_uncertainty"), model, scopes))
 
 
-def _check_type(raw: Any, n_options: int) -> None:
+def _audio_cuts(raw: Any, model: str) -> Segmentation:
+    """Audio segmentation: 3.0 takes only ``fixed`` (default 6 s); 3.5 the temporal shapes."""
+    if model == "marengo3.5":
+        return segmentation(raw, model)
+    if raw is None:
+        return Segmentation("fixed", AUDIO_DEFAULT_FIXED)
+    if isinstance(raw, Mapping) and raw.get("strategy") == "dynamic":
+        raise invalid("With marengo3.0, audio segmentation is fixed only.")
+    return segmentation(raw, model)
+
+
+def _check_type(raw: Any, n_options: int) -> tuple[bool, bool]:
+    """(separate, fused) of ``embedding_type``; only with two or more options."""
     kinds = _choices(raw, "embedding_type", ("separate_embedding", "fused_embedding"),
                      ("separate_embedding",))
-    if "fused_embedding" in kinds:
-        raise invalid("embedding_type fused_embedding is not supported by the sandbox.")
     if raw is not None and n_options < 2:
         raise invalid("embedding_type requires at least two embedding_option values.")
+    return "separate_embedding" in kinds, "fused_embedding" in kinds
+
+
+FUSED_NEEDS_METADATA = ("embedding_type fused_embedding requires the time_based_metadata field "
+                        "with marengo3.5.")
+"""The sandbox's wording of the rule the SDK states (``AsyncVideoInputRequest.embedding_type``)."""
+
+
+def _metadata_text(raw: Any, model: str, fused: bool) -> tuple[tuple[float, float, str], ...]:
+    """``time_based_metadata``: Marengo 3.5 only, with ``fused_embedding``, which on 3.5 needs it."""
+    if raw is None:
+        if fused and model == "marengo3.5":
+            raise ApiFailure(400, "parameter_not_provided", FUSED_NEEDS_METADATA)
+        return ()
+    if model != "marengo3.5":
+        raise invalid("time_based_metadata is supported only with marengo3.5.")
+    if not fused:
+        raise invalid("time_based_metadata requires the fused_embedding value in embedding_type.")
+    if not isinstance(raw, list) or not raw:
+        raise invalid("time_based_metadata must be a non-empty list of {start, end, text}.")
+    return tuple(_metadata_entry(entry, i) for i, entry in enumerate(raw))
+
+
+def _metadata_entry(raw: Any, index: int) -> tuple[float, float, str]:
+    where = f"time_based_metadata[{index}]"
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("text"), str):
+        raise invalid(f"{where} must be an object with start, end and text.")
+    start, end = raw.get("start"), raw.get("end")
+    if any(isinstance(v, bool) or not isinstance(v, int | float) for v in (start, end)):
+        raise invalid(f"{where}.start and .end must be numbers.")
+    if not 0 <= float(start) <= float(end):  # type: ignore[arg-type]
+        raise invalid(f"{where}: end ({end}) must not be before start ({start}), both >= 0.")
+    return float(start), float(end), str(raw["text"])  # type: ignore[arg-type]
+
+
+def _uncertainty(raw: Any, model: str, scopes: tuple[str, ...]) -> bool:
+    """``embedding_uncertainty``: Marengo 3.5 only, and refused with the ``asset`` scope."""
+    if raw is None or raw is False:
+        return False
+    if raw is not True:
+        raise invalid("embedding_uncertainty must be a boolean.")
+    if model != "marengo3.5":
+        raise invalid("embedding_uncertainty requires model_name marengo3.5.")
+    if "asset" in scopes:
+        raise invalid("embedding_uncertainty cannot be used with the asset embedding_scope: set "
+                      'embedding_scope to exclude asset, for example ["clip"].')
+    return True
 
 
 def v1_task(form: Mapping[str, Any], scopes: list[str]) -> TaskSpec:
@@ -240,6 +318,21 @@ class SyncRequest:
 
 TEXT_TOKEN_LIMIT = {"marengo3.0": 500, "marengo3.5": 2000}
 """Longest sync text per model (SDK 1.3.6 docstrings); 3.5 may truncate to it (``auto_truncate``)."""
+
+
+MEDIA_TOKENS_PER_S = {"video": 10, "audio": 5}
+"""Input tokens Marengo 3.5 counts per second of media: the sandbox's own figures (the real rate is
+not published)."""
+
+
+def task_tokens(spec: TaskSpec, covered_s: float) -> dict[str, int]:
+    """The input tokens of a Marengo 3.5 task (``usage.input_tokens``, and what the token limits
+    count): its media by the second, plus the words of its ``time_based_metadata``."""
+    tokens = {spec.input_type: math.ceil(max(0.0, covered_s) * MEDIA_TOKENS_PER_S[spec.input_type])}
+    words = sum(len(text.split()) for _, _, text in spec.metadata_text)
+    if words:
+        tokens["text"] = words
+    return tokens
 
 
 def limit_tokens(request: SyncRequest, auto_truncate: Any) -> SyncRequest:

@@ -96,6 +96,13 @@ def segment_vector(
     return _normalize(vec)
 
 
+def uncertainty(key: str, dim: int) -> list[float]:
+    """A per-dimension uncertainty vector (values in [0.05, 0.5), higher: less confident), a pure
+    function of the item's key (``embedding_uncertainty``)."""
+    values = 0.05 + 0.45 * np.random.default_rng(_seed("uncertainty", key)).random(dim)
+    return [float(x) for x in np.round(values, 6)]
+
+
 def text_vector(model: str, text: str) -> Vector:
     """Unit vector of a text query: the normalized sum of its words' vectors."""
     tokens = words(text) or [f"~text:{text}"]

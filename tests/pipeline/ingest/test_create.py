@@ -7,6 +7,7 @@ import threading
 import time
 
 import redis
+from twelvelabs import TwelveLabs
 
 from pipeline.errors import TransientError
 from pipeline.ingest.create import CreateOutcome, Embedder, full_jitter
@@ -24,7 +25,7 @@ URL = "https://cdn.example.com/videos/cooking-pasta-at-home.mp4"
 
 
 def _setup(
-    own_sandbox: Service, client: redis.Redis, url: str = URL, **overrides: object
+    own_sandbox: Service, client: redis.Redis, url: str = URL, metadata: str = "{}", **overrides: object
 ) -> tuple[Embedder, JobStore, str]:
     values: dict[str, object] = {
         "twelvelabs_base_url": f"{own_sandbox.url}/v1.3",
@@ -38,7 +39,7 @@ def _setup(
     spec = EmbeddingSpec.from_settings(settings)
     job = jobs.create_job(["m.csv"], spec)
     key = item_key(url, spec)
-    jobs.submit_batch(job, [Admission(key=key, category="food", url=url)], SubmitMode())
+    jobs.submit_batch(job, [Admission(key=key, category="food", url=url, metadata=metadata)], SubmitMode())
     jobs.admit(1, time.time() + 60)
     return Embedder(client, jobs, TwelveLabsGateway(settings), settings), jobs, key
 
@@ -51,6 +52,29 @@ def test_an_admitted_item_gets_exactly_one_task(own_sandbox: Service, redis_clie
     assert item is not None and (item.state, item.task_id) == ("processing", outcome.task_id)
     assert embedder.create(key, charged=True).kind == "skipped"
     assert sandbox_stats(own_sandbox)["tasks_by_url"] == {URL: 1}
+
+
+def requested_scopes(sandbox: Service) -> dict[str, list[str]]:
+    """url -> the embedding scopes its task was created with (the sandbox's task list)."""
+    client = TwelveLabs(api_key="t", base_url=f"{sandbox.url}/v1.3")
+    return {t.video_embedding.metadata.input_url: list(t.video_embedding.metadata.video_embedding_scope)
+            for t in client.embed.v_2.tasks.list(page_limit=50)
+            if t.video_embedding and t.video_embedding.metadata}
+
+
+def test_the_asset_scope_is_requested_only_for_videos_short_enough_and_keys_do_not_change(
+    own_sandbox: Service, redis_client: redis.Redis,
+) -> None:
+    long_url, short_url, unknown_url = (URL + "?long", URL + "?short", URL + "?unknown")
+    for url, metadata in ((long_url, '{"duration_s": 120}'), (short_url, '{"duration_s": 25}'),
+                          (unknown_url, "{}")):
+        embedder, _, key = _setup(own_sandbox, redis_client, url, metadata)
+        assert embedder.create(key, charged=True).kind == "created"
+        everywhere = load_settings(twelvelabs_base_url=embedder.settings.twelvelabs_base_url,
+                                   asset_scope_max_duration_s=0)
+        assert key == item_key(url, EmbeddingSpec.from_settings(everywhere))  # the setting is not in it
+    assert requested_scopes(own_sandbox) == {long_url: ["clip"], short_url: ["clip", "asset"],
+                                             unknown_url: ["clip", "asset"]}
 
 
 def test_a_create_whose_answer_was_lost_is_adopted_not_repeated(

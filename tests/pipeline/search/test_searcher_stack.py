@@ -6,11 +6,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import redis
 
 from pipeline.errors import QueryError
+from pipeline.milvus.filters import Filter
 from pipeline.milvus.store import MilvusStore
 from pipeline.search.query import Query
 from pipeline.search.results import SearchResult, result_to_json
@@ -138,6 +141,24 @@ def test_more_like_a_video_excludes_it_and_finds_its_neighbours(searcher) -> Non
     result = searcher.search(Query(like_url=KAYAK_RIVER, top_k=3))
     assert KAYAK_RIVER not in urls(result)
     assert set(urls(result)[:2]) == {KAYAK_LAKE, MOUNTAIN_RIVER}
+
+
+def test_more_like_a_video_longer_than_the_asset_scope_suits_starts_from_its_clips(library) -> None:
+    def like_vector(live: Any) -> np.ndarray:
+        return np.array(live.current()._like_vector(Query(like_url=SURF)))
+
+    def mean_of(live: Any, scope: str) -> np.ndarray:
+        searcher = live.current()
+        rows = searcher._store.vectors_where(
+            searcher.collection, Filter(options=("visual", "audio"), scope=scope, urls=(SURF,)))
+        mean = np.mean([np.array(r["vector"]) for r in rows], axis=0)
+        return mean / np.linalg.norm(mean)
+
+    sixty_seconds = build_searcher(library)  # SURF lasts 60 s, over the default 30 s
+    assert np.allclose(like_vector(sixty_seconds), mean_of(sixty_seconds, "clip"), atol=1e-5)
+    every_video = build_searcher(library.model_copy(update={"asset_scope_max_duration_s": 0.0}))
+    assert np.allclose(like_vector(every_video), mean_of(every_video, "asset"), atol=1e-5)
+    assert not np.allclose(mean_of(every_video, "asset"), mean_of(every_video, "clip"), atol=1e-3)
 
 
 def test_more_like_a_moment_uses_the_segment_at_that_time(searcher) -> None:

@@ -18,7 +18,8 @@ from vidsearch.stack.services import Service, start_sandbox
 
 DEFAULTS = {"requests_per_minute": 0, "requests_per_day": 0, "media_minutes_per_hour": 0.0,
             "media_window_s": 3600.0, "media_minutes_per_day": 0.0, "no_retry_after": False,
-            "retention_days": 7.0, "min_duration_s": 600.0, "max_duration_s": 600.0}
+            "retention_days": 7.0, "min_duration_s": 600.0, "max_duration_s": 600.0,
+            "tokens_per_minute": 0, "tokens_per_day": 0}
 EXPIRED = "The embedding result is no longer available and cannot be retrieved."
 
 
@@ -37,15 +38,15 @@ def box(box_service: Service) -> Iterator[Service]:
     yield box_service
 
 
-def create(service: Service, url: str | None = None):
+def create(service: Service, url: str | None = None, model: str = "marengo3.0"):
     return sdk(service).embed.v_2.tasks.create(
-        input_type="video", model_name="marengo3.0",
+        input_type="video", model_name=model,
         video={"media_source": {"url": url or video_url("long")}})
 
 
-def refusal(service: Service, url: str | None = None) -> ApiError:
+def refusal(service: Service, url: str | None = None, model: str = "marengo3.0") -> ApiError:
     with pytest.raises(ApiError) as err:
-        create(service, url)
+        create(service, url, model)
     assert err.value.status_code == 429
     return err.value
 
@@ -130,6 +131,36 @@ def test_the_daily_request_limit_holds_past_the_minute_until_the_next_day(box: S
     create(box)
 
 
+def test_marengo35_input_tokens_per_minute_refuse_the_create_that_would_pass_them(box: Service):
+    admin(box, "config", {"tokens_per_minute": 10000})  # a 10-minute video is 6,000 tokens
+    create(box, model="marengo3.5")
+    create(box)  # Marengo 3.0 counts no tokens
+    err = refusal(box, model="marengo3.5")
+    headers = lower(err.headers)
+    assert (headers["x-ratelimit-resource"], headers["x-ratelimit-used"]) == ("tokens-minute", "6000")
+    assert headers["x-ratelimit-limit"] == "10000" and int(headers["retry-after"]) <= 60
+    assert "10000 input tokens per minute" in err.body["message"]
+    advance(box, int(headers["x-ratelimit-reset"]) - advance(box, 0) + 1)
+    create(box, model="marengo3.5")
+    assert admin(box, "stats")["input_tokens"] == 12000
+
+
+def test_marengo35_input_tokens_per_day_hold_until_the_next_day_sync_text_included(box: Service):
+    admin(box, "config", {"tokens_per_day": 6010})
+    sdk(box).embed.v_2.create(input_type="multi_input", model_name="marengo3.5",
+                              multi_input={"input_text": "a dog on a beach"})  # 5 tokens
+    create(box, model="marengo3.5")  # 6,000 more: 6,005
+    err = refusal(box, model="marengo3.5")
+    assert lower(err.headers)["x-ratelimit-resource"] == "tokens-day"
+    assert lower(err.headers)["x-ratelimit-used"] == "6005"
+    now = advance(box, 120)
+    refusal(box, model="marengo3.5")  # past the minute, still the same day
+    reset = int(lower(err.headers)["x-ratelimit-reset"])
+    assert reset % 86400 == 0
+    advance(box, reset - now + 1)
+    create(box, model="marengo3.5")
+
+
 def test_the_daily_media_limit_counts_sync_video_embeds_too(box: Service):
     admin(box, "config", {"media_minutes_per_day": 10, "max_duration_s": 600.0})
     client = sdk(box)
@@ -162,10 +193,9 @@ def test_every_row_of_the_real_versus_sandbox_table_names_tests_that_exist() -> 
     text = (Path(__file__).parents[3] / "docs" / "sandbox.md").read_text(encoding="utf-8")
     table = text.split("## The real service beside the sandbox", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    claimed = [row for row in rows if "not emulated" not in row and "without a deprecation" not in row]
-    assert len(claimed) >= 9
-    files = [Path(__file__), Path(__file__).with_name("test_input_bounds.py"),
-             Path(__file__).with_name("test_sync_tokens.py")]
+    claimed = [row for row in rows if "not emulated" not in row]
+    assert len(claimed) >= 15
+    files = [*Path(__file__).parent.glob("test_*.py"), *Path(__file__).parents[2].glob("drills/test_*.py")]
     defined = {name for f in files
                for name in re.findall(r"^def (test_\w+)", f.read_text(encoding="utf-8"), re.M)}
     for row in claimed:

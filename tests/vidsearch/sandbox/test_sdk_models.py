@@ -168,6 +168,24 @@ def test_v2_35_create_and_failed_task_parse_strictly_with_their_metadata_and_err
     assert failed.status == "failed" and failed.error is not None and failed.error.message
 
 
+def test_audio_fused_uncertainty_and_usage_bodies_parse_strictly(base: str):
+    audio = {"input_type": "audio", "model_name": "marengo3.0",
+             "audio": {"media_source": {"url": video_url("oas", "audio")}}}
+    audio_id = strict(V2Created, http("POST", f"{base}/v1.3/embed-v2/tasks", audio).body).id
+    heard = strict(EmbeddingTaskResponse, done_v2(base, audio_id))
+    assert heard.metadata is not None and heard.metadata.input_type == "audio"
+    listed = strict(V2List, http("GET", f"{base}/v1.3/embed-v2/tasks?page=1&page_limit=50").body)
+    assert any(t.id == audio_id and t.audio_embedding for t in listed.data or [])
+    video = {"media_source": {"url": video_url("oas", "fused")}, "embedding_scope": ["clip"],
+             "embedding_option": ["visual", "audio"], "embedding_type": ["fused_embedding"],
+             "time_based_metadata": [{"start": 0, "end": 4, "text": "kick off"}]}
+    body = {"input_type": "video", "model_name": "marengo3.5", "embedding_uncertainty": True, "video": video}
+    fused_id = strict(V2Created, http("POST", f"{base}/v1.3/embed-v2/tasks", body).body).id
+    fused = strict(EmbeddingTaskResponse, done_v2(base, fused_id))
+    assert fused.data and all(d.embedding_option == "fused" and d.embedding_uncertainty for d in fused.data)
+    assert fused.usage is not None and set(fused.usage.input_tokens) == {"video", "text"}
+
+
 def test_v2_list_and_sync_responses_parse_strictly(base: str):
     listed = strict(V2List, http("GET", f"{base}/v1.3/embed-v2/tasks?page=1&page_limit=5").body)
     assert listed.data and listed.page_info is not None and listed.page_info.limit_per_page == 5
