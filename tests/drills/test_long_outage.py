@@ -43,7 +43,7 @@ def test_results_that_expired_during_an_outage_fail_clearly_and_retry_pays_once_
 ) -> None:
     stack = slow_tasks
     urls = write_manifest(tmp_path / "m.csv", "outage", ITEMS)
-    start_worker(stack, "o1", beat=True)
+    start_worker(stack, "o1")
     job_id = submit(stack, tmp_path / "m.csv")
     jobs = jobs_of(stack)
     wait_for(lambda: jobs.in_flight_count() == ITEMS and stack.sandbox_stats()["tasks_created"] == ITEMS,
@@ -52,7 +52,7 @@ def test_results_that_expired_during_an_outage_fail_clearly_and_retry_pays_once_
     assert jobs.in_flight_count() == ITEMS
     sandbox_clock(stack, EIGHT_DAYS_S)  # they finished, and their results were dropped a day ago
 
-    start_worker(stack, "o2", beat=True)
+    start_worker(stack, "o2")
     first = wait_job(stack, job_id, 120)
     assert (first.counters["done"], first.counters["failed"]) == (0, ITEMS)
     failures = json.loads(stack.vidsearch("failures", job_id, "--json").stdout)

@@ -107,7 +107,7 @@ def test_the_daily_budget_stops_admission_items_wait_unpaid_and_resume_the_next_
 ) -> None:
     stack.sandbox_config(**ONE_MINUTE, media_minutes_per_day=1000)  # counts the sandbox's day
     env = {"VIDSEARCH_DAILY_MEDIA_MINUTES_BUDGET": "3", "VIDSEARCH_MAX_ITEM_ATTEMPTS": "1"}
-    start_worker(stack, "y1", beat=True, env=env)
+    start_worker(stack, "y1", env=env)
     path = manifest(tmp_path / "y.csv", "day", 6, duration_s=60)
     job_id = json.loads(stack.vidsearch("submit", str(path), "--json", env=env).stdout)["job_id"]
     wait_progress(stack, job_id, "done", 3)
@@ -138,7 +138,7 @@ def test_the_job_api_says_which_limit_holds_until_when_and_what_the_job_spent(
 ) -> None:
     stack.sandbox_config(**ONE_MINUTE, media_minutes_per_day=1000)
     env = {"VIDSEARCH_DAILY_MEDIA_MINUTES_BUDGET": "2", "VIDSEARCH_PRICE_PER_MEDIA_MINUTE": "0.05"}
-    start_worker(stack, "h1", beat=True, env=env)
+    start_worker(stack, "h1", env=env)
     server = start_server(stack, "hold", **env)
     try:
         api = api_for(server)  # answers checked against the server's OpenAPI document
