@@ -14,9 +14,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+from xdist.scheduler import LoadFileScheduling
 
 from vidsearch.stack.services import (
     MILVUS_ENGINES,
@@ -114,3 +116,49 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("VIDSEARCH_LOG_FORMAT", "json")
 
 
+# --- how the three test processes share the suite ---------------------------------------------------
+# pytest-xdist (``--dist loadfile --no-loadscope-reorder``) hands out work units in collection order:
+# a unit is a module, except in ONE_PROCESS_PACKAGES, whose package-scoped stack (started and
+# ingested once) would otherwise start again in every process, and again each time the process
+# came back to the package after another module. Units go out longest first: the package, then
+# the stack tests and the drills (few tests, minutes each), the many short modules last to fill the
+# gaps. (xdist's default orders modules by their number of tests, which left the drills for a
+# long tail.)
+ONE_PROCESS_PACKAGES = ("tests/vidsearch/api/",)
+_LONGEST_FIRST = ("both_engines", "drill", "slow", "integration")
+
+
+def work_unit(nodeid: str) -> str:
+    """The test's package if it is one of ONE_PROCESS_PACKAGES, else its module."""
+    module = nodeid.split("::", 1)[0]
+    return next((p for p in ONE_PROCESS_PACKAGES if module.startswith(p)), module)
+
+
+def _rank(item: pytest.Item) -> int:
+    if work_unit(item.nodeid) in ONE_PROCESS_PACKAGES:
+        return 0
+    marks = {mark.name for mark in item.iter_markers()}
+    return 1 + next((i for i, name in enumerate(_LONGEST_FIRST) if name in marks), len(_LONGEST_FIRST))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Work units by rank (a stable sort: tests keep their order within a unit)."""
+    rank: dict[str, int] = {}
+    for item in items:
+        unit = work_unit(item.nodeid)
+        rank[unit] = min(rank.get(unit, 99), _rank(item))
+    items.sort(key=lambda item: rank[work_unit(item.nodeid)])
+
+
+class _WorkUnitScheduling(LoadFileScheduling):
+    """``--dist loadfile`` with ``work_unit`` as the unit."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return work_unit(nodeid)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadFileScheduling | None:
+    """Only for ``--dist loadfile`` (the default); another ``--dist`` keeps xdist's own."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    return _WorkUnitScheduling(config, log)

@@ -14,9 +14,13 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from pipeline.state.keys import Keys
 from tests.drills.harness import start_worker, submit, wait_job, write_manifest
 from tests.stack import Stack, wait_for
+
+pytestmark = [pytest.mark.drill, pytest.mark.integration, pytest.mark.slow]
 
 KEYS = Keys("vs")
 

@@ -30,16 +30,18 @@ BAD_LINES = [
     ("http://127.0.0.1/local.mp4", "sports"),
     ("not a url", "sports"),
 ]
+PER_CATEGORY = 13  # every word of a category twice or more, three tennis clips
 
 
 def write_manifest(path: Path) -> tuple[list[str], dict[int, str]]:
-    """104 good lines in 4 categories, 2 duplicates, 5 bad lines; returns urls and bad line numbers."""
+    """52 good lines in 4 categories and a surfing dog, 2 duplicates, 5 bad lines; returns urls and bad
+    line numbers."""
     urls: list[str] = []
     bad: dict[int, str] = {}
     bad_lines = list(BAD_LINES)  # a copy: every call (and every engine's run) writes all five
     rows: list[tuple[str, str, str]] = []
     for category, words in CATEGORIES.items():
-        for i in range(26):
+        for i in range(PER_CATEGORY):
             word = words[i % len(words)]
             url = f"https://cdn.example.com/{category}/{word}-clip-{i}.mp4"
             rows.append((url, category, f"{word} {i}"))
@@ -108,7 +110,7 @@ def test_a_manifest_becomes_exactly_the_sandbox_segments_in_milvus(stack: Stack,
     proc = stack.vidsearch("submit", str(manifest), "--wait", "--json", timeout=600)
     summary = json.loads(proc.stdout)
     assert proc.returncode == 0, proc.stderr
-    assert summary["accepted"] == len(urls) == 105
+    assert summary["accepted"] == len(urls) == 4 * PER_CATEGORY + 1
     assert summary["duplicates"] == 2
     assert summary["rejected"] == len(bad) == 5
     assert summary["done"] == len(urls) and summary["failed"] == 0

@@ -6,6 +6,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a 40 s idle connection
+
 IDLE_S = 40  # pymilvus's own 10 s pings draw a GOAWAY from Lite after ~30 s of idle
 
 SCRIPT = textwrap.dedent("""

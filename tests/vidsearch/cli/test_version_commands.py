@@ -20,6 +20,8 @@ from pipeline.settings import Settings
 from pipeline.spec import EmbeddingSpec, item_key
 from pipeline.state.keys import Keys
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 SPEC = EmbeddingSpec.from_settings(Settings(_env_file=None))  # type: ignore[call-arg]
 URLS = [f"https://cdn.example.com/v/kayak-{i}.mp4" for i in range(3)]
 
@@ -77,7 +79,11 @@ def test_the_first_versions_call_adopts_the_existing_collection_as_live(cli: Cli
 ])
 def test_an_impossible_reembed_is_exit_2(cli: Cli, args: tuple[str, ...], says: str) -> None:
     _bad(cli("reembed", *args), says)
-    _bad(cli("reembed", *args, "--dry-run"), says)
+
+
+def test_a_dry_run_of_an_impossible_reembed_is_exit_2(cli: Cli) -> None:
+    """The plan is checked before ``--dry-run`` branches off (``run_reembed``): one case shows it."""
+    _bad(cli("reembed", "--model", "marengo3.5", "--dimension", "300", "--dry-run"), "not 300")
 
 
 def test_a_dry_run_counts_the_live_items_and_creates_nothing(cli: Cli) -> None:

@@ -95,9 +95,19 @@ def test_media_within_the_bounds_is_embedded_and_counted(box):
     assert admin(box, "limits")["media-minutes-day"]["used"] == pytest.approx(1.0)
 
 
+def v2_listed_status(service, name: str) -> str:
+    """As ``v2_outcome``, read from the task list: a ready three-hour task's 1,800 segments (which a
+    retrieve returns) took a minute to serve and parse, and only the status is wanted."""
+    client = sdk(service)
+    task = client.embed.v_2.tasks.create(input_type="video", model_name="marengo3.0",
+                                         video={"media_source": {"url": f"{BASE}/{name}"}})
+    listed = wait_done(lambda: next(t for t in client.embed.v_2.tasks.list(page_limit=50) if t.id == task.id))
+    return str(listed.status)
+
+
 def test_v1_has_the_bounds_of_marengo_27(box):
     client = sdk(box)
-    assert v2_outcome(box, "three-hours.mp4").status == "ready"  # within v2's 4 h
+    assert v2_listed_status(box, "three-hours.mp4") == "ready"  # within v2's 4 h
     task = client.embed.tasks.create(model_name="Marengo-retrieval-2.7", video_url=f"{BASE}/three-hours.mp4")
     status = wait_done(lambda: client.embed.tasks.status(task.id))
     assert status.status == "failed"
