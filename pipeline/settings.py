@@ -182,6 +182,26 @@ class Settings(BaseSettings):
         "Bounded", description="Search consistency (Bounded: may miss the last seconds of writes)"
     )
 
+    # --- restore (``vidsearch restore``, ``vidsearch archive export``) ---------------------------
+    restore_method: Literal["auto", "bulk", "upsert"] = Field(
+        "auto", description="How restore loads a collection: Milvus bulk import (a Milvus server), "
+        "batched upserts (any Milvus), or auto (bulk import on a server, upserts on Milvus Lite)"
+    )
+    restore_batch_rows: int = Field(
+        2000, ge=1, description="Rows per upsert (and per archive read) of a restore or an export"
+    )
+    restore_import_rows: int = Field(
+        200_000, ge=1, description="Rows per bulk-import file (one import task each)"
+    )
+    restore_import_dir: str = Field(
+        "", description="Where restore writes bulk-import Parquet files, a directory the Milvus "
+        "server reads at the same path (its local storage or a shared mount); empty: "
+        "<data_dir>/restore-import (a server on this host)"
+    )
+    restore_import_timeout_s: float = Field(
+        1800.0, gt=0, description="Longest one bulk-import task may take before restore gives up"
+    )
+
     # --- search ------------------------------------------------------------------------------------
     query_cache_ttl_s: int = Field(7 * 86400, ge=0, description="Query embedding cache lifetime")
     result_cache_ttl_s: int = Field(3600, ge=0, description="Search result cache lifetime (0: off)")

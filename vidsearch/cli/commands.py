@@ -197,10 +197,12 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from pipeline.ingest.verify import verify_job  # noqa: PLC0415  (heavy imports only where used)
+    from pipeline.archive.store import EmbeddingArchive  # noqa: PLC0415
 
     with _clients(args) as clients:
         jobs = clients.jobs
-        report = verify_job(jobs, clients.store, _job_or_latest(jobs, args.job).id)
+        archive = EmbeddingArchive.from_settings(clients.settings)
+        report = verify_job(jobs, clients.store, _job_or_latest(jobs, args.job).id, archive)
     if args.json:
         print_json(report.to_dict())
     else:
@@ -209,6 +211,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
               f"distinct pks {report.distinct_pks}, count(*) {report.milvus_count}")
         for category, rows in report.rows_by_category.items():
             print(f"  {category}: {rows} rows (expected {report.expected_by_category.get(category, 0)})")
+        if report.archived_rows is not None:
+            print(f"  archive: {report.archived_rows} rows of the job's items")
+        if report.restorable_rows:
+            print(f"  a restore would bring back {report.restorable_rows} rows of "
+                  f"{report.restorable_items} items: vidsearch restore")
         for text in report.discrepancies:
             print(f"DISCREPANCY: {text}")
         if report.more_discrepancies:
@@ -351,6 +358,18 @@ def cmd_reembed(args: argparse.Namespace) -> int:
     from vidsearch.cli.version_commands import run_reembed  # noqa: PLC0415
 
     return run_reembed(args, _settings(args))
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from vidsearch.cli.restore_commands import run_restore  # noqa: PLC0415  (pymilvus loads slowly)
+
+    return run_restore(args, _settings(args))
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    from vidsearch.cli.restore_commands import run_export  # noqa: PLC0415
+
+    return run_export(args, _settings(args))
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
