@@ -341,6 +341,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     return run(args, _settings(args))
 
 
+def cmd_archive(args: argparse.Namespace) -> int:
+    from vidsearch.cli.archive_commands import run  # noqa: PLC0415
+
+    return run(args, _settings(args))
+
+
 def cmd_versions(args: argparse.Namespace) -> int:
     from vidsearch.cli.version_commands import run_versions  # noqa: PLC0415  (pymilvus loads slowly)
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import redis
 
 from pipeline.errors import VidsearchError
+from vidsearch.cli import archive_commands
 from vidsearch.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_REDIS
 
 Handler = Callable[[argparse.Namespace], int]
@@ -260,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analytics(subs)
     _add_runtime(subs)
     _add_ops(subs)
+    archive_commands.add_parser(subs)
     return parser
 
 
