@@ -166,6 +166,25 @@ class Settings(BaseSettings):
     )
     writer_drain_s: float = Field(20.0, gt=0, description="Longest one writing task drains")
 
+    # --- embedding archive (docs/archive.md) -------------------------------------------------------
+    archive_url: str | None = Field(
+        None,
+        description="Where the writer archives every segment as Parquet: a directory, file:///dir or "
+        "s3://bucket/prefix; unset: data_dir/archive; empty: no archive",
+    )
+    archive_s3_endpoint: str | None = Field(
+        None, description="S3-compatible endpoint of an s3:// archive, e.g. http://127.0.0.1:9000 "
+        "(unset: AWS)"
+    )
+    archive_s3_region: str | None = Field(None, description="Region of an s3:// archive (unset: us-east-1)")
+    archive_s3_access_key: str | None = Field(
+        None, description="Access key id of an s3:// archive (unset: the AWS SDK's usual sources)"
+    )
+    archive_s3_secret_key: SecretStr | None = Field(None, description="Secret key of an s3:// archive")
+    archive_timeout_s: float = Field(
+        10.0, gt=0, description="Bound on one archive request to object storage (with its retries: 3x)"
+    )
+
     # --- Milvus ------------------------------------------------------------------------------------
     collection_prefix: str = Field("vidsearch", description="Collection name prefix")
     num_partitions: int = Field(16, ge=1, le=1024, description="Partition-key partitions")

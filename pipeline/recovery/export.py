@@ -27,7 +27,7 @@ class ArchiveWriter(Protocol):
 
 
 def export_collection(archive: ArchiveWriter, store: MilvusStore, collection: str, model: str,
-                      batch_rows: int, progress: Progress | None = None) -> int:
+                      *, batch_rows: int, progress: Progress | None = None) -> int:
     """Append every row of ``collection`` to the archive; returns the rows exported."""
     dimension = store.dimension_of(collection)
     total = store.count(collection)

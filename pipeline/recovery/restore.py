@@ -8,9 +8,9 @@ latest append winning) go in by one of two methods:
 * **upserts** (any Milvus; the only way into Milvus Lite): batches of ``restore_batch_rows``
   through ``MilvusStore.upsert_columns``. Idempotent by primary key.
 * **bulk import** (a Milvus server): Parquet files of ``restore_import_rows`` written to
-  ``restore_import_dir`` (``importfiles.py``) and imported one task at a time
-  (``do_bulk_insert``, ``IMPORT_WINDOW`` tasks at a time). An import adds rows, so it is only used on an empty collection, and a
-  file is never imported twice: before importing one, the server's import tasks are asked
+  ``restore_import_dir`` (``importfiles.py``) and imported (``do_bulk_insert``,
+  ``IMPORT_WINDOW`` tasks at a time). An import adds rows, so it is only used on an empty
+  collection, and a file is never imported twice: before importing one, the server's import tasks are asked
   whether it was (a restore killed between starting a task and recording it). When the server
   cannot read the files (it runs on another host or on object storage), or refuses bulk import,
   the restore says so and continues by upserts.
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipeline.errors import BadInputError, StoreError, StoreRejectedError
+from pipeline.errors import BadInputError, StoreRejectedError
 from pipeline.milvus.columns import Columns
 from pipeline.milvus.store import MilvusStore
 from pipeline.recovery.checkpoint import Checkpoint, Checkpoints
@@ -102,7 +102,7 @@ class _Pending:
     rows: int
 
 
-class BulkUnavailable(Exception):
+class BulkUnavailableError(Exception):
     """The server refused bulk import or cannot read the files: restore by upserts instead."""
 
 
@@ -179,7 +179,7 @@ class Restorer:
         if checkpoint.method == "bulk":
             try:
                 return self._bulk(collection, checkpoint)
-            except BulkUnavailable as exc:
+            except BulkUnavailableError as exc:
                 self._note(f"{exc}: restoring by upserts instead")
                 checkpoint = Checkpoint(checkpoint.identity, checkpoint.source, "upsert")
                 report.method = "upsert"
@@ -231,7 +231,7 @@ class Restorer:
         try:
             return self.store.bulk_insert(collection, [str(path)])
         except StoreRejectedError as exc:
-            raise BulkUnavailable(f"Milvus refused bulk import ({exc})") from exc
+            raise BulkUnavailableError(f"Milvus refused bulk import ({exc})") from exc
 
     def _settle(self, collection: str, checkpoint: Checkpoint, item: _Pending, rows: int) -> int:
         """Wait for ``item``'s task and record it; returns the rows restored so far."""
@@ -249,7 +249,7 @@ class Restorer:
         try:
             return self.store.bulk_insert_tasks(collection)
         except StoreRejectedError as exc:
-            raise BulkUnavailable(f"Milvus refused to list bulk imports ({exc})") from exc
+            raise BulkUnavailableError(f"Milvus refused to list bulk imports ({exc})") from exc
 
     def _import_folder(self, collection: str, checkpoint: Checkpoint) -> Path:
         root = Path(self.settings.restore_import_dir or self.settings.data_dir / "restore-import")
@@ -269,7 +269,7 @@ class Restorer:
             yield parts
 
     def _wait(self, task: int) -> str:
-        """``completed``, or the failure reason of the import task (BulkUnavailable when the
+        """``completed``, or the failure reason of the import task (BulkUnavailableError when the
         server cannot read the file)."""
         deadline = time.monotonic() + self.settings.restore_import_timeout_s
         while time.monotonic() < deadline:
@@ -278,7 +278,7 @@ class Restorer:
                 return state
             if state == "failed":
                 if any(word in reason.lower() for word in UNREADABLE):
-                    raise BulkUnavailable(
+                    raise BulkUnavailableError(
                         f"Milvus cannot read the import files ({reason}); set restore_import_dir "
                         "to a directory the server reads at the same path")
                 return reason or "failed"

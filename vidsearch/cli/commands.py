@@ -197,12 +197,10 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from pipeline.ingest.verify import verify_job  # noqa: PLC0415  (heavy imports only where used)
-    from pipeline.archive.store import EmbeddingArchive  # noqa: PLC0415
 
     with _clients(args) as clients:
         jobs = clients.jobs
-        archive = EmbeddingArchive.from_settings(clients.settings)
-        report = verify_job(jobs, clients.store, _job_or_latest(jobs, args.job).id, archive)
+        report = verify_job(jobs, clients.store, _job_or_latest(jobs, args.job).id, clients.archive)
     if args.json:
         print_json(report.to_dict())
     else:
@@ -348,6 +346,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     return run(args, _settings(args))
 
 
+def cmd_archive(args: argparse.Namespace) -> int:
+    from vidsearch.cli.archive_commands import run  # noqa: PLC0415
+
+    return run(args, _settings(args))
+
+
 def cmd_versions(args: argparse.Namespace) -> int:
     from vidsearch.cli.version_commands import run_versions  # noqa: PLC0415  (pymilvus loads slowly)
 
@@ -364,12 +368,6 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from vidsearch.cli.restore_commands import run_restore  # noqa: PLC0415  (pymilvus loads slowly)
 
     return run_restore(args, _settings(args))
-
-
-def cmd_archive(args: argparse.Namespace) -> int:
-    from vidsearch.cli.restore_commands import run_export  # noqa: PLC0415
-
-    return run_export(args, _settings(args))
 
 
 def cmd_promote(args: argparse.Namespace) -> int:

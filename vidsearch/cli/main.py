@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import redis
 
 from pipeline.errors import VidsearchError
+from vidsearch.cli import archive_commands
 from vidsearch.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_REDIS
 
 Handler = Callable[[argparse.Namespace], int]
@@ -143,18 +144,12 @@ def _add_versions(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
          "rollback")
 
 
-def _add_archive(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_restore(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = _sub(subs, "restore", "Rebuild a version's collection from the embedding archive (no "
              "Twelve Labs call; bulk import on a Milvus server, upserts on Milvus Lite; resumable)",
              "restore")
     p.add_argument("version", nargs="?", help="version id (default: the live version)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p = _sub(subs, "archive", "The embedding archive: export", "archive")
-    actions = p.add_subparsers(dest="archive_action", required=True, metavar="ACTION")
-    export = actions.add_parser("export", help="write a version's rows from Milvus into the "
-                                "archive (collections built before it; a re-run is harmless)")
-    export.add_argument("version", nargs="?", help="version id (default: the live version)")
-    export.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _add_analytics(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -271,10 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search(subs)
     _add_index(subs)
     _add_versions(subs)
-    _add_archive(subs)
+    _add_restore(subs)
     _add_analytics(subs)
     _add_runtime(subs)
     _add_ops(subs)
+    archive_commands.add_parser(subs)
     return parser
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pipeline.archive.store import EmbeddingArchive
 from pipeline.clients import Clients
 from pipeline.errors import BadInputError
 from pipeline.recovery.checkpoint import Checkpoints
@@ -17,6 +17,9 @@ from pipeline.settings import Settings
 from pipeline.versions import live_alias
 from vidsearch.cli.display import print_json, row_progress
 from vidsearch.exit_codes import EXIT_FAILED, EXIT_OK
+
+if TYPE_CHECKING:
+    from pipeline.archive.store import EmbeddingArchive
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,15 +39,15 @@ def choose(clients: Clients, version_id: str | None) -> Chosen:
     if version is None:
         collection = clients.store.collection_for(settings.model, settings.dimension)
         return Chosen(collection, settings.model, Target(collection, settings.dimension))
-    aliases = (version.alias,)
+    aliases: tuple[str, ...] = (version.alias,)
     if version.id == versions.pointer("live"):
         aliases += (live_alias(settings),)
     return Chosen(version.id, version.spec.model,
                   Target(version.collection, version.dimension, aliases))
 
 
-def archive_of(settings: Settings) -> EmbeddingArchive:
-    archive = EmbeddingArchive.from_settings(settings)
+def archive_of(clients: Clients) -> EmbeddingArchive:
+    archive = clients.archive
     if archive is None:
         raise BadInputError("the embedding archive is off (archive_url is empty): set "
                             "archive_url to where the writer archived the rows")
@@ -52,8 +55,8 @@ def archive_of(settings: Settings) -> EmbeddingArchive:
 
 
 def run_restore(args: argparse.Namespace, settings: Settings) -> int:
-    archive = archive_of(settings)
     with Clients.from_settings(settings) as clients:
+        archive = archive_of(clients)
         chosen = choose(clients, args.version)
         bar = None if args.json else row_progress(f"restore {chosen.target.collection}",
                                                   settings.progress_interval_s)
@@ -73,8 +76,7 @@ def run_restore(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK if report.milvus_rows >= report.rows else EXIT_FAILED
 
 
-def run_export(args: argparse.Namespace, settings: Settings) -> int:
-    archive = archive_of(settings)
+def run_export(args: argparse.Namespace, settings: Settings, archive: EmbeddingArchive) -> int:
     with Clients.from_settings(settings) as clients:
         chosen = choose(clients, args.version)
         collection = chosen.target.collection
@@ -82,7 +84,7 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
             raise BadInputError(f"Milvus has no collection {collection}: nothing to export")
         bar = None if args.json else row_progress(f"export {collection}", settings.progress_interval_s)
         rows = export_collection(archive, clients.store, collection, chosen.model,
-                                 settings.restore_batch_rows, bar)
+                                 batch_rows=settings.restore_batch_rows, progress=bar)
         if bar is not None:
             bar.end()
     if args.json:
