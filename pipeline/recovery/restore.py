@@ -129,8 +129,9 @@ class Restorer:
         self._prepare(target)
         identity = self.store.collection_identity(collection)
         checkpoint = self.checkpoints.resume(collection, identity, source)
-        if checkpoint is None:
+        if checkpoint is None:  # saved at once: a rerun keeps the method (and finds the imports)
             checkpoint = Checkpoint(identity, source, self._method(collection))
+            self.checkpoints.save(collection, checkpoint)
         report = RestoreReport(collection, checkpoint.method, resumed_at=checkpoint.done)
         report.rows = self._load(collection, checkpoint, report)
         self._finish(collection, report)
