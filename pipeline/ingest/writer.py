@@ -1,12 +1,15 @@
-"""Segments stream -> batches -> Milvus upsert -> ledger -> ack; reclaim; dead letters.
+"""Segments stream -> batches -> archive append + Milvus upsert -> ledger -> ack; reclaim; dead letters.
 
 Segments wait in the Redis stream ``{prefix}:segments`` (consumer group ``writers``). A drain reads
 them with XREADGROUP, groups them into batches (one model, dimension and target collection per
 batch, duplicates of a primary key removed with the last occurrence kept, bounded by rows and
-bytes), upserts each batch, records the written ``(item_key, pk)`` pairs in the ledger and only
+bytes), appends each batch to the embedding archive (``pipeline/archive``, when one is configured)
+and then upserts it into Milvus, records the written ``(item_key, pk)`` pairs in the ledger and only
 then acknowledges and deletes the entries in one transaction (``stream.settle``): an entry leaves
-the stream only after Milvus accepted it, and then it leaves Redis. Every drain ends by trimming
-what an earlier writer acknowledged without deleting (``stream.trim_settled``).
+the stream only after the archive and Milvus both have it, and then it leaves Redis. Archive first:
+every row Milvus holds is in the archive at every moment (docs/archive.md says why this order).
+Every drain ends by trimming what an earlier writer acknowledged without deleting
+(``stream.trim_settled``).
 
 Failures:
 
@@ -16,6 +19,11 @@ Failures:
   ``store.CALL_TIMEOUT_S``): the entries stay pending and a later drain (of any writer) reclaims
   them with XAUTOCLAIM once they have been idle ``writer_claim_idle_s``. A drain first checks that
   Milvus answers before it claims anything, so an outage does not inflate delivery counts.
+* The archive unavailable or refusing (``ArchiveError``): handled like Milvus unavailable. A drain
+  checks that the archive answers before it claims anything; a failed append stops the drain with
+  ``DrainStats.error`` before the batch reaches Milvus, and its entries stay pending. A batch that
+  was archived and then not written to Milvus is archived again on its replay: the archive's readers
+  keep one copy per primary key.
 * A segment that can never be written (wrong vector dimension, malformed entry or metadata,
   over-long field) is dead-lettered: ``ledger.record_dead``, then one script adds its ids and
   ``reason`` to ``{prefix}:segments:dead`` (capped at ``dead_letter_max_entries``; what the cap
@@ -56,11 +64,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 import redis
 
 if TYPE_CHECKING:
+    from pipeline.archive.store import EmbeddingArchive
+
     Redis = redis.Redis[bytes]
 else:
     Redis = redis.Redis
 
-from pipeline.errors import SchemaMismatchError, StoreError, StoreRejectedError
+from pipeline.errors import ArchiveError, SchemaMismatchError, StoreError, StoreRejectedError
 from pipeline.ingest.stream import GROUP, dead_letter, dead_record, settle, trim_settled
 from pipeline.logs import get_logger
 from pipeline.metrics.recorder import MetricsRecorder
@@ -199,7 +209,11 @@ def _text(value: Any) -> str:
 
 
 class SegmentWriter:
-    """One consumer of the ``writers`` group (name it per process, e.g. host-pid)."""
+    """One consumer of the ``writers`` group (name it per process, e.g. host-pid).
+
+    ``archive``: the embedding archive every batch is appended to before its Milvus upsert
+    (``Clients.archive``); ``None`` writes to Milvus only.
+    """
 
     def __init__(
         self,
@@ -210,9 +224,11 @@ class SegmentWriter:
         consumer: str,
         *,
         clock: Callable[[], float] = time.monotonic,
+        archive: EmbeddingArchive | None = None,
     ) -> None:
         self._redis = redis_client
         self._store = store
+        self._archive = archive
         self._ledger = ledger
         self._settings = settings
         self._consumer = consumer
@@ -325,7 +341,8 @@ class SegmentWriter:
         """Write what the stream holds for up to ``max_seconds`` (default ``writer_drain_s``).
 
         Stops early when the stream stays empty for ``writer_max_wait_s`` or when Milvus fails
-        transiently (``DrainStats.error``; the entries stay pending for a later reclaim).
+        transiently or the archive fails (``DrainStats.error``; the entries stay pending for a later
+        reclaim).
         ``SchemaMismatchError`` propagates: an operator must fix the collection or the settings.
         """
         start = self._clock()
@@ -335,11 +352,13 @@ class SegmentWriter:
         self.ensure_group()
         try:
             self._store.ping()
+            if self._archive is not None:
+                self._archive.ping()
             self._loop(deadline, stats)
         except SchemaMismatchError:
             raise
-        except StoreError as exc:  # unreachable, or a refusal outside an upsert: stop, ack nothing
-            stats.error = str(exc)
+        except (StoreError, ArchiveError) as exc:  # unreachable, or a refusal outside an upsert
+            stats.error = str(exc)  # stop, ack nothing
         self._flush(force=True, stats=stats)
         stats.trimmed = trim_settled(self._redis, self.stream)
         stats.seconds = self._clock() - start
@@ -387,7 +406,8 @@ class SegmentWriter:
         return MODEL_DEFAULT_DIMENSION
 
     def _write_batch(self, batch: Batch, by_id: dict[str, Fields], stats: DrainStats) -> None:
-        """Dead-letter the segments that can never fit, upsert the rest (columns built once)."""
+        """Dead-letter the segments that can never fit; archive, then upsert the rest (columns built
+        once). An ``ArchiveError`` propagates: the drain stops with nothing of the batch acked."""
         if batch.collection:  # a model version's collection, created with its version
             collection = self._store.use_collection(batch.collection)
         else:
@@ -397,6 +417,8 @@ class SegmentWriter:
             for entry_id in batch.entry_ids[i]:
                 self._dead_letter(entry_id, by_id[entry_id], reason, stats)
         if kept:
+            if self._archive is not None:
+                self._archive.append(collection, batch.model, int(columns.vectors.shape[1]), columns)
             self._upsert(collection, batch, (kept, columns), by_id, stats)
             stats.batches += 1
 

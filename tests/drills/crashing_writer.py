@@ -1,7 +1,8 @@
-"""A writer that SIGKILLs itself between the Milvus write and the entries' deletion (drills 4, 4b).
+"""A writer that SIGKILLs itself between the archive append and the entries' deletion (drills 4, 4b, 4c).
 
-``python -m tests.drills.crashing_writer after-upsert|after-ledger|after-ack``: the production
-SegmentWriter, its MilvusStore and JobStore, except that the process kills itself right after the
+``python -m tests.drills.crashing_writer after-archive|after-upsert|after-ledger|after-ack``: the
+production SegmentWriter, its EmbeddingArchive, MilvusStore and JobStore, except that the process
+kills itself right after the archive append returned (before the Milvus upsert), right after the
 upsert returned (before the ledger and the XACK+XDEL), right after the ledger recorded the rows
 (before the XACK+XDEL), or after acknowledging the batch without deleting it (the production
 writer does both in one transaction; a writer of an older version acknowledged only, so this is
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 
 import redis
 
+from pipeline.archive.store import EmbeddingArchive
 from pipeline.ingest.stream import GROUP
 from pipeline.ingest.writer import SegmentWriter
 from pipeline.ledger.store import JobStore
@@ -28,6 +30,12 @@ from pipeline.state.keys import Keys
 
 def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+class CrashAfterArchive(EmbeddingArchive):
+    def append(self, collection: str, model: str, dimension: int, columns: Columns) -> None:
+        super().append(collection, model, dimension, columns)
+        _die()
 
 
 class CrashAfterUpsert(MilvusStore):
@@ -55,7 +63,9 @@ def main(mode: str) -> int:
     store = CrashAfterUpsert(settings) if mode == "after-upsert" else MilvusStore(settings)
     ledger = CrashAfterLedger(client, keys) if mode == "after-ledger" else JobStore(client, keys)
     kind = CrashAfterAck if mode == "after-ack" else SegmentWriter
-    writer = kind(client, store, ledger, settings, consumer="crasher")
+    archive_kind = CrashAfterArchive if mode == "after-archive" else EmbeddingArchive
+    archive = archive_kind.from_settings(settings)
+    writer = kind(client, store, ledger, settings, consumer="crasher", archive=archive)
     stats = writer.drain(60)
     print(f"drained without crashing: {stats}", file=sys.stderr)
     return 3
