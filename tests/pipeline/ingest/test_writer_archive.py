@@ -152,3 +152,22 @@ def test_an_append_failing_after_milvus_took_the_batch_acks_nothing_until_both_h
     assert writer.drain(5).rows == 5
     assert length(redis_client, cfg) == 0 and len(ledger.written) == 5
     assert_archive_is_milvus(archive, store, collection, 5)
+
+
+def test_what_a_scan_returns_upserts_into_an_empty_collection_as_the_same_rows(redis_client, cfg) -> None:
+    push(redis_client, cfg, [make_segment(i, metadata='{"k": [1, "é"]}') for i in range(9)])
+    writer, store, _, archive = make_writer(redis_client, cfg)
+    assert writer.drain(5).rows == 9
+    collection = store.collection_for(MODEL, DIM)
+    rebuilt = store.ensure_named(f"{collection}_rebuilt", DIM)
+    for batch in archive.scan(collection, batch_rows=4):
+        store.upsert_columns(rebuilt, batch)
+    store.flush(rebuilt)
+    fields = ["pk", "url", "start_s", "end_s", "metadata", "title", "category", "vector"]
+    original = {r["pk"]: r for r in store.iter_rows(collection, "", fields)}
+    restored = {r["pk"]: r for r in store.iter_rows(rebuilt, "", fields)}
+    assert sorted(restored) == sorted(original) and len(restored) == 9
+    for pk, row in original.items():
+        assert {k: v for k, v in restored[pk].items() if k != "vector"} == \
+            {k: v for k, v in row.items() if k != "vector"}
+        assert restored[pk]["vector"] == pytest.approx(row["vector"])
