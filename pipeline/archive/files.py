@@ -5,7 +5,8 @@ translates its errors (``OSError`` and ``pyarrow.ArrowException``) into ``Archiv
 ``ArchiveUnavailableError``. A file is committed in one step, so a reader never sees half of it:
 
 * local: written under a hidden temporary name, fsynced, renamed to its name, the directory fsynced;
-* object storage: one PUT (an object appears whole or not at all).
+* object storage: one upload (pyarrow uses a multipart upload; the object appears only when it
+  completes, whole).
 """
 
 from __future__ import annotations

@@ -132,3 +132,42 @@ def test_object_storage_stopped_mid_job_holds_the_batch_until_it_is_back(
     assert (back.error, back.rows) == (None, 6)
     assert length(redis_client, settings) == 0
     assert_archive_is_milvus(archive, store, store.collection_for(MODEL, DIM), 10)
+
+
+def test_an_append_failing_after_milvus_took_the_batch_acks_nothing_until_both_have_it(
+    redis_client, cfg
+) -> None:
+    writer, store, ledger, archive = make_writer(redis_client, cfg)
+    collection = store.collection_for(MODEL, DIM)
+    root = Path(archive.url)
+    root.mkdir(parents=True)
+    (root / collection).write_text("a file where the collection's directory should be")
+    push(redis_client, cfg, [make_segment(i) for i in range(5)])
+    failed = writer.drain(3)  # the archive answers its ping; the append itself fails
+    assert failed.error and "archive" in failed.error and failed.rows == 0
+    assert ledger.calls == [] and pending(redis_client, cfg) == 5
+    assert store.count(store.ensure_collection(MODEL, DIM)) == 5  # Milvus took it meanwhile
+    (root / collection).unlink()
+    time.sleep(cfg.writer_claim_idle_s + 0.05)
+    assert writer.drain(5).rows == 5
+    assert length(redis_client, cfg) == 0 and len(ledger.written) == 5
+    assert_archive_is_milvus(archive, store, collection, 5)
+
+
+def test_what_a_scan_returns_upserts_into_an_empty_collection_as_the_same_rows(redis_client, cfg) -> None:
+    push(redis_client, cfg, [make_segment(i, metadata='{"k": [1, "é"]}') for i in range(9)])
+    writer, store, _, archive = make_writer(redis_client, cfg)
+    assert writer.drain(5).rows == 9
+    collection = store.collection_for(MODEL, DIM)
+    rebuilt = store.ensure_named(f"{collection}_rebuilt", DIM)
+    for batch in archive.scan(collection, batch_rows=4):
+        store.upsert_columns(rebuilt, batch)
+    store.flush(rebuilt)
+    fields = ["pk", "url", "start_s", "end_s", "metadata", "title", "category", "vector"]
+    original = {r["pk"]: r for r in store.iter_rows(collection, "", fields)}
+    restored = {r["pk"]: r for r in store.iter_rows(rebuilt, "", fields)}
+    assert sorted(restored) == sorted(original) and len(restored) == 9
+    for pk, row in original.items():
+        assert {k: v for k, v in restored[pk].items() if k != "vector"} == \
+            {k: v for k, v in row.items() if k != "vector"}
+        assert restored[pk]["vector"] == pytest.approx(row["vector"])
