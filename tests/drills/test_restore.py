@@ -1,9 +1,9 @@
 """Drill 9: Milvus loses everything; ``vidsearch restore`` brings it back from the embedding archive
-with no Twelve Labs task. On Milvus Lite the data directory is deleted (stop, rm, start); on a real
-Milvus server (2.3.5) the collection is dropped while it runs. Before the restore, search answers
-from Milvus (nothing), not from the result cache; after it, ``verify`` exits 0 and the same
-queries give the same top hits. A restore SIGKILLed half-way and run again leaves no duplicate and
-no missing row."""
+with no Twelve Labs task. On Milvus Lite the data directory is deleted (stop, rm, start) and a first
+restore is SIGKILLed half-way (the second resumes: no duplicate, no missing row); on a real Milvus
+server (2.3.5) the collection is dropped while it runs and restored by bulk import. Before the
+restore, search answers from Milvus (nothing), not from the result cache; after it, ``verify``
+exits 0 and the same queries give the same top hits."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +39,8 @@ pytestmark = [pytest.mark.drill, pytest.mark.integration]
 ITEMS = 8
 QUERIES = ("animals", "cooking", "a dog on a beach")
 COLLECTION = "vidsearch_marengo3_0_d512"
+KILL_AFTER = 5
+"""Batches (of one row) the killed restore has upserted when it is killed."""
 
 
 def top_hits(stack: Stack) -> dict[str, list[str]]:
@@ -71,17 +72,24 @@ def archived_rows(stack: Stack) -> int:
     return int(archive.describe(COLLECTION).rows)
 
 
-def restore_and_check(stack: Stack, job_id: str, before: dict[str, list[str]], tasks: int) -> None:
-    """Search finds nothing (not the cache), verify names what a restore brings back, restore,
-    then verify exits 0, the same top hits, no new Twelve Labs task."""
+def restore_and_check(stack: Stack, job_id: str, before: dict[str, list[str]], tasks: int, *,
+                      kill_half_way: bool = False) -> None:
+    """Search finds nothing (not the cache), verify names what a restore brings back, restore
+    (first SIGKILLed half-way, if asked), then verify exits 0 (no missing row), no duplicate pk,
+    the same top hits, no new Twelve Labs task."""
     assert all(not urls for urls in top_hits(stack).values())
     code, report = verify(stack, job_id)
     assert code == 1 and report["restorable_items"] == ITEMS
     assert report["restorable_rows"] == report["expected_rows"] > 0
+    if kill_half_way:
+        killed_restore(stack)
     proc = stack.vidsearch("restore", "--json", timeout=600)
     assert proc.returncode == 0, proc.stderr
     restored = json.loads(proc.stdout)
     assert restored["rows"] == restored["milvus_rows"] == archived_rows(stack)
+    assert restored["resumed_at"] >= (KILL_AFTER if kill_half_way else 0)
+    rows = milvus_rows(stack, job_id)
+    assert len(rows) == len({row["pk"] for row in rows})  # no duplicate
     code, report = verify(stack, job_id)
     assert code == 0, report["discrepancies"]
     assert top_hits(stack) == before
@@ -91,7 +99,29 @@ def restore_and_check(stack: Stack, job_id: str, before: dict[str, list[str]], t
           f"Twelve Labs tasks created by the restore: {tasks_created(stack) - tasks}")
 
 
-def test_milvus_lite_data_directory_deleted_then_restored_from_the_archive(
+def killed_restore(stack: Stack) -> None:
+    """A restore upserting one row per batch, SIGKILLed once its checkpoint counts
+    ``KILL_AFTER`` batches."""
+    env = {**stack.env, "VIDSEARCH_RESTORE_BATCH_ROWS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "vidsearch", "restore"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r: redis.Redis = stack.client()
+    key = Keys("vs").restore(COLLECTION)
+
+    def some_done() -> bool:
+        raw = r.get(key)
+        return raw is not None and json.loads(raw)["done"] >= KILL_AFTER
+
+    try:
+        wait_for(some_done, 120, f"the restore to upsert {KILL_AFTER} batches", 0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    left = json.loads(r.get(key) or b"{}")
+    assert KILL_AFTER <= left["rows"] < archived_rows(stack), left
+
+
+def test_milvus_lite_data_directory_deleted_then_restored_from_the_archive_after_a_killed_restore(
     stack: Stack, tmp_path: Path,
 ) -> None:
     job_id = ingest(stack, tmp_path, "restore-lite")
@@ -103,7 +133,7 @@ def test_milvus_lite_data_directory_deleted_then_restored_from_the_archive(
     stack.milvus.stop()
     shutil.rmtree(stack.root / "milvus" / "data")
     stack.restart_milvus(port)
-    restore_and_check(stack, job_id, before, tasks)
+    restore_and_check(stack, job_id, before, tasks, kill_half_way=True)
 
 
 @pytest.fixture
@@ -126,37 +156,3 @@ def test_a_collection_dropped_on_a_running_milvus_server_is_restored_by_bulk_imp
     client.drop_collection(COLLECTION)
     client.close()
     restore_and_check(stack, job_id, before, tasks)
-
-
-def test_a_restore_killed_half_way_and_run_again_leaves_no_duplicate_and_no_missing_row(
-    stack: Stack, tmp_path: Path,
-) -> None:
-    job_id = ingest(stack, tmp_path, "restore-kill")
-    client = MilvusClient(uri=stack.milvus.url)
-    client.drop_collection(COLLECTION)
-    client.close()
-    env = {**stack.env, "VIDSEARCH_RESTORE_BATCH_ROWS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "vidsearch", "restore"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    r: redis.Redis = stack.client()
-    key = Keys("vs").restore(COLLECTION)
-
-    def some_done() -> bool:
-        raw = r.get(key)
-        return raw is not None and json.loads(raw)["done"] >= 5
-
-    wait_for(some_done, 120, "the restore to upsert 5 batches", 0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(10)
-    left = json.loads(r.get(key) or b"{}")
-    assert 5 <= left["rows"] < archived_rows(stack), left
-    time.sleep(0.5)
-    again = stack.vidsearch("restore", "--json", timeout=600)
-    assert again.returncode == 0, again.stderr
-    report = json.loads(again.stdout)
-    assert report["resumed_at"] >= 5
-    rows = milvus_rows(stack, job_id)
-    assert len(rows) == len({row["pk"] for row in rows})
-    code, verified = verify(stack, job_id)
-    assert code == 0, verified["discrepancies"]
-    assert report["milvus_rows"] == archived_rows(stack)
