@@ -1,8 +1,8 @@
 """Search: a :class:`Query` in, videos with their best moments out (``Searcher.search``).
 
 1. **Result cache** (``result_cache.py``): the whole result, keyed by the normalized query and the
-   collection's generation. A hit makes no embed call and no search; one describe call first
-   checks that the collection is the one the cache was filled from (a Milvus that lost its data
+   collection's generation. A hit makes no embed call and no search; a check (at most once a
+   second per searcher) that the collection is the one the cache was filled from (a Milvus that lost its data
    retires the cache: ``state/generation.py``).
 2. **Parts.** Each part (text, clip, image, text_image) is embedded once through the sync endpoint
    and its vector cached in ``{prefix}:qcache:{model}:{dim}:{digest}`` for ``query_cache_ttl_s``
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -70,6 +71,9 @@ else:
 
 CANDIDATES_PER_VIDEO = 8
 """Segments asked per wanted video when the server cannot group by video."""
+IDENTITY_CHECK_S = 1.0
+"""How often a searcher checks that its collection is the one the result cache was filled from
+(two Milvus calls: ``MilvusStore.collection_identity``)."""
 EXTRA_CANDIDATE_VIDEOS = 5
 """Videos profiled beyond ``top_k`` per part (fusion and moments can re-rank them)."""
 PROFILE_FIELDS = ("url", "start_s", "end_s", "option")
@@ -128,6 +132,7 @@ class Searcher:
         self.cache_hits = 0
         self.cache_misses = 0
         self.last_cache_hit = False
+        self._identity_checked_at = float("-inf")
 
     # --- the search --------------------------------------------------------------------------
     def search(self, query: Query) -> SearchResult:
@@ -169,7 +174,12 @@ class Searcher:
     def _retire_if_replaced(self) -> None:
         """Bump the generation when the collection's identity changed (Milvus lost its data, the
         collection was dropped or restored): see ``pipeline/state/generation.py``. A Milvus
-        that does not answer leaves the cache as it is (cached answers outlive an outage)."""
+        that does not answer leaves the cache as it is (cached answers outlive an outage). At
+        most once per ``IDENTITY_CHECK_S`` per searcher (a server answering many hits a second)."""
+        now = time.monotonic()
+        if now - self._identity_checked_at < IDENTITY_CHECK_S:
+            return
+        self._identity_checked_at = now
         try:
             identity = self._store.collection_identity(self.collection)
         except StoreUnavailableError:
