@@ -135,6 +135,17 @@ class ArchiveFiles:
         with translated(f"read {full}"), self.fs.open_input_file(full) as handle:
             return use(handle)
 
+    def reader_if_present(self, path: str, use: Callable[[pa.NativeFile], T]) -> T | None:
+        """``reader``, or ``None`` when the file is gone (removed by a compaction meanwhile)."""
+        full = self.full(path)
+        with translated(f"read {full}"):
+            try:
+                handle = self.fs.open_input_file(full)
+            except FileNotFoundError:
+                return None
+            with handle:
+                return use(handle)
+
     # --- writing ------------------------------------------------------------------------------------
     def commit(self, path: str, data: bytes | pa.Buffer) -> None:
         """Write ``path`` whole: durable and visible at once when this returns."""

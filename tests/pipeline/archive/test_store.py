@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipeline.archive.files import ArchiveFiles
+from pipeline.archive.files import ArchiveFiles, FileInfo
 from pipeline.archive.store import EmbeddingArchive
 from pipeline.errors import ArchiveError, ArchiveUnavailableError, ConfigError
 from pipeline.milvus.columns import Columns
@@ -218,3 +218,46 @@ def test_an_empty_archive_url_turns_the_archive_off_and_a_bad_one_is_refused(tmp
     assert default is not None and default.url == str(tmp_path.resolve() / "archive")
     with pytest.raises(ConfigError, match="s3://bucket/prefix"):
         EmbeddingArchive.from_settings(load_settings(archive_url="ftp://host/dir"))
+
+
+def test_a_file_removed_between_listing_and_reading_makes_the_reader_list_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = EmbeddingArchive.from_settings(load_settings(archive_url=str(tmp_path)))
+    assert archive is not None
+    archive.append("vs_c", MODEL, DIM, columns(["a-1", "a-2"]))
+    archive.append("vs_c", MODEL, DIM, columns(["a-1"], value=4.0))
+    listing = ArchiveFiles.listing
+    stale = iter([True])
+
+    def listed_before_a_compaction(self: ArchiveFiles, under: str = "") -> list[FileInfo]:
+        files = listing(self, under)
+        if next(stale, False):  # the first listing still names a file a compaction then removed
+            return [*files, FileInfo("vs_c/category=news/part-00000000000000000001-gone.parquet", 1, 0.0)]
+        return files
+
+    monkeypatch.setattr(ArchiveFiles, "listing", listed_before_a_compaction)
+    found = rows(archive, "vs_c")
+    assert sorted(found) == ["a-1", "a-2"] and found["a-1"]["vector"][0] == pytest.approx(4.0)
+
+
+def test_after_a_compaction_readers_prefer_its_copy_of_an_equal_sequence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = EmbeddingArchive.from_settings(load_settings(archive_url=str(tmp_path)))
+    assert archive is not None
+    archive.append("vs_c", MODEL, DIM, columns(["a-1", "a-2"]))
+    (appended,) = (tmp_path / "vs_c" / "category=news").glob("part-*.parquet")
+    last_by_name = appended.with_name(appended.name.rsplit("-", 1)[0] + "-ffffffff.parquet")
+    appended.rename(last_by_name)  # by name alone it would sort after the compacted file
+    with monkeypatch.context() as patch:  # a compaction that stops before removing anything
+        patch.setattr(ArchiveFiles, "delete", lambda self, paths: None)
+        archive.compact("vs_c")
+    read = ArchiveFiles.reader
+
+    def removed_before_the_rows_are_read(self: ArchiveFiles, path: str, use: Any) -> Any:
+        last_by_name.unlink(missing_ok=True)  # the compaction resumes between index and read
+        return read(self, path, use)
+
+    monkeypatch.setattr(ArchiveFiles, "reader", removed_before_the_rows_are_read)
+    assert sorted(rows(archive, "vs_c")) == ["a-1", "a-2"]
