@@ -15,7 +15,9 @@ latest append winning) go in by one of two methods:
   cannot read the files (it runs on another host or on object storage), or refuses bulk import,
   the restore says so and continues by upserts.
 
-After every batch or file the checkpoint (``checkpoint.py``) records it, so a restore killed
+A batch Milvus refuses by upsert is halved until the refused rows are found; they are left out,
+named and counted (``RestoreReport.refused``), and the rest is restored. After every batch or file
+the checkpoint (``checkpoint.py``) records it, so a restore killed
 half-way resumes where it was. At the end the rows are flushed, the restore waits until Milvus
 counts every archived row (imported rows become visible a few seconds after their task
 completes), an upsert pass repairs any shortfall, the generation is bumped (cached results made
@@ -42,6 +44,8 @@ from pipeline.state.generation import bump_generation
 
 IMPORT_WINDOW = 2
 """Import tasks running at once (each holds its file on disk until it completes)."""
+MAX_NOTED = 20
+"""Refused rows named one by one in the report (the rest are counted)."""
 IMPORT_POLL_S = 1.0
 """How often an import task's state is asked."""
 UNREADABLE = ("no such file", "failed to get file size", "permission denied", "failed to open",
@@ -83,12 +87,15 @@ class RestoreReport:
     resumed_at: int = 0
     """Batches or files an earlier, interrupted run had done (0: a fresh start)."""
     milvus_rows: int = 0
+    refused: int = 0
+    """Archived rows Milvus refused (named in ``notes``, up to ``MAX_NOTED``)."""
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"collection": self.collection, "method": self.method, "rows": self.rows,
                 "resumed_at": self.resumed_at, "milvus_rows": self.milvus_rows,
+                "refused": self.refused,
                 "seconds": round(self.seconds, 2), "notes": self.notes}
 
 
@@ -120,6 +127,8 @@ class Restorer:
         self._say = say or (lambda text: None)
         self._total = 0
         self._notes: list[str] = []
+        self.refused = 0
+        """Archived rows Milvus refused (left out)."""
 
     # --- the restore ---------------------------------------------------------------------------
     def run(self, target: Target) -> RestoreReport:
@@ -192,12 +201,27 @@ class Restorer:
         batches = self.archive.scan(collection, self.settings.restore_batch_rows)
         for index, columns in enumerate(batches):
             if not (skip and index < checkpoint.done):
-                self.store.upsert_columns(collection, columns)
+                self._upsert(collection, columns)
                 checkpoint.done, checkpoint.rows = index + 1, rows + len(columns)
                 self.checkpoints.save(collection, checkpoint)
             rows += len(columns)
             self._progress(rows, max(rows, self._total))
         return rows
+
+    def _upsert(self, collection: str, columns: Columns) -> None:
+        """Upsert ``columns``; a batch Milvus refuses is halved until the refused rows are found,
+        and those are left out and noted (the rest of the archive is still restored)."""
+        try:
+            self.store.upsert_columns(collection, columns)
+        except StoreRejectedError as exc:
+            if len(columns) == 1:
+                self.refused += 1
+                if self.refused <= MAX_NOTED:
+                    self._note(f"Milvus refused row {columns.pks[0]}: {exc}")
+                return
+            half = len(columns) // 2
+            self._upsert(collection, columns.slice(0, half))
+            self._upsert(collection, columns.slice(half, len(columns)))
 
     # --- bulk import ---------------------------------------------------------------------------
     def _bulk(self, collection: str, checkpoint: Checkpoint) -> int:
@@ -291,7 +315,7 @@ class Restorer:
         self.store.flush(collection)
         wait_s = self.settings.restore_import_timeout_s if report.method == "bulk" else 0.0
         report.milvus_rows = self._visible(collection, report.rows, wait_s)
-        if report.milvus_rows < report.rows:
+        if report.milvus_rows < report.rows - self.refused:
             self._note(f"Milvus counts {report.milvus_rows} of {report.rows} rows: upserting "
                        "every archived row again")
             fresh = Checkpoint(self.store.collection_identity(collection), "", "upsert")
@@ -300,6 +324,7 @@ class Restorer:
             report.milvus_rows = self.store.count(collection)
         bump_generation(self.checkpoints.r, self.checkpoints.keys, collection)
         self.checkpoints.clear(collection)
+        report.refused = self.refused
         report.notes = list(self._notes)
 
     def _visible(self, collection: str, rows: int, wait_s: float) -> int:

@@ -72,6 +72,8 @@ def run_restore(args: argparse.Namespace, settings: Settings) -> int:
         resumed = f", resumed after {report.resumed_at} done" if report.resumed_at else ""
         print(f"restored {report.rows} rows into {report.collection} by {report.method} in "
               f"{report.seconds:.1f} s{resumed}; Milvus counts {report.milvus_rows}")
+        if report.refused:
+            print(f"Milvus refused {report.refused} archived rows (left out; see above)")
         print("check it: vidsearch verify JOB (each job of this version)", file=sys.stderr)
     return EXIT_OK if report.milvus_rows >= report.rows else EXIT_FAILED
 

@@ -190,3 +190,16 @@ def test_export_writes_milvus_rows_to_the_archive_and_a_second_export_changes_no
     assert len(rows) == 130
     expected = columns(0, 130)
     assert np.allclose(rows[expected.pks[3]]["vector"], expected.vectors[3])
+
+
+def test_an_archived_row_milvus_refuses_is_left_out_and_named_and_the_rest_restored(
+    settings: Settings, store: MilvusStore, archive: EmbeddingArchive, checkpoints: Checkpoints,
+) -> None:
+    collection = name(settings)
+    bad = columns(0, 60)
+    bad.scalars["url"][17] = "https://v.example/" + "x" * 5000  # over the field's 4096 bytes
+    archive.append(collection, MODEL, DIM, bad)
+    report = Restorer(archive, store, checkpoints, settings).run(Target(collection, DIM))
+    assert (report.rows, report.refused, report.milvus_rows) == (60, 1, 59)
+    assert any(bad.pks[17] in note for note in report.notes)
+    assert bad.pks[17] not in milvus_rows(store, collection)
