@@ -17,6 +17,7 @@ by the segments they hold.
 from __future__ import annotations
 
 import argparse
+import signal
 import statistics
 import subprocess
 import sys
@@ -162,7 +163,16 @@ def rows(n: int, rounds: int, engine: str, tmp: Path) -> list[Row]:
     return out
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so the services started here are stopped."""
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main() -> None:
+    _stop_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--segments", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3)
