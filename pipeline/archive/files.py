@@ -185,7 +185,7 @@ def _commit_local(full: str, data: bytes | pa.Buffer) -> None:
         with open(tmp, "wb") as out:
             out.write(memoryview(data))
             out.flush()
-            os.fsync(out.fileno())
+            _datasync(out.fileno())
         os.replace(tmp, full)
     except BaseException:
         with suppress(OSError):
@@ -196,6 +196,9 @@ def _commit_local(full: str, data: bytes | pa.Buffer) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_datasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
 
 
 def _mtime(info: pafs.FileInfo) -> float:

@@ -30,8 +30,9 @@ from pipeline.milvus.store import MilvusStore
 from pipeline.settings import load_settings
 from pipeline.state.keys import Keys
 
-HOLD_S = 5.0
-"""How long the other write of the batch is held back (the kill comes well before)."""
+HOLD_S = 60.0
+"""How long the other write of the batch is held back (the kill comes well before, even on a loaded
+machine; the process dies with it)."""
 
 
 def _die() -> None:

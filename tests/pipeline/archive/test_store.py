@@ -93,6 +93,17 @@ def test_a_pk_appended_again_scans_once_with_the_latest_copy(archive: EmbeddingA
     assert described.bytes > 0
 
 
+def test_a_batch_of_several_categories_is_one_file_per_category(archive: EmbeddingArchive) -> None:
+    mixed = columns([f"a-{i}" for i in range(6)])
+    mixed.scalars["category"][:] = ["news", "sport", "music"] * 2
+    archive.append("vs_c", MODEL, DIM, mixed)
+    described = archive.describe("vs_c")
+    assert (described.files, described.categories) == (3, ["music", "news", "sport"])
+    found = rows(archive, "vs_c")
+    filed = dict(zip(mixed.pks, mixed.scalars["category"], strict=True))
+    assert {pk: r["category"] for pk, r in found.items()} == filed
+
+
 def test_a_pk_repeated_within_one_append_keeps_its_last_occurrence(tmp_path: Path) -> None:
     archive = EmbeddingArchive.from_settings(load_settings(archive_url=str(tmp_path)))
     assert archive is not None
