@@ -1,4 +1,4 @@
-"""Drill 9: Milvus loses everything; ``vidsearch restore`` brings it back from the embedding archive
+"""Drill 10: Milvus loses everything; ``vidsearch restore`` brings it back from the embedding archive
 with no Twelve Labs task. On Milvus Lite the data directory is deleted (stop, rm, start) and a first
 restore is SIGKILLed half-way (the second resumes: no duplicate, no missing row); on a real Milvus
 server (2.3.5) the collection is dropped while it runs and restored by bulk import. Before the
