@@ -112,8 +112,10 @@ def measure(n: int, rounds: int, engine: str, tmp: Path) -> tuple[Samples, Sampl
                 "archive on, local directory, appended before the upsert": local}
             if s3 is not None:
                 variants["archive on, S3 (moto server)"] = ("s3://bench/archive", s3)
-            for round_no in range(rounds):  # interleaved: load drift hits every variant alike
-                for number, (label, where) in enumerate(variants.items()):
+            order = list(enumerate(variants.items()))
+            for round_no in range(rounds):  # interleaved, and each round starts one variant later:
+                shift = round_no % len(order)  # load drift and what the last run left hit all alike
+                for number, (label, where) in order[shift:] + order[:shift]:
                     archive = None
                     if where is not None:
                         url, s3_settings = where
