@@ -19,6 +19,9 @@ Sections (each a module of bench/, each compared with a baseline measured in the
    separate command, ``python -m bench.analytics --videos 100000 --milvus server``)
 11. a media-minutes limit as the binding dimension (bench/media_limits.py; not in the default set:
    ``--only 11``, or ``python -m bench.media_limits``)
+12. the embedding archive: writer throughput with the archive on (a directory; S3 on moto's
+   server) against off, and archive bytes per segment (bench/archive.py; not in the default set:
+   ``--only 12``, or ``python -m bench.archive``)
 
 The table and the machine go to stdout, the full results (every sample) to
 bench/results/<timestamp>[-quick].json.
@@ -147,7 +150,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, under 3 minutes")
     parser.add_argument("--readme", action="store_true",
                         help="also put the table into bench/README.md (between the bench:table marks)")
-    parser.add_argument("--only", default="", help="comma-separated sections to run (1..10); 2 and 6 "
+    parser.add_argument("--only", default="", help="comma-separated sections to run (1..12); 2 and 6 "
                         "run with 1")
     parser.add_argument("--engine", choices=("lite", "server"), default="lite",
                         help="the Milvus engine of sections 1, 2 and 6 (the end-to-end stack)")
@@ -163,6 +166,26 @@ def quality_sections(quick: bool, tmp: Path) -> list[Row]:
     per_mix, asked = longform.sizes(quick)
     return rows + guarded("section 7: long-form search",
                           lambda: longform.run(per_mix, asked, tmp / "longform"), "7")
+
+
+def late_sections(only: set[str], quick: bool, tmp: Path) -> list[Row]:
+    """Sections 10 (analytics), 11 (media minutes) and 12 (the embedding archive)."""
+    rows: list[Row] = []
+    if "10" in only:
+        from bench import analytics
+
+        rows += guarded("section 10: analytics", lambda: analytics.run(tmp, quick), "10")
+    if "11" in only:
+        from bench import media_limits
+
+        rows += guarded("section 11: media minutes", lambda: media_limits.run(
+            tmp / "media", 30 if quick else 60, 100.0, 20.0), "11")
+    if "12" in only:
+        from bench import archive
+
+        rows += guarded("section 12: embedding archive", lambda: archive.rows(
+            4000 if quick else 8000, 1 if quick else 3, "lite", tmp / "archive"), "12")
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,15 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             from bench import api
 
             rows += guarded("section 8: HTTP API", lambda: api.run(tmp, quick)[0], "8")
-        if "10" in only:
-            from bench import analytics
-
-            rows += guarded("section 10: analytics", lambda: analytics.run(tmp, quick), "10")
-        if "11" in only:
-            from bench import media_limits
-
-            rows += guarded("section 11: media minutes", lambda: media_limits.run(
-                tmp / "media", 30 if quick else 60, 100.0, 20.0), "11")
+        rows += late_sections(only, quick, tmp)
     rows.sort(key=lambda r: r.section)
     meta["seconds"] = time.monotonic() - started
     path = write_results(rows, meta, time.strftime("%Y%m%d-%H%M%S") + ("-quick" if quick else "") + ".json")

@@ -32,6 +32,7 @@ import numpy as np
 import redis
 from pymilvus import MilvusClient
 
+from pipeline.archive.store import EmbeddingArchive
 from pipeline.ingest.writer import SegmentWriter
 from pipeline.milvus.store import MilvusStore
 from pipeline.segments import Segment, pack_vector
@@ -113,14 +114,16 @@ def by_batch(n: int, size: int) -> list[int]:
 
 
 def writer_run(settings: Settings, client: redis.Redis[bytes], segments: list[Segment],
-               batch_rows: int, flush_interval_s: float) -> float:
-    """Seconds of one ``SegmentWriter.drain`` over a pre-filled stream (flushes included)."""
+               batch_rows: int, flush_interval_s: float, *, archive: EmbeddingArchive | None = None,
+               writer_class: type[SegmentWriter] = SegmentWriter) -> float:
+    """Seconds of one ``SegmentWriter.drain`` over a pre-filled stream (flushes included), with
+    every batch also appended to ``archive`` when one is given."""
     scoped, store, name = fresh(settings)
     scoped = scoped.model_copy(update={"redis_prefix": f"bench{uuid.uuid4().hex[:6]}",
                                        "writer_batch_rows": batch_rows,
                                        "writer_max_wait_s": 0.05,
                                        "writer_flush_interval_s": flush_interval_s})
-    writer = SegmentWriter(client, store, NullLedger(), scoped, "bench-1")
+    writer = writer_class(client, store, NullLedger(), scoped, "bench-1", archive=archive)
     writer.ensure_group()
     pipe = client.pipeline(transaction=False)
     for s in segments:

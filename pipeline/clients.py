@@ -2,8 +2,8 @@
 
 Each client is built on first use (so ``--help`` stays fast and a forked worker never inherits a
 live connection) and ``close()`` closes every one that was built. The CLI, the demo, the backfill,
-the workers and the HTTP server all take their Redis, job store, quota, Twelve Labs gateway and
-Milvus store from here::
+the workers and the HTTP server all take their Redis, job store, quota, Twelve Labs gateway,
+Milvus store and embedding archive from here::
 
     with Clients.from_settings(settings) as clients:
         job = clients.jobs.get_job(job_id)
@@ -27,6 +27,7 @@ from pipeline.state.quota import Quota
 from pipeline.versions import Versions
 
 if TYPE_CHECKING:
+    from pipeline.archive.store import EmbeddingArchive
     from pipeline.milvus.store import MilvusStore
     from pipeline.twelvelabs import TwelveLabsGateway
 
@@ -90,6 +91,13 @@ class Clients:
             return MilvusStore(self.settings)
         return MilvusStore(self.settings, timeout_s=self.store_timeout_s)
 
+    @cached_property
+    def archive(self) -> EmbeddingArchive | None:
+        """The embedding archive (``pipeline/archive``); ``None`` when ``archive_url`` is empty."""
+        from pipeline.archive.store import EmbeddingArchive  # noqa: PLC0415  (pyarrow loads slowly)
+
+        return EmbeddingArchive.from_settings(self.settings)
+
     def close(self) -> None:
         """Close every client that was built; the next use builds it again."""
         built = self.__dict__
@@ -98,7 +106,7 @@ class Clients:
         if "redis" in built:
             with contextlib.suppress(redis.RedisError):
                 built.pop("redis").close()
-        for name in ("keys", "jobs", "versions", "quota", "gateway"):
+        for name in ("keys", "jobs", "versions", "quota", "gateway", "archive"):
             built.pop(name, None)
 
     def __enter__(self) -> Clients:

@@ -26,6 +26,8 @@ rejected line and that never travels past it.
     |   +-- StoreRejectedError      a reachable Milvus refused a request
     |   +-- InvalidSegmentError     (also Permanent) a row Milvus can never take (dead-lettered)
     |       +-- DimensionMismatchError  a vector of the wrong dimension
+    +-- ArchiveError                the embedding archive cannot be read or written (a bad file, bad URL)
+    |   +-- ArchiveUnavailableError (also Transient) its directory or object storage refused or is down
     +-- ServiceError                an embedded server did not start or answer in time
     +-- StopRequestedError          Ctrl-C or SIGTERM while the embedded stack was starting
     +-- LeaseLostError              a lock's lease ran out and another holder owns it now
@@ -35,7 +37,7 @@ rejected line and that never travels past it.
 
 A task that ends ``failed`` or outlives its deadline is not an exception: the poller records it as
 the item's failure reason (``JobStore.fail``). Vendor exceptions (twelvelabs and httpx, pymilvus and
-grpc, redis) are translated at the module that calls the vendor and never travel further up.
+grpc, redis, pyarrow) are translated at the module that calls the vendor and never travel further up.
 """
 
 from __future__ import annotations
@@ -135,6 +137,14 @@ class InvalidSegmentError(StoreError, PermanentError):
 
 class DimensionMismatchError(InvalidSegmentError):
     """A segment's vector dimension differs from its collection's."""
+
+
+class ArchiveError(VidsearchError):
+    """The embedding archive cannot be read or written (``pipeline/archive``)."""
+
+
+class ArchiveUnavailableError(ArchiveError, TransientError):
+    """The archive's directory or object storage cannot be written or reached right now."""
 
 
 class ServiceError(VidsearchError):

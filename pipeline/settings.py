@@ -262,6 +262,25 @@ class Settings(BaseSettings):
     )
     writer_drain_s: float = Field(20.0, gt=0, description="Longest one writing task drains")
 
+    # --- embedding archive (docs/archive.md) -------------------------------------------------------
+    archive_url: str | None = Field(
+        None,
+        description="Where the writer archives every segment as Parquet: a directory, file:///dir or "
+        "s3://bucket/prefix; unset: data_dir/archive; empty: no archive",
+    )
+    archive_s3_endpoint: str | None = Field(
+        None, description="S3-compatible endpoint of an s3:// archive, e.g. http://127.0.0.1:9000 "
+        "(unset: AWS)"
+    )
+    archive_s3_region: str | None = Field(None, description="Region of an s3:// archive (unset: us-east-1)")
+    archive_s3_access_key: str | None = Field(
+        None, description="Access key id of an s3:// archive (unset: the AWS SDK's usual sources)"
+    )
+    archive_s3_secret_key: SecretStr | None = Field(None, description="Secret key of an s3:// archive")
+    archive_timeout_s: float = Field(
+        10.0, gt=0, description="Bound on one archive request to object storage (with its retries: 3x)"
+    )
+
     # --- Milvus ------------------------------------------------------------------------------------
     collection_prefix: str = Field("vidsearch", description="Collection name prefix")
     num_partitions: int = Field(16, ge=1, le=1024, description="Partition-key partitions")
@@ -276,6 +295,26 @@ class Settings(BaseSettings):
     )
     search_consistency: Literal["Strong", "Bounded", "Session", "Eventually"] = Field(
         "Bounded", description="Search consistency (Bounded: may miss the last seconds of writes)"
+    )
+
+    # --- restore (``vidsearch restore``, ``vidsearch archive export``) ---------------------------
+    restore_method: Literal["auto", "bulk", "upsert"] = Field(
+        "auto", description="How restore loads a collection: Milvus bulk import (a Milvus server), "
+        "batched upserts (any Milvus), or auto (bulk import on a server, upserts on Milvus Lite)"
+    )
+    restore_batch_rows: int = Field(
+        2000, ge=1, description="Rows per upsert (and per archive read) of a restore or an export"
+    )
+    restore_import_rows: int = Field(
+        200_000, ge=1, description="Rows per bulk-import file (one import task each)"
+    )
+    restore_import_dir: str = Field(
+        "", description="Where restore writes bulk-import Parquet files, a directory the Milvus "
+        "server reads at the same path (its local storage or a shared mount); empty: "
+        "<data_dir>/restore-import (a server on this host)"
+    )
+    restore_import_timeout_s: float = Field(
+        1800.0, gt=0, description="Longest one bulk-import task may take before restore gives up"
     )
 
     # --- search ------------------------------------------------------------------------------------

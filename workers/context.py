@@ -71,7 +71,8 @@ class Runtime:
     @cached_property
     def writer(self) -> SegmentWriter:
         consumer = f"{socket.gethostname()}-{os.getpid()}"
-        return SegmentWriter(self.redis, self.store, self.jobs, self.settings, consumer)
+        return SegmentWriter(self.redis, self.store, self.jobs, self.settings, consumer,
+                             archive=self.clients.archive)
 
 
 _runtime: Runtime | None = None

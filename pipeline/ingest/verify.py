@@ -14,6 +14,16 @@ rows of those items (queried by ``item_key`` in chunks), their primary keys and 
 * duplicate primary keys (``count(*)`` above the number of distinct pks, or a pk returned twice);
 * per category, rows differing from the sum of ``exp`` of the done items of that category.
 
+With the embedding archive on, the archive's rows per item (``rows_per_item``) are compared too:
+
+* a done item whose archived rows differ from ``exp`` (an archive that misses rows cannot restore
+  them; items ingested before the archive existed: ``vidsearch archive export``);
+* what a restore would bring back: items (and their rows) the archive holds more of than Milvus
+  (``restorable_items`` / ``restorable_rows``; ``vidsearch restore``).
+
+A done item found with fewer rows than expected means Milvus lost rows: the collection's
+generation is bumped, so cached search results made from them are not served again.
+
 Items a later job took over (``--force`` or a repeat) belong to that job and are checked there.
 Cost: the job's own items only (one GETRANGE and one pipelined read per ``READ_BATCH`` keys), plus
 one Milvus query per ``CHUNK`` items; other jobs' items are never read.
@@ -30,6 +40,7 @@ from pipeline.errors import VidsearchError
 from pipeline.ledger.records import Item
 from pipeline.ledger.store import JobStore, job_item_keys, read_items
 from pipeline.milvus.filters import one_of
+from pipeline.state.generation import bump_generation
 
 CHUNK = 200
 """Item keys per Milvus filter (``item_key in [...]``)."""
@@ -51,6 +62,14 @@ class RowReader(Protocol):
     ) -> Iterator[dict[str, Any]]: ...
 
 
+class ArchiveCounts(Protocol):
+    """What verify reads from the archive (``pipeline.archive.store.EmbeddingArchive``)."""
+
+    def collections(self) -> list[str]: ...
+
+    def rows_per_item(self, collection: str) -> dict[str, int]: ...
+
+
 @dataclass(slots=True)
 class VerifyReport:
     """What ``verify_job`` found; ``ok`` when there is no discrepancy."""
@@ -66,6 +85,11 @@ class VerifyReport:
     milvus_count: int = 0
     rows_by_category: dict[str, int] = field(default_factory=dict)
     expected_by_category: dict[str, int] = field(default_factory=dict)
+    archived_rows: int | None = None
+    """Rows the archive holds of the job's items (None: the archive is off)."""
+    restorable_items: int = 0
+    restorable_rows: int = 0
+    """Items (rows) the archive holds more of than Milvus: what ``vidsearch restore`` brings back."""
     discrepancies: list[str] = field(default_factory=list)
     more_discrepancies: int = 0
 
@@ -121,8 +145,10 @@ def _tally(store: RowReader, collection: str, keys: Sequence[str]) -> _Tally:
     return tally
 
 
-def verify_job(jobs: JobStore, store: RowReader, job_id: str) -> VerifyReport:
-    """Compare the job's ledger with Milvus; see the module docstring for what is checked."""
+def verify_job(jobs: JobStore, store: RowReader, job_id: str,
+               archive: ArchiveCounts | None = None) -> VerifyReport:
+    """Compare the job's ledger with Milvus (and the archive, when given); see the module
+    docstring for what is checked."""
     job = jobs.get_job(job_id)
     if job is None:
         raise VidsearchError(f"no such job: {job_id}")
@@ -141,6 +167,11 @@ def verify_job(jobs: JobStore, store: RowReader, job_id: str) -> VerifyReport:
     _check_items(report, items, tally)
     _check_duplicates(report, tally)
     _check_categories(report, items)
+    if archive is not None:  # a collection never archived holds no rows there
+        held = archive.rows_per_item(collection) if collection in archive.collections() else {}
+        _check_archive(report, items, tally, held)
+    if any(i.state == "done" and tally.by_item.get(i.key, 0) < (i.expected or 0) for i in items):
+        bump_generation(jobs.r, jobs.keys, collection)  # Milvus lost rows: retire cached results
     return report
 
 
@@ -194,3 +225,17 @@ def _check_categories(report: VerifyReport, items: Sequence[Item]) -> None:
         want, got = expected.get(category, 0), report.rows_by_category.get(category, 0)
         if want != got:
             report.flag(f"category {category!r}: {got} row(s), expected {want}")
+
+
+def _check_archive(report: VerifyReport, items: Sequence[Item], tally: _Tally,
+                   archived: dict[str, int]) -> None:
+    report.archived_rows = 0
+    for item in items:
+        have = archived.get(item.key, 0)
+        report.archived_rows += have
+        if have > tally.by_item.get(item.key, 0):
+            report.restorable_items += 1
+            report.restorable_rows += have - tally.by_item.get(item.key, 0)
+        if item.state == "done" and item.expected is not None and have != item.expected:
+            report.flag(f"item {_name(item)}: the archive holds {have} row(s), expected "
+                        f"{item.expected}")

@@ -1,12 +1,17 @@
-"""Segments stream -> batches -> Milvus upsert -> ledger -> ack; reclaim; dead letters.
+"""Segments stream -> batches -> archive append and Milvus upsert -> ledger -> ack; reclaim; dead letters.
 
 Segments wait in the Redis stream ``{prefix}:segments`` (consumer group ``writers``). A drain reads
 them with XREADGROUP, groups them into batches (one model, dimension and target collection per
 batch, duplicates of a primary key removed with the last occurrence kept, bounded by rows and
-bytes), upserts each batch, records the written ``(item_key, pk)`` pairs in the ledger and only
-then acknowledges and deletes the entries in one transaction (``stream.settle``): an entry leaves
-the stream only after Milvus accepted it, and then it leaves Redis. Every drain ends by trimming
-what an earlier writer acknowledged without deleting (``stream.trim_settled``).
+bytes), upserts each batch into Milvus while a helper thread appends the same columns to the
+embedding archive (``pipeline/archive``, when one is configured), waits for both, records the
+written ``(item_key, pk)`` pairs in the ledger and only then acknowledges and deletes the entries in
+one transaction (``stream.settle``): an entry leaves the stream only after the archive and Milvus
+both have it, and then it leaves Redis. The two writes overlap (neither waits for the other; a crash
+may leave either one without the batch, and the replay writes it again: docs/archive.md says why
+this is safe and what it saves).
+Every drain ends by trimming what an earlier writer acknowledged without deleting
+(``stream.trim_settled``).
 
 Failures:
 
@@ -16,6 +21,11 @@ Failures:
   ``store.CALL_TIMEOUT_S``): the entries stay pending and a later drain (of any writer) reclaims
   them with XAUTOCLAIM once they have been idle ``writer_claim_idle_s``. A drain first checks that
   Milvus answers before it claims anything, so an outage does not inflate delivery counts.
+* The archive unavailable or refusing (``ArchiveError``): handled like Milvus unavailable. A drain
+  checks that the archive answers before it claims anything; a failed append stops the drain with
+  ``DrainStats.error`` and nothing of the batch is acked (Milvus may have it: the replay upserts it
+  again, which changes nothing). A batch archived but not written to Milvus is archived again on
+  its replay: the archive's readers keep one copy per primary key.
 * A segment that can never be written (wrong vector dimension, malformed entry or metadata,
   over-long field) is dead-lettered: ``ledger.record_dead``, then one script adds its ids and
   ``reason`` to ``{prefix}:segments:dead`` (capped at ``dead_letter_max_entries``; what the cap
@@ -49,18 +59,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import redis
 
 if TYPE_CHECKING:
+    from pipeline.archive.store import EmbeddingArchive
+
     Redis = redis.Redis[bytes]
 else:
     Redis = redis.Redis
 
-from pipeline.errors import SchemaMismatchError, StoreError, StoreRejectedError
+from pipeline.errors import ArchiveError, SchemaMismatchError, StoreError, StoreRejectedError
 from pipeline.ingest.stream import GROUP, dead_letter, dead_record, settle, trim_settled
 from pipeline.logs import get_logger
 from pipeline.metrics.recorder import MetricsRecorder
@@ -199,7 +211,11 @@ def _text(value: Any) -> str:
 
 
 class SegmentWriter:
-    """One consumer of the ``writers`` group (name it per process, e.g. host-pid)."""
+    """One consumer of the ``writers`` group (name it per process, e.g. host-pid).
+
+    ``archive``: the embedding archive every batch is appended to, on a helper thread while the
+    batch is upserted (``Clients.archive``); ``None`` writes to Milvus only.
+    """
 
     def __init__(
         self,
@@ -210,9 +226,13 @@ class SegmentWriter:
         consumer: str,
         *,
         clock: Callable[[], float] = time.monotonic,
+        archive: EmbeddingArchive | None = None,
     ) -> None:
         self._redis = redis_client
         self._store = store
+        self._archive = archive
+        self._archiving = ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer-archive")
+        self._appending: Future[None] | None = None  # the archive append in flight
         self._ledger = ledger
         self._settings = settings
         self._consumer = consumer
@@ -325,7 +345,8 @@ class SegmentWriter:
         """Write what the stream holds for up to ``max_seconds`` (default ``writer_drain_s``).
 
         Stops early when the stream stays empty for ``writer_max_wait_s`` or when Milvus fails
-        transiently (``DrainStats.error``; the entries stay pending for a later reclaim).
+        transiently or the archive fails (``DrainStats.error``; the entries stay pending for a later
+        reclaim).
         ``SchemaMismatchError`` propagates: an operator must fix the collection or the settings.
         """
         start = self._clock()
@@ -335,11 +356,16 @@ class SegmentWriter:
         self.ensure_group()
         try:
             self._store.ping()
+            if self._archive is not None:
+                self._archive.ping()
             self._loop(deadline, stats)
         except SchemaMismatchError:
             raise
-        except StoreError as exc:  # unreachable, or a refusal outside an upsert: stop, ack nothing
-            stats.error = str(exc)
+        except (StoreError, ArchiveError) as exc:  # unreachable, or a refusal outside an upsert
+            stats.error = str(exc)  # stop, ack nothing
+        if self._appending is not None:  # a drain leaves no append behind (its outcome is moot)
+            wait([self._appending])
+            self._appending = None
         self._flush(force=True, stats=stats)
         stats.trimmed = trim_settled(self._redis, self.stream)
         stats.seconds = self._clock() - start
@@ -387,7 +413,8 @@ class SegmentWriter:
         return MODEL_DEFAULT_DIMENSION
 
     def _write_batch(self, batch: Batch, by_id: dict[str, Fields], stats: DrainStats) -> None:
-        """Dead-letter the segments that can never fit, upsert the rest (columns built once)."""
+        """Dead-letter the segments that can never fit; archive and upsert the rest at once (columns
+        built once). An ``ArchiveError`` propagates: the drain stops with nothing of the batch acked."""
         if batch.collection:  # a model version's collection, created with its version
             collection = self._store.use_collection(batch.collection)
         else:
@@ -397,16 +424,27 @@ class SegmentWriter:
             for entry_id in batch.entry_ids[i]:
                 self._dead_letter(entry_id, by_id[entry_id], reason, stats)
         if kept:
-            self._upsert(collection, batch, (kept, columns), by_id, stats)
+            archived = self._archive_async(collection, batch.model, columns)
+            self._upsert(collection, batch, (kept, columns), by_id, stats, archived=archived)
             stats.batches += 1
+
+    def _archive_async(self, collection: str, model: str, columns: Columns) -> Future[None] | None:
+        """Start appending ``columns`` to the archive (at most one append in flight per writer)."""
+        if self._archive is None:
+            return None
+        dimension = int(columns.vectors.shape[1])
+        self._appending = self._archiving.submit(self._archive.append, collection, model, dimension, columns)
+        return self._appending
 
     def _upsert(
         self, collection: str, batch: Batch, part: tuple[list[int], Columns],
-        by_id: dict[str, Fields], stats: DrainStats,
+        by_id: dict[str, Fields], stats: DrainStats, *, archived: Future[None] | None = None,
     ) -> None:
-        """Upsert, then ledger, then ack; split on a rejection to isolate the rejected rows.
+        """Upsert, wait for the archive append, then ledger, then ack; split on a rejection to
+        isolate the rejected rows.
 
-        ``part`` is ``(kept, columns)``: row ``j`` of ``columns`` is ``batch.segments[kept[j]]``.
+        ``part`` is ``(kept, columns)``: row ``j`` of ``columns`` is ``batch.segments[kept[j]]``;
+        ``archived`` is the batch's archive append (its ``ArchiveError`` propagates from here).
         """
         kept, columns = part
         started = time.perf_counter()
@@ -417,10 +455,12 @@ class SegmentWriter:
                 for entry_id in batch.entry_ids[kept[0]]:
                     self._dead_letter(entry_id, by_id[entry_id], str(exc), stats)
                 return
-            half = len(kept) // 2
-            self._upsert(collection, batch, (kept[:half], columns.slice(0, half)), by_id, stats)
-            self._upsert(collection, batch, (kept[half:], columns.slice(half, len(kept))), by_id, stats)
+            half, n = len(kept) // 2, len(kept)
+            for rows in ((kept[:half], columns.slice(0, half)), (kept[half:], columns.slice(half, n))):
+                self._upsert(collection, batch, rows, by_id, stats, archived=archived)
             return
+        if archived is not None:
+            archived.result()  # the archive has the batch too, or ArchiveError: nothing is acked
         self._metrics.writer_batch(len(kept), time.perf_counter() - started)
         self._unflushed.setdefault(collection, self._clock())
         segments = [batch.segments[i] for i in kept]

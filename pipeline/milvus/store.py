@@ -521,6 +521,59 @@ class MilvusStore:
         finally:
             iterator.close()
 
+    def collection_identity(self, name: str) -> str:
+        """What names this incarnation of collection (or alias) ``name``: its collection id and
+        creation time, ``"absent"`` when it does not exist. A collection dropped and created
+        again, or lost with Milvus' data, has another identity (one describe call)."""
+        if not self.has_collection(name):
+            return "absent"
+        described = self._call(f"describe_collection {name}", "describe_collection", name)
+        return f"{described.get('collection_id', '')}@{described.get('created_timestamp', '')}"
+
+    # --- bulk import (``vidsearch restore`` on a Milvus server) -----------------------------------
+    def bulk_insert(self, collection: str, files: Sequence[str]) -> int:
+        """Start a bulk import of ``files`` (paths the server's own storage reads) into
+        ``collection`` (rows routed by the partition key); returns the import task id."""
+        client = self._connect()
+        self.calls += 1
+        try:
+            return int(client._get_connection().do_bulk_insert(
+                collection, None, list(files), timeout=self._timeout_s))
+        except (MilvusException, grpc.RpcError, OSError) as exc:
+            raise translate(exc, f"bulk insert into {collection}") from exc
+
+    def bulk_insert_state(self, task_id: int) -> tuple[str, int, str]:
+        """``(state, rows, failed_reason)`` of an import task; state is one of ``pending``,
+        ``running``, ``completed`` or ``failed``."""
+        client = self._connect()
+        self.calls += 1
+        try:
+            state = client._get_connection().get_bulk_insert_state(task_id, timeout=self._timeout_s)
+        except (MilvusException, grpc.RpcError, OSError) as exc:
+            raise translate(exc, f"bulk insert state {task_id}") from exc
+        name = str(state.state_name)
+        if state.failed_reason or name.startswith("Failed") or name == "Unknown":
+            return "failed", int(state.row_count), str(state.failed_reason or name)
+        kind = {"Completed": "completed", "Pending": "pending"}.get(name, "running")
+        return kind, int(state.row_count), ""
+
+    def bulk_insert_tasks(self, collection: str) -> dict[str, int]:
+        """The import tasks the server remembers for ``collection``: file path -> task id (the
+        latest one per file), so that a file is never imported twice."""
+        client = self._connect()
+        self.calls += 1
+        try:
+            tasks = client._get_connection().list_bulk_insert_tasks(
+                0, collection, timeout=self._timeout_s)
+        except (MilvusException, grpc.RpcError, OSError) as exc:
+            raise translate(exc, f"list bulk inserts of {collection}") from exc
+        found: dict[str, int] = {}
+        for task in sorted(tasks, key=lambda t: int(t.task_id)):
+            for path in str((task.infos or {}).get("files", "")).split(","):
+                if path:
+                    found[path.strip()] = int(task.task_id)
+        return found
+
     def capabilities(self) -> Capabilities:
         """What this server can do for search, from its version (read once per connection)."""
         return capabilities_of(self.server_version())

@@ -10,7 +10,9 @@ so the stale entry is never read again (it expires by TTL or is evicted by size)
 
 ``result_cache_ttl_s`` bounds an entry's life (0 turns the cache off); ``result_cache_max_entries``
 bounds how many are kept: a sorted set ``{prefix}:rcache:index`` orders entries by store time and
-the oldest are deleted past the bound. A hit costs two Redis reads and nothing else.
+the oldest are deleted past the bound. A hit costs two Redis reads, plus the searcher's check that
+the collection is still the one the entries were made from (one Milvus describe and one Redis
+GETSET: a Milvus that lost its data retires the cache, ``state/generation.py``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Search: a :class:`Query` in, videos with their best moments out (``Searcher.search``).
 
 1. **Result cache** (``result_cache.py``): the whole result, keyed by the normalized query and the
-   collection's generation. A hit makes no embed call and no Milvus call.
+   collection's generation. A hit makes no embed call and no search; a check (at most once a
+   second per searcher) that the collection is the one the cache was filled from (a Milvus that lost its data
+   retires the cache: ``state/generation.py``).
 2. **Parts.** Each part (text, clip, image, text_image) is embedded once through the sync endpoint
    and its vector cached in ``{prefix}:qcache:{model}:{dim}:{digest}`` for ``query_cache_ttl_s``
    (the digest covers the part's kind and content; text is normalized first). ``--like`` takes
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -46,7 +49,7 @@ import redis
 
 from pipeline.analytics.cache import CorpusCache
 from pipeline.clients import Clients
-from pipeline.errors import DimensionMismatchError, QueryError
+from pipeline.errors import DimensionMismatchError, QueryError, StoreUnavailableError
 from pipeline.milvus.capabilities import MAX_GROUP_SIZE, MAX_SEARCH_LIMIT
 from pipeline.milvus.filters import Filter
 from pipeline.milvus.rows import SegmentHit
@@ -58,6 +61,7 @@ from pipeline.search.result_cache import ResultCache
 from pipeline.search.results import SearchResult, VideoHit, apply_floor, result_to_json
 from pipeline.segments import pack_vector, unpack_vector
 from pipeline.settings import Settings
+from pipeline.state.generation import retire_if_changed
 from pipeline.state.keys import Keys
 from pipeline.versions import Version
 
@@ -68,6 +72,9 @@ else:
 
 CANDIDATES_PER_VIDEO = 8
 """Segments asked per wanted video when the server cannot group by video."""
+IDENTITY_CHECK_S = 1.0
+"""How often a searcher checks that its collection is the one the result cache was filled from
+(two Milvus calls: ``MilvusStore.collection_identity``)."""
 EXTRA_CANDIDATE_VIDEOS = 5
 """Videos profiled beyond ``top_k`` per part (fusion and moments can re-rank them)."""
 PROFILE_FIELDS = ("url", "start_s", "end_s", "option")
@@ -126,6 +133,7 @@ class Searcher:
         self.cache_hits = 0
         self.cache_misses = 0
         self.last_cache_hit = False
+        self._identity_checked_at = float("-inf")
 
     # --- the search --------------------------------------------------------------------------
     def search(self, query: Query) -> SearchResult:
@@ -137,8 +145,7 @@ class Searcher:
         return self._settings.search_min_score if query.min_score is None else query.min_score
 
     def _unfloored(self, query: Query) -> SearchResult:
-        key = self.results.key(self._written, self._cache_material(query)) \
-            if self.results.enabled else None
+        key = self._cache_key(query)
         if key is not None:
             cached = self.results.get(key)
             if cached is not None:
@@ -151,10 +158,34 @@ class Searcher:
     def cached(self, query: Query) -> SearchResult | None:
         """The result cache's answer to ``query`` past the floor, as ``search`` gives it, or None
         (no embed call, no Milvus call)."""
+        key = self._cache_key(query)
+        if key is None:
+            return None
+        hits = self.results.get(key)
+        return apply_floor(SearchResult(hits, cached=True), self._floor(query)) if hits is not None else None
+
+    def _cache_key(self, query: Query) -> str | None:
+        """The result cache key of ``query`` (None when the cache is off), after retiring the
+        cache of a collection that is not the one its entries were made from."""
         if not self.results.enabled:
             return None
-        hits = self.results.get(self.results.key(self._written, self._cache_material(query)))
-        return apply_floor(SearchResult(hits, cached=True), self._floor(query)) if hits is not None else None
+        self._retire_if_replaced()
+        return self.results.key(self._written, self._cache_material(query))
+
+    def _retire_if_replaced(self) -> None:
+        """Bump the generation when the collection's identity changed (Milvus lost its data, the
+        collection was dropped or restored): see ``pipeline/state/generation.py``. A Milvus
+        that does not answer leaves the cache as it is (cached answers outlive an outage). At
+        most once per ``IDENTITY_CHECK_S`` per searcher (a server answering many hits a second)."""
+        now = time.monotonic()
+        if now - self._identity_checked_at < IDENTITY_CHECK_S:
+            return
+        self._identity_checked_at = now
+        try:
+            identity = self._store.collection_identity(self.collection)
+        except StoreUnavailableError:
+            return
+        retire_if_changed(self._redis, self._keys, self._written, identity)
 
     def _cache_material(self, query: Query) -> dict[str, Any]:
         s = self._settings

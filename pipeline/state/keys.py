@@ -118,6 +118,14 @@ class Keys:
     def generation(self, collection: str) -> str:
         return f"{self.prefix}:gen:{collection}"
 
+    def identity(self, collection: str) -> str:
+        """The collection identity its generation was last seen with (``state/generation.py``)."""
+        return f"{self.prefix}:gen:{collection}:identity"
+
+    def restore(self, collection: str) -> str:
+        """A restore's checkpoint (``pipeline/recovery/checkpoint.py``)."""
+        return f"{self.prefix}:restore:{collection}"
+
     def rcache(self, collection: str, generation: int, digest: str) -> str:
         return f"{self.prefix}:rcache:{collection}:{generation}:{digest}"
 

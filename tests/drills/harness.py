@@ -25,8 +25,10 @@ from typing import Any
 from pymilvus import MilvusClient, MilvusException
 from twelvelabs import TwelveLabs
 
+from pipeline.archive.store import EmbeddingArchive
 from pipeline.ledger.records import Job
 from pipeline.ledger.store import JobStore
+from pipeline.settings import load_settings
 from pipeline.state.keys import Keys
 from tests.stack import Stack, wait_for
 
@@ -135,6 +137,29 @@ def milvus_rows_at(uri: str, job_id: str) -> list[dict[str, Any]]:
         return rows
     finally:
         client.close()
+
+
+def stack_archive(stack: Stack) -> EmbeddingArchive:
+    """The embedding archive the stack's writers append to (``data_dir/archive``)."""
+    archive = EmbeddingArchive.from_settings(load_settings(data_dir=Path(stack.env["VIDSEARCH_DATA_DIR"])))
+    assert archive is not None
+    return archive
+
+
+def archived_pks(stack: Stack, job_id: str) -> list[str]:
+    """The job's rows in the archive, as a scan returns them (one per pk, the latest copy)."""
+    archive = stack_archive(stack)
+    return [pk for name in archive.collections() for batch in archive.scan(name)
+            for pk, job in zip(batch.pks, batch.scalars["job_id"], strict=True) if job == job_id]
+
+
+def assert_archive_matches_milvus(stack: Stack, job_id: str) -> int:
+    """The archive's scan holds exactly the job's Milvus rows (count and pk set); returns the count."""
+    in_archive = archived_pks(stack, job_id)
+    in_milvus = [str(r["pk"]) for r in milvus_rows(stack, job_id)]
+    assert len(in_archive) == len(set(in_archive)) == len(in_milvus)
+    assert set(in_archive) == set(in_milvus)
+    return len(in_archive)
 
 
 def sandbox_segments(stack: Stack, urls: Iterable[str]) -> int:

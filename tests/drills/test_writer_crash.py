@@ -1,6 +1,9 @@
-"""Drill 4: kill the writer between the Milvus write and the acknowledgement; the replay (another
-writer reclaims the entries with XAUTOCLAIM) leaves no duplicate row and no double count.
-Drill 4b: kill it between the upsert and the deletion of the entries; no entry stays in Redis."""
+"""Drill 4: kill the writer once the archive has a batch and Milvus does not, then once Milvus has
+the replayed batch and the archive append of it is held back, then after the ledger and before the
+acknowledgement; the replays (another writer reclaims the entries with XAUTOCLAIM) leave no
+duplicate row, no missing one and no double count.
+Drill 4b: kill it between the upsert and the deletion of the entries; no entry stays in Redis.
+Both end with the archive's scan holding exactly the job's Milvus rows (count and pk set)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.drills.harness import (
+    archived_pks,
+    assert_archive_matches_milvus,
     assert_same_counts,
     finish_time,
     job,
@@ -60,7 +65,12 @@ def test_a_writer_killed_between_write_and_ack_replays_without_duplicates(
 ) -> None:
     job_id, urls, segments = fill_stream(stack, tmp_path, "writer-crash")
 
-    crash(stack, "after-upsert")  # rows in Milvus; ledger and ack not done
+    crash(stack, "after-archive")  # a batch in the archive, not in Milvus; nothing acknowledged
+    archived = len(archived_pks(stack, job_id))
+    assert archived > 0 and milvus_rows(stack, job_id) == [] and pending(stack) >= archived
+
+    time.sleep(5)  # past writer_claim_idle_s: the next writer reclaims the dead one's entries
+    crash(stack, "after-upsert")  # the replay reaches Milvus, its archive append held back; no ack
     written = len(milvus_rows(stack, job_id))
     assert written > 0 and pending(stack) >= written and job(stack, job_id).counters["segments"] == 0
 
@@ -76,10 +86,11 @@ def test_a_writer_killed_between_write_and_ack_replays_without_duplicates(
     recover_s = finish_time(stack, job_id, crashed)
     wait_for(lambda: pending(stack) == 0, 120,
              "every segment acknowledged")
-    figures = assert_same_counts(stack, job_id, urls, "writer killed after upsert, then after ledger",
-                                 recover_s=recover_s)
+    figures = assert_same_counts(stack, job_id, urls, "writer killed after archive, after upsert, "
+                                 "then after ledger", recover_s=recover_s)
     assert figures.rows == segments == job(stack, job_id).counters["segments"]
     assert length(stack) == 0  # acknowledged entries left Redis
+    assert assert_archive_matches_milvus(stack, job_id) == segments
 
 
 def test_a_writer_killed_before_deleting_acknowledged_entries_leaves_none_behind(
@@ -100,3 +111,5 @@ def test_a_writer_killed_before_deleting_acknowledged_entries_leaves_none_behind
                                  recover_s=recover_s)
     assert figures.rows == segments == job(stack, job_id).counters["segments"]
     assert pending(stack) == 0 and int(stack.client().xlen(f"{STREAM}:dead")) == 0
+    assert assert_archive_matches_milvus(stack, job_id) == segments
+

@@ -227,7 +227,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     with _clients(args) as clients:
         jobs = clients.jobs
-        report = verify_job(jobs, clients.store, _job_or_latest(jobs, args.job).id)
+        report = verify_job(jobs, clients.store, _job_or_latest(jobs, args.job).id, clients.archive)
     if args.json:
         print_json(report.to_dict())
     else:
@@ -236,6 +236,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
               f"distinct pks {report.distinct_pks}, count(*) {report.milvus_count}")
         for category, rows in report.rows_by_category.items():
             print(f"  {category}: {rows} rows (expected {report.expected_by_category.get(category, 0)})")
+        if report.archived_rows is not None:
+            print(f"  archive: {report.archived_rows} rows of the job's items")
+        if report.restorable_rows:
+            print(f"  a restore would bring back {report.restorable_rows} rows of "
+                  f"{report.restorable_items} items: vidsearch restore")
         for text in report.discrepancies:
             print(f"DISCREPANCY: {text}")
         if report.more_discrepancies:
@@ -371,6 +376,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     return run(args, _settings(args))
 
 
+def cmd_archive(args: argparse.Namespace) -> int:
+    from vidsearch.cli.archive_commands import run  # noqa: PLC0415
+
+    return run(args, _settings(args))
+
+
 def cmd_versions(args: argparse.Namespace) -> int:
     from vidsearch.cli.version_commands import run_versions  # noqa: PLC0415  (pymilvus loads slowly)
 
@@ -381,6 +392,12 @@ def cmd_reembed(args: argparse.Namespace) -> int:
     from vidsearch.cli.version_commands import run_reembed  # noqa: PLC0415
 
     return run_reembed(args, _checked_settings(args))
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from vidsearch.cli.restore_commands import run_restore  # noqa: PLC0415  (pymilvus loads slowly)
+
+    return run_restore(args, _settings(args))
 
 
 def cmd_promote(args: argparse.Namespace) -> int:

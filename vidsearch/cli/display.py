@@ -13,7 +13,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -297,3 +297,39 @@ def print_hits(hits: Any) -> None:
         print(f"{h.score:6.3f}  {span:>13}  {h.category:<12} {h.url}{title}")
         for m in h.moments[1:]:
             print(f"{m.score:6.3f}  {m.start_s:6.1f}-{m.end_s:6.1f}  {'':<12}   another moment")
+
+
+@dataclass
+class RowProgress:
+    """A progress bar of rows (``vidsearch restore``, ``vidsearch archive export``) on ``stream``:
+    redrawn on a terminal, else a line every ``interval_s`` and one at the end."""
+
+    stream: TextIO
+    label: str
+    interval_s: float
+    terminal: bool
+    started: float = field(default_factory=time.monotonic)
+    _next_line_at: float = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        line = self.line(done, total, now - self.started)
+        if self.terminal:
+            print("\r" + line, end="", file=self.stream, flush=True)
+        elif done >= total or now >= self._next_line_at:
+            print(f"{iso(time.time())} {line}", file=self.stream, flush=True)
+            self._next_line_at = now + self.interval_s
+
+    def line(self, done: int, total: int, elapsed_s: float, width: int = 30) -> str:
+        filled = int(width * done / total) if total else width
+        rate = done / elapsed_s if elapsed_s > 0 else 0.0
+        return (f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} rows, "
+                f"{rate:,.0f} rows/s")
+
+    def end(self) -> None:
+        if self.terminal:
+            print(file=self.stream, flush=True)
+
+
+def row_progress(label: str, interval_s: float) -> RowProgress:
+    return RowProgress(sys.stderr, label, interval_s, terminal=sys.stderr.isatty())

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import redis
 
 from pipeline.errors import VidsearchError
+from vidsearch.cli import archive_commands
 from vidsearch.exit_codes import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_REDIS
 
 Handler = Callable[[argparse.Namespace], int]
@@ -143,6 +144,14 @@ def _add_versions(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
          "rollback")
 
 
+def _add_restore(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _sub(subs, "restore", "Rebuild a version's collection from the embedding archive (no "
+             "Twelve Labs call; bulk import on a Milvus server, upserts on Milvus Lite; resumable)",
+             "restore")
+    p.add_argument("version", nargs="?", help="version id (default: the live version)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
 def _add_analytics(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = _sub(subs, "analytics", "Corpus analytics over one vector per video (exit 2 on bad input)",
              "analytics")
@@ -257,9 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search(subs)
     _add_index(subs)
     _add_versions(subs)
+    _add_restore(subs)
     _add_analytics(subs)
     _add_runtime(subs)
     _add_ops(subs)
+    archive_commands.add_parser(subs)
     return parser
 
 

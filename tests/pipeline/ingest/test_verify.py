@@ -13,12 +13,15 @@ import numpy as np
 import pytest
 import redis
 
+from pipeline.archive.store import EmbeddingArchive
 from pipeline.ingest.verify import verify_job
 from pipeline.ledger.store import JobStore
 from pipeline.milvus.store import MilvusStore
+from pipeline.recovery.export import export_collection
 from pipeline.segments import Segment, pack_vector
 from pipeline.settings import load_settings
 from pipeline.spec import EmbeddingSpec
+from pipeline.state.generation import current_generation
 from pipeline.state.keys import Keys
 
 pytestmark = pytest.mark.integration
@@ -190,3 +193,51 @@ def test_an_item_key_with_quotes_or_backslashes_is_matched_to_its_own_rows_only(
     report = verify_job(fx.jobs, fx.store, fx.job_id)
     assert report.ok, report.discrepancies
     assert report.rows == report.milvus_count == 7
+
+
+def archive_of(fx: Fixture, tmp_path: Any) -> EmbeddingArchive:
+    """An archive holding exactly the collection's rows (export from Milvus)."""
+    archive = EmbeddingArchive.from_settings(
+        fx.settings.model_copy(update={"archive_url": str(tmp_path / "archive")}))
+    assert archive is not None
+    export_collection(archive, fx.store, fx.collection, fx.spec.model, batch_rows=100)
+    return archive
+
+
+def test_an_archive_that_agrees_adds_no_discrepancy_and_counts_its_rows(fx: Fixture, tmp_path: Any) -> None:
+    clean(fx)
+    report = verify_job(fx.jobs, fx.store, fx.job_id, archive_of(fx, tmp_path))
+    assert report.ok, report.discrepancies
+    assert (report.archived_rows, report.restorable_items, report.restorable_rows) == (5, 0, 0)
+
+
+def test_rows_milvus_lost_are_what_a_restore_brings_back_and_retire_cached_results(
+    fx: Fixture, tmp_path: Any,
+) -> None:
+    clean(fx)
+    archive = archive_of(fx, tmp_path)
+    fx.store.drop(fx.collection)
+    fx.store.ensure_collection(fx.spec.model, DIM)  # Milvus started empty
+    before = current_generation(fx.jobs.r, fx.jobs.keys, fx.collection)
+    report = verify_job(fx.jobs, fx.store, fx.job_id, archive)
+    assert not report.ok
+    assert (report.restorable_items, report.restorable_rows) == (2, 5)
+    assert current_generation(fx.jobs.r, fx.jobs.keys, fx.collection) == before + 1
+
+
+def test_a_done_item_the_archive_lacks_rows_of_is_reported(fx: Fixture, tmp_path: Any) -> None:
+    clean(fx)
+    archive = archive_of(fx, tmp_path)
+    fx.item("e" * 32, "done", "news", 2, 2)  # written while the archive was off
+    found = verify_job(fx.jobs, fx.store, fx.job_id, archive).discrepancies
+    assert found == [f"item {'e' * 32} (https://v.example/{'e' * 32}): the archive holds 0 row(s), "
+                     "expected 2"]
+
+
+def test_a_collection_the_archive_never_held_is_no_error(fx: Fixture, tmp_path: Any) -> None:
+    archive = EmbeddingArchive.from_settings(
+        fx.settings.model_copy(update={"archive_url": str(tmp_path / "empty")}))
+    assert archive is not None
+    fx.item("c" * 32, "failed", "news", None, 0)
+    report = verify_job(fx.jobs, fx.store, fx.job_id, archive)
+    assert report.ok and report.archived_rows == 0

@@ -188,7 +188,9 @@ def test_result_to_json_is_a_list_of_video_objects(searcher) -> None:
     assert {"start_s", "end_s", "score"} == set(rows[0]["moments"][0])
 
 
-def test_a_cache_hit_makes_no_embed_and_no_milvus_call(library: Settings) -> None:
+def test_a_cache_hit_makes_no_embed_call_and_no_search_only_the_identity_check(
+    library: Settings,
+) -> None:
     searcher = build_searcher(library)
     store: MilvusStore = searcher._store
     query = Query(text="sunset picnic", clip_url=EXAMPLE_RIVER, clip_start_s=20, clip_end_s=40,
@@ -198,7 +200,8 @@ def test_a_cache_hit_makes_no_embed_and_no_milvus_call(library: Settings) -> Non
     second = searcher.search(query)
     assert not first.cached and second.cached
     assert second.hits == first.hits
-    assert (searcher.cache_misses + searcher.cache_hits, store.calls) == (embeds, calls)
+    assert searcher.cache_misses + searcher.cache_hits == embeds
+    assert store.calls - calls <= 2  # has_collection + describe (collection identity), no search
 
 
 def test_a_flush_of_new_rows_turns_a_hit_into_a_miss(library: Settings, redis_url: str) -> None:

@@ -11,7 +11,14 @@ from pipeline.ledger.records import COUNTERS, Job
 from pipeline.settings import load_settings
 from pipeline.spec import EmbeddingSpec
 from pipeline.state.limits import Hold
-from vidsearch.cli.display import ProgressWriter, Spending, Ticking, status_dict, status_lines
+from vidsearch.cli.display import (
+    ProgressWriter,
+    RowProgress,
+    Spending,
+    Ticking,
+    status_dict,
+    status_lines,
+)
 
 CREATED = 1_796_287_345.58  # 2026-12-03T08:42:25Z
 ALIVE = Ticking(stalled=False, last_tick_at=CREATED, stall_s=5.0)
@@ -114,3 +121,15 @@ def test_status_reports_minutes_budget_spend_and_the_limit_that_holds() -> None:
 def test_a_finished_job_at_its_budget_is_stopped_at_budget() -> None:
     job = _job(done=97, held=3)
     assert job.finished and job.status == "stopped at budget"
+
+
+def test_row_progress_off_a_terminal_writes_a_line_per_interval_and_one_at_the_end() -> None:
+    out = io.StringIO()
+    bar = RowProgress(out, "restore c", interval_s=3600, terminal=False)
+    bar(10, 100)
+    bar(50, 100)  # within the interval: no line
+    bar(100, 100)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert "restore c [###..." in lines[0] and "10/100 rows" in lines[0]
+    assert "[" + "#" * 30 + "] 100/100 rows" in lines[1] and "rows/s" in lines[1]
