@@ -58,7 +58,7 @@ def tasks_created(stack: Stack) -> int:
 
 
 def ingest(stack: Stack, tmp_path: Path, tag: str) -> str:
-    start_worker(stack, f"{tag}1", beat=True)
+    start_worker(stack, f"{tag}1")
     write_manifest(tmp_path / "m.csv", tag, ITEMS)
     job_id = submit(stack, tmp_path / "m.csv")
     assert wait_job(stack, job_id).counters["done"] == ITEMS
