@@ -195,13 +195,19 @@ def test_the_metrics_command_serves_the_fleet_counters_on_its_port(
     redis_client.hset(metrics_key("cli"), "tl:embed:ok", 7)
     port = free_port()
     env = {"VIDSEARCH_REDIS_URL": redis_url, "VIDSEARCH_REDIS_PREFIX": "cli", "PATH": "/usr/bin:/bin"}
+    samples, _ = run_metrics_command(port, env)
+    assert value(samples, "vidsearch_twelvelabs_calls_total", operation="embed", outcome="ok") == 7
+
+
+def run_metrics_command(port: int, env: dict[str, str]) -> tuple[Samples, bytes]:
+    """Start ``vidsearch metrics`` on ``port``, scrape it once it serves, stop it; the samples and
+    what it wrote on stderr."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "vidsearch", "metrics", "--port", str(port)], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
+    samples: Samples = {}
     try:
-        samples: Samples = {}
-
         def served() -> bool:
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             try:
@@ -214,7 +220,8 @@ def test_the_metrics_command_serves_the_fleet_counters_on_its_port(
     finally:
         proc.terminate()
         proc.wait(20)
-    assert value(samples, "vidsearch_twelvelabs_calls_total", operation="embed", outcome="ok") == 7
+    assert proc.stderr is not None
+    return samples, proc.stderr.read()
 
 
 def test_finished_jobs_are_labelled_as_vidsearch_status_names_them(
@@ -297,23 +304,6 @@ def test_redis_memory_used_and_its_limit_are_redis_own_figures(
 def test_the_metrics_command_starts_without_redis_and_reports_it_down(tmp_path: object) -> None:
     port, dead = free_port(), free_port()
     env = {"VIDSEARCH_REDIS_URL": f"redis://127.0.0.1:{dead}/0", "PATH": "/usr/bin:/bin"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vidsearch", "metrics", "--port", str(port)], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    samples: Samples = {}
-    try:
-        def served() -> bool:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                samples.update(scrape(port))
-            except OSError:
-                return False
-            return True
-
-        wait_for(served, 60, "the metrics command to serve")
-    finally:
-        proc.terminate()
-        proc.wait(20)
+    samples, stderr = run_metrics_command(port, env)
     assert value(samples, "vidsearch_redis_up") == 0
-    assert proc.stderr is not None and b"redis_unreachable_at_start" in proc.stderr.read()
+    assert b"redis_unreachable_at_start" in stderr
