@@ -11,6 +11,11 @@ is plain logic on that string, so it is tested without a server. Versions met in
   (milvus-io/milvus#30607, fixed by #30773): the rows land in another category's partition and
   category-filtered searches miss them (:func:`upsert_misroutes`; the store then writes a delete
   followed by an insert).
+* Exact filtered searches: Milvus Lite 3.x searches a segment with its HNSW index (FAISS, once
+  the background build after a flush has made it; brute force before) and applies a filter
+  *inside* the graph walk (an ``IDSelector``): the walk stops after about ``ef`` nodes, so a
+  selective filter (a few videos' rows of one option) misses most of the rows it matches, unless
+  ``ef`` covers the whole segment (:attr:`Capabilities.exact_ef`: Lite's largest segment).
 * Limits: ``topk`` of one search (:data:`MAX_SEARCH_LIMIT`) and the size of one query-iterator
   answer (:func:`iterator_batch`).
 """
@@ -24,6 +29,12 @@ UPSERT_ROUTING_FIXED = (2, 3, 10)
 """First Milvus release whose upsert routes partition-key rows right (milvus-io/milvus#30773)."""
 MAX_SEARCH_LIMIT = 16384
 """Milvus's upper bound on ``limit`` (topk) of one search."""
+LITE_SEGMENT_ROWS = 100_000
+"""Milvus Lite 3.x's largest compacted segment (its ``MAX_SEGMENT_ROWS``; a flush writes the
+memtable's 128 MB, about 50,000 rows of 512-d): an HNSW ``ef`` of that many walks every node of
+such a segment, so a filtered search returns every row the filter matches (FAISS HNSW, 6,000
+rows: ``ef`` 6,000 found all 67 rows a 1 % filter matched, ``ef`` 128 found 11). A walk ends when
+the graph is exhausted, so a smaller segment costs what a brute-force scan of it would."""
 MAX_GROUP_SIZE = 100
 """The largest ``group_size`` of a grouping search: Milvus Lite 3.2 answers a larger one with no
 rows at all, without an error (measured; Milvus 2.5's default ``maxGroupSize`` is lower still,
@@ -44,6 +55,9 @@ class Capabilities:
     version: str
     grouping: bool
     hybrid: bool
+    exact_ef: int = 0
+    """The HNSW ``ef`` that makes a filtered search return every matching row (0: the
+    configured ``ef`` is kept; a 2.x server walks its graph with the filter as a bitset)."""
 
 
 def parse_version(text: str) -> tuple[int, ...] | None:
@@ -56,7 +70,7 @@ def capabilities_of(version: str) -> Capabilities:
     """Grouping search with ``group_size`` and ``hybrid_search`` from a server version string
     (an unknown version is assumed to have neither: the client-side paths always work)."""
     if version.startswith("milvus_lite"):
-        return Capabilities(version, grouping=True, hybrid=True)
+        return Capabilities(version, grouping=True, hybrid=True, exact_ef=LITE_SEGMENT_ROWS)
     release = parse_version(version)
     if release is None:
         return Capabilities(version, grouping=False, hybrid=False)

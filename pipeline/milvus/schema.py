@@ -86,7 +86,8 @@ def search_params_for(settings: Settings, collection: str, limit: int) -> dict[s
     """The index search parameters of ``collection`` for a top-``limit`` search.
 
     ``collection_search_params[collection]`` overrides ``search_params`` key by key. HNSW's ``ef``
-    is raised to ``limit`` when below it (Milvus servers refuse ``ef < k``; Lite ignores it).
+    is raised to ``limit`` when below it (Milvus servers refuse ``ef < k``; Milvus Lite walks
+    its FAISS HNSW graph with it).
     """
     params = {**settings.search_params, **settings.collection_search_params.get(collection, {})}
     if "ef" in params:

@@ -578,8 +578,10 @@ class MilvusStore:
         """What this server can do for search, from its version (read once per connection)."""
         return capabilities_of(self.server_version())
 
-    def _search_params(self, collection: str, limit: int) -> dict[str, Any]:
+    def _search_params(self, collection: str, limit: int, exact: bool = False) -> dict[str, Any]:
         params = search_params_for(self._settings, collection, limit)  # HNSW needs ef >= limit
+        if exact and "ef" in params:
+            params["ef"] = max(int(params["ef"]), self.capabilities().exact_ef)
         return {"metric_type": self._settings.index_metric, "params": params}
 
     def search(
@@ -605,12 +607,15 @@ class MilvusStore:
         limit: int,
         group_by_url: int = 0,
         fields: Sequence[str] = OUTPUT_FIELDS,
+        exact: bool = False,
     ) -> list[SegmentHit]:
         """The nearest rows matching ``where``, best first.
 
         ``group_by_url=N`` asks for ``limit`` videos with at most N rows each (grouping search;
         only where ``capabilities().grouping``). ``fields``: the output fields (fewer are faster;
-        Milvus Lite spends about half a millisecond per returned row).
+        Milvus Lite spends about half a millisecond per returned row). ``exact``: every row the
+        filter matches is a candidate, however selective the filter (on Milvus Lite an HNSW
+        ``ef`` of ``capabilities().exact_ef``: the walk covers each segment, at that cost).
         """
         limit = max(1, min(limit, MAX_SEARCH_LIMIT))
         extra: dict[str, Any] = {}
@@ -624,7 +629,7 @@ class MilvusStore:
             filter=where.expression(),
             limit=limit,
             output_fields=list(fields),
-            search_params=self._search_params(collection, limit * max(1, group_by_url)),
+            search_params=self._search_params(collection, limit * max(1, group_by_url), exact),
             consistency_level=self._settings.search_consistency,
             **extra,
         )
@@ -641,15 +646,18 @@ class MilvusStore:
         ranker: str,
         limit: int,
         fields: Sequence[str] = OUTPUT_FIELDS,
+        exact: bool = False,
     ) -> list[SegmentHit]:
-        """One multi-request search fused by Milvus (``ranker``: "weighted" or "rrf")."""
+        """One multi-request search fused by Milvus (``ranker``: "weighted" or "rrf"); ``exact`` as
+        in :meth:`search_where`."""
         from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker  # noqa: PLC0415
 
         limit = max(1, min(limit, MAX_SEARCH_LIMIT))
         expression = where.expression()
         requests = [
             AnnSearchRequest(data=[np.asarray(v, dtype=np.float32).tolist()], anns_field="vector",
-                             param=self._search_params(collection, limit), limit=limit, expr=expression)
+                             param=self._search_params(collection, limit, exact), limit=limit,
+                             expr=expression)
             for v in vectors
         ]
         fuser = WeightedRanker(*weights) if ranker == "weighted" else RRFRanker()

@@ -16,10 +16,14 @@
 4. **Profiles**: each candidate video's nearest clip rows to every part, at most
    ``moment_window_segments`` per option and video whatever the video's length (per part, one
    grouping search per option, ``group_size`` = that many rows, where the server groups; else,
-   and for a video a grouped answer left out, one search per video; Milvus ``hybrid_search``
-   with a WeightedRanker or RRFRanker per option, over the same number of rows in all, when
-   ``search_fusion`` asks for it and the server has it). So a search reads the same number of
-   rows for a 4-hour video as for a 5-minute one.
+   and for a video an option's grouped answer left out, one search per video; Milvus
+   ``hybrid_search`` with a WeightedRanker or RRFRanker per option, over the same number of rows
+   in all, when ``search_fusion`` asks for it and the server has it). So a search reads the same
+   number of rows for a 4-hour video as for a 5-minute one. These searches are exact
+   (``MilvusStore.search_where(exact=True)``): their filter is selective, and Milvus Lite's HNSW
+   walk with the configured ``ef`` misses most rows such a filter matches once the background
+   build after a flush has indexed a segment (a video whose best rows were missed had their
+   scores imputed and lost its rank).
 5. **Fusion** (``fusion.py``): per segment, modality weights over its option rows, then part
    weights. **Moments** (``moments.py``): close-to-best adjacent segments stitched; videos are
    ranked by their best moment (or best segment without moments).
@@ -343,21 +347,30 @@ class Searcher:
 
     def _nearest_rows(self, vector: list[float], where: Filter, window: int) -> list[SegmentHit]:
         """Each of ``where.urls``' ``window`` rows per option nearest to ``vector``: one grouping
-        search per option where the server groups (a video it left out, and every video where the
-        server cannot group, gets a search of its own: a plain kNN over all of them would let one
-        video's rows crowd out another's)."""
+        search per option where the server groups (a video that option's answer left out, and
+        every video where the server cannot group, gets a search of its own: a plain kNN over all
+        of them would let one video's rows crowd out another's). Exact searches (``exact``):
+        the filter is selective, and Milvus Lite's HNSW walk with its default ``ef`` misses most
+        of the rows it matches (the missing scores were imputed: a video lost its rank)."""
+        if not self._store.capabilities().grouping or not where.options:
+            return self._per_video(vector, where, where.urls, window * max(1, len(where.options)))
         hits: list[SegmentHit] = []
-        if self._store.capabilities().grouping:
-            for option in where.options:
-                one = replace(where, options=(option,))
-                hits += self._store.search_where(self.collection, vector, one,
-                                                 limit=len(where.urls), group_by_url=window,
-                                                 fields=PROFILE_FIELDS)
-        seen = {h.url for h in hits}
-        per_option = max(1, len(where.options))
-        for url in (u for u in where.urls if u not in seen):
+        for option in where.options:
+            one = replace(where, options=(option,))
+            grouped = self._store.search_where(self.collection, vector, one, limit=len(one.urls),
+                                               group_by_url=window, fields=PROFILE_FIELDS,
+                                               exact=True)
+            seen = {h.url for h in grouped}
+            hits += grouped + self._per_video(vector, one, [u for u in one.urls if u not in seen],
+                                              window)
+        return hits
+
+    def _per_video(self, vector: list[float], where: Filter, urls: Sequence[str], limit: int
+                   ) -> list[SegmentHit]:
+        hits: list[SegmentHit] = []
+        for url in urls:
             hits += self._store.search_where(self.collection, vector, replace(where, urls=(url,)),
-                                             limit=window * per_option, fields=PROFILE_FIELDS)
+                                             limit=limit, fields=PROFILE_FIELDS, exact=True)
         return hits
 
     def _hybrid_scores(
@@ -372,7 +385,8 @@ class Searcher:
             one = Filter(categories=where.categories, options=(option,), scope=where.scope,
                          urls=where.urls)
             hits = self._store.hybrid_search(self.collection, [p.vector for p in parts], weights,
-                                             one, ranker=ranker, limit=limit, fields=PROFILE_FIELDS)
+                                             one, ranker=ranker, limit=limit, fields=PROFILE_FIELDS,
+                                             exact=True)
             for hit in hits:
                 table.add(_key(hit), hit.option, hit.score)
         return [table]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from milvus_lite.constants import MAX_SEGMENT_ROWS
 
 from pipeline.milvus.capabilities import (
+    LITE_SEGMENT_ROWS,
     capabilities_of,
     iterator_batch,
     parse_version,
@@ -35,6 +37,16 @@ def test_a_version_is_read_from_its_leading_numbers() -> None:
 def test_capabilities_follow_the_server_version(version: str, grouping: bool, hybrid: bool) -> None:
     caps = capabilities_of(version)
     assert (caps.version, caps.grouping, caps.hybrid) == (version, grouping, hybrid)
+
+
+def test_only_milvus_lite_needs_an_ef_over_its_largest_segment_for_an_exact_filtered_search() -> None:
+    assert capabilities_of("milvus_lite-3.2.2").exact_ef == LITE_SEGMENT_ROWS == 100_000
+    assert capabilities_of("v2.3.5-lite").exact_ef == 0
+    assert capabilities_of("v2.5.4").exact_ef == 0
+
+
+def test_the_exact_ef_covers_the_largest_segment_of_the_installed_milvus_lite() -> None:
+    assert LITE_SEGMENT_ROWS >= MAX_SEGMENT_ROWS
 
 
 def test_iterator_batches_keep_one_answer_under_the_message_budget() -> None:
