@@ -60,7 +60,7 @@ from pipeline.milvus.rows import SegmentHit
 from pipeline.milvus.store import MilvusStore
 from pipeline.search.fusion import PartScores, SegmentKey, fuse
 from pipeline.search.moments import ScoredSegment, best_segment, stitch
-from pipeline.search.query import Query, QueryPart, normalize_text
+from pipeline.search.query import MIN_SCORE_LOWEST, Query, QueryPart, normalize_text
 from pipeline.search.result_cache import ResultCache
 from pipeline.search.results import SearchResult, VideoHit, apply_floor, result_to_json
 from pipeline.segments import pack_vector, unpack_vector
@@ -146,7 +146,17 @@ class Searcher:
         return apply_floor(self._unfloored(query), self._floor(query))
 
     def _floor(self, query: Query) -> float:
-        return self._settings.search_min_score if query.min_score is None else query.min_score
+        if query.min_score is not None:
+            return query.min_score
+        return MIN_SCORE_LOWEST if self._ranks_only(query) else self._settings.search_min_score
+
+    def _ranks_only(self, query: Query) -> bool:
+        """A query whose parts Milvus fuses with RRFRanker scores ranks (at most about 2/61), not
+        similarities: the default relevance floor, a similarity, would hide every hit."""
+        if self._settings.search_fusion != "rrf" or query.like_url:
+            return False
+        weighted = [p for p in query.parts() if query.part_weight(p.kind) > 0]
+        return len(weighted) > 1 and self._store.capabilities().hybrid
 
     def _unfloored(self, query: Query) -> SearchResult:
         key = self._cache_key(query)

@@ -214,3 +214,21 @@ def test_the_setting_collapses_by_default_and_a_query_may_refuse(seeded: Setting
     default = [h.url for h in s.search(Query(text="dogs", top_k=4)).hits]
     refused = [h.url for h in s.search(Query(text="dogs", top_k=4, collapse_duplicates=False)).hits]
     assert len(set(default) & set(dogs)) == 1 and set(dogs) <= set(refused)
+
+
+def test_rrf_fusion_scores_ranks_so_the_default_relevance_floor_does_not_hide_its_hits(
+    seeded: Settings, redis_client, milvus_engine: str
+) -> None:
+    """RRFRanker answers ~1/(60 + rank): under the 0.25 similarity floor every hit would vanish."""
+    query = Query(text="dogs", image_url="https://i.example/p/ocean", top_k=4,
+                  weights={"text": 1, "image": 1})
+    floored = {"search_min_score": 0.25, "result_cache_ttl_s": 0}
+    rrf = seeded.model_copy(update={"search_fusion": "rrf", **floored})
+    fused = Searcher(rrf, redis_client, MilvusStore(rrf), Embedder()).search(query)
+    if milvus_engine == "lite":  # Milvus fuses by rank: every score is a rank, no floor applies
+        assert fused.hits and max(h.score for h in fused.hits) < 0.25
+        assert fused.min_score == -1.0 and fused.below_floor == 0
+    else:  # no hybrid search on 2.3.5: fused client-side, similarities, the floor applies
+        assert fused.min_score == 0.25
+    one_part = Searcher(rrf, redis_client, MilvusStore(rrf), Embedder()).search(Query(text="dogs"))
+    assert one_part.min_score == 0.25  # one part: plain similarities, the floor holds
